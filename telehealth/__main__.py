@@ -1,0 +1,5 @@
+"""Allows `python -m telehealth`."""
+
+from telehealth.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,271 @@
+"""The `telehealth` command: serve, migrate, create-user, check, audit verify."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import getpass
+import logging
+import os
+import ssl
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from telehealth import __version__
+from telehealth.config import ConfigError, Settings, finalize_secrets, load_settings
+from telehealth.domain import SPECIALTIES, Role, Title
+
+log = logging.getLogger("telehealth")
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", metavar="FILE", help="an extra TOML file read after config/default.toml")
+    parser.add_argument("--profile", metavar="NAME", help="a profile in config/ (e.g. test) read after the default")
+    parser.add_argument("--database-url", metavar="URL",
+                        help="records database (default: SQLite file in the data dir), "
+                             "e.g. postgresql+asyncpg://user@host/db")
+    parser.add_argument("--redis-url", metavar="URL",
+                        help="Redis for queue, presence and pub/sub between nodes (default: in-process broker)")
+    parser.add_argument("--data-dir", metavar="DIR", help="where the SQLite file and uploads live (default: ./data)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="telehealth",
+        description="Remote consultation server: clinics ask, specialists answer over video, "
+                    "and the referral record keeps what was advised.")
+    parser.add_argument("--version", action="version", version=f"telehealth {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    serve = sub.add_parser("serve", help="run the server",
+                           description="Run the server. With no options: SQLite file under the data dir and "
+                                       "the in-process broker, listening on 127.0.0.1:8080.")
+    _common(serve)
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port to listen on (default 8080)")
+    serve.add_argument("--demo", action="store_true",
+                       help="seed a demo medical alliance with accounts (once) and print the logins")
+    serve.add_argument("--tls-cert", metavar="FILE", help="serve HTTPS with this certificate chain")
+    serve.add_argument("--tls-key", metavar="FILE", help="the private key of --tls-cert")
+    serve.add_argument("--node-name", help="this node's name in logs (default host:port)")
+
+    migrate = sub.add_parser("migrate", help="create or upgrade the database schema",
+                             description="Apply the schema migrations to the configured database.")
+    _common(migrate)
+
+    create = sub.add_parser("create-user", help="add an account",
+                            description="Add an account. The password is asked for, or read from "
+                                        "TELEHEALTH_NEW_PASSWORD.")
+    _common(create)
+    create.add_argument("username")
+    create.add_argument("--role", required=True, choices=[r.value for r in Role])
+    create.add_argument("--name", required=True, help="display name")
+    create.add_argument("--organisation", help="organisation name (required except for system administrators)")
+    create.add_argument("--title", choices=[t.value for t in Title])
+    create.add_argument("--specialty", action="append", default=[], choices=list(SPECIALTIES),
+                        help="a specialty (repeat for several)")
+    create.add_argument("--language", default="zh_CN", choices=["zh_CN", "en"])
+    create.add_argument("--system-admin", action="store_true", help="an administrator who sees every alliance")
+
+    check = sub.add_parser("check", help="validate the configuration and reach the database and Redis",
+                           description="Load and validate the settings, connect to the database (and Redis when "
+                                       "configured), and print what was found. Exit status 1 on any problem.")
+    _common(check)
+
+    audit = sub.add_parser("audit", help="audit trail tools")
+    audit_sub = audit.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
+    verify = audit_sub.add_parser("verify", help="check the audit log's hash chain",
+                                  description="Recompute the hash chain of the audit log and report the first "
+                                              "broken link. Exit status 1 if the chain is broken.")
+    _common(verify)
+    return parser
+
+
+def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
+    overrides = {"database_url": args.database_url, "redis_url": args.redis_url, "data_dir": args.data_dir, **extra}
+    return load_settings(profile=args.profile, overrides=overrides, config_file=args.config)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=os.environ.get("TELEHEALTH_LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "serve":
+            return serve(args)
+        if args.command == "migrate":
+            return asyncio.run(_migrate(_settings(args)))
+        if args.command == "create-user":
+            return asyncio.run(_create_user(args, _settings(args)))
+        if args.command == "check":
+            return asyncio.run(_check(_settings(args)))
+        if args.command == "audit":
+            return asyncio.run(_audit_verify(_settings(args)))
+    except ConfigError as exc:
+        print(f"telehealth: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 2
+
+
+def serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from telehealth.records.seed import DEMO_PASSWORD, demo_logins
+    from telehealth.server.app import create_app
+
+    settings = _settings(args, host=args.host, port=args.port, demo=True if args.demo else None,
+                         node_name=args.node_name)
+    settings, notes = finalize_secrets(settings)
+    for note in notes:
+        log.warning("%s", note)
+    ssl_context = None
+    if args.tls_cert or args.tls_key:
+        if not (args.tls_cert and args.tls_key):
+            raise ConfigError("--tls-cert and --tls-key go together")
+        ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ssl_context.load_cert_chain(args.tls_cert, args.tls_key)
+    app = create_app(settings)
+    scheme = "https" if ssl_context else "http"
+    shown_host = "localhost" if settings.host in ("127.0.0.1", "0.0.0.0", "::") else settings.host
+
+    async def announce(_app: web.Application) -> None:
+        lines = [f"telehealth {__version__} listening on {scheme}://{shown_host}:{settings.port}/",
+                 f"records: {'SQLite file in ' + settings.data_dir if settings.uses_embedded_database and not settings.database_url else 'configured database'}; "
+                 f"broker: {'Redis' if settings.redis_url else 'in-process'}"]
+        if settings.demo:
+            lines.append(f"demo logins (password for all: {DEMO_PASSWORD}):")
+            lines.extend(f"  {user:<18} {what}" for user, what in demo_logins())
+        print("\n".join(lines), flush=True)
+
+    app.on_startup.append(announce)
+    web.run_app(app, host=settings.host, port=settings.port, ssl_context=ssl_context, print=None,
+                shutdown_timeout=10, access_log=None)
+    return 0
+
+
+async def _migrate(settings: Settings) -> int:
+    from telehealth.records.db import create_engine, migrate, schema_status
+
+    engine = create_engine(settings.effective_database_url)
+    try:
+        before, _ = await schema_status(engine)
+        await migrate(engine)
+        after, _ = await schema_status(engine)
+    finally:
+        await engine.dispose()
+    print(f"schema: {before or 'empty'} -> {after}")
+    return 0
+
+
+async def _create_user(args: argparse.Namespace, settings: Settings) -> int:
+    from telehealth.accounts import MIN_PASSWORD_LENGTH, hash_password_async
+    from telehealth.errors import TelehealthError
+    from telehealth.records.db import create_engine, migrate
+    from telehealth.records.store import Store
+
+    role = Role(args.role)
+    if role is Role.specialist and (not args.specialty or not args.title):
+        print("telehealth: a specialist needs --title and at least one --specialty", file=sys.stderr)
+        return 2
+    if not args.organisation and not (role is Role.admin and args.system_admin):
+        print("telehealth: --organisation is required (except for --system-admin administrators)", file=sys.stderr)
+        return 2
+    password = os.environ.get("TELEHEALTH_NEW_PASSWORD") or getpass.getpass(f"password for {args.username}: ")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        print(f"telehealth: the password must have at least {MIN_PASSWORD_LENGTH} characters", file=sys.stderr)
+        return 2
+    engine = create_engine(settings.effective_database_url)
+    try:
+        await migrate(engine) if settings.uses_embedded_database else None
+        store = Store(engine)
+        org_id = None
+        if args.organisation:
+            org = await store.get_organisation_by_name(args.organisation)
+            if org is None:
+                names = ", ".join(o.name for o in await store.list_organisations()) or "none yet"
+                print(f"telehealth: no organisation named {args.organisation!r} (known: {names})", file=sys.stderr)
+                return 2
+            org_id = org.id
+        try:
+            user = await store.insert_user(
+                args.username, await hash_password_async(password), args.name, role, organisation_id=org_id,
+                now=dt.datetime.now(dt.UTC), title=Title(args.title) if args.title else None,
+                specialties=args.specialty, language=args.language, is_system_admin=args.system_admin)
+        except TelehealthError as exc:
+            print(f"telehealth: {exc.message}", file=sys.stderr)
+            return 1
+    finally:
+        await engine.dispose()
+    print(f"created {user.role.value} {user.username} (id {user.id})")
+    return 0
+
+
+async def _check(settings: Settings) -> int:
+    from telehealth.records.db import create_engine, schema_status
+
+    ok = True
+    print(f"configuration: ok (mode {settings.mode})")
+    try:
+        _, notes = finalize_secrets(settings)
+        for note in notes:
+            print(f"  note: {note}")
+    except ConfigError as exc:
+        print(f"secrets: MISSING: {exc}")
+        ok = False
+    url = settings.effective_database_url
+    shown = url.split("@")[-1] if "@" in url else url
+    engine = create_engine(url)
+    try:
+        current, head = await asyncio.wait_for(schema_status(engine), 10)
+        state = "up to date" if current == head else f"at {current or 'nothing'}, needs {head}: run telehealth migrate"
+        print(f"database: reachable ({shown}); schema {state}")
+        if current != head and not settings.uses_embedded_database:
+            ok = False
+    except Exception as exc:
+        print(f"database: UNREACHABLE ({shown}): {type(exc).__name__}: {exc}")
+        ok = False
+    finally:
+        await engine.dispose()
+    if settings.redis_url:
+        import redis.asyncio as aioredis
+
+        client = aioredis.from_url(settings.redis_url)
+        try:
+            info = await asyncio.wait_for(client.info("server"), 5)
+            print(f"redis: reachable ({settings.redis_url.split('@')[-1]}), version {info.get('redis_version')}")
+        except Exception as exc:
+            print(f"redis: UNREACHABLE ({settings.redis_url.split('@')[-1]}): {type(exc).__name__}")
+            ok = False
+        finally:
+            await client.aclose()
+    else:
+        print("broker: in-process (single node)")
+    ice = settings.ice
+    print(f"ice: {len(ice.stun_urls)} STUN URL(s), {len(ice.turn_urls)} TURN URL(s)"
+          + ("; TURN secret set" if ice.secret else ""))
+    print("ok" if ok else "problems found")
+    return 0 if ok else 1
+
+
+async def _audit_verify(settings: Settings) -> int:
+    from telehealth.records.db import create_engine
+    from telehealth.records.store import Store
+
+    engine = create_engine(settings.effective_database_url)
+    try:
+        checked, broken = await Store(engine).verify_audit_chain()
+    finally:
+        await engine.dispose()
+    if broken is None:
+        print(f"audit chain intact: {checked} entries")
+        return 0
+    print(f"audit chain BROKEN at entry {broken} (after {checked} good entries)")
+    return 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,325 @@
+"""Settings: read once from TOML, overridden by TELEHEALTH_* variables, validated, frozen."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
+ENV_PREFIX = "TELEHEALTH_"
+MODES = ("development", "production", "test")
+# Read separately (secrets) or by other parts (profile, log level, a new user's password).
+SPECIAL_VARIABLES = frozenset({"TELEHEALTH_PROFILE", "TELEHEALTH_SECRET_KEY", "TELEHEALTH_TURN__SECRET",
+                               "TELEHEALTH_ICE__SECRET", "TELEHEALTH_LOG_LEVEL", "TELEHEALTH_NEW_PASSWORD"})
+
+
+class ConfigError(Exception):
+    """A setting is missing or has a value the server cannot use."""
+
+
+@dataclass(frozen=True)
+class SecuritySettings:
+    session_ttl_s: int = 43200
+    login_attempts: int = 5
+    login_window_s: int = 300
+    cookie_secure: str = "auto"
+
+    def __post_init__(self) -> None:
+        _positive(self, "session_ttl_s", "login_attempts", "login_window_s")
+        if self.cookie_secure not in ("auto", "true", "false"):
+            raise ConfigError("security.cookie_secure must be auto, true or false")
+
+
+@dataclass(frozen=True)
+class MatchingSettings:
+    ring_timeout_s: float = 30
+    named_specialist_window_s: float = 120
+    widen_after_s: float = 180
+    head_start_emergency_s: float = 3600
+    head_start_urgent_s: float = 900
+    head_start_routine_s: float = 0
+    sla_emergency_s: float = 600
+    sla_urgent_s: float = 3600
+    sla_routine_s: float = 14400
+    presence_ttl_s: float = 45
+    sweep_interval_s: float = 1.0
+
+    def __post_init__(self) -> None:
+        _positive(self, "ring_timeout_s", "presence_ttl_s", "sweep_interval_s",
+                  "sla_emergency_s", "sla_urgent_s", "sla_routine_s")
+        if not (self.head_start_emergency_s >= self.head_start_urgent_s >= self.head_start_routine_s >= 0):
+            raise ConfigError("matching head starts must satisfy emergency >= urgent >= routine >= 0")
+
+    def head_start(self, urgency: str) -> float:
+        return float(getattr(self, f"head_start_{urgency}_s"))
+
+    def sla(self, urgency: str) -> float:
+        return float(getattr(self, f"sla_{urgency}_s"))
+
+
+@dataclass(frozen=True)
+class SignalingSettings:
+    max_message_bytes: int = 65536
+    send_queue_size: int = 256
+    rate_per_s: float = 50
+    rate_burst: int = 200
+    heartbeat_s: float = 20
+    auth_timeout_s: float = 10
+    reconnect_grace_s: float = 60
+
+    def __post_init__(self) -> None:
+        _positive(self, "max_message_bytes", "send_queue_size", "rate_per_s", "rate_burst",
+                  "heartbeat_s", "auth_timeout_s", "reconnect_grace_s")
+
+
+@dataclass(frozen=True)
+class IceSettings:
+    stun_urls: tuple[str, ...] = ()
+    turn_urls: tuple[str, ...] = ()
+    turn_ttl_s: int = 3600
+    secret: str = ""
+
+    def __post_init__(self) -> None:
+        _positive(self, "turn_ttl_s")
+        for url in self.stun_urls:
+            if not url.startswith(("stun:", "stuns:")):
+                raise ConfigError(f"ice.stun_urls: {url!r} is not a stun: or stuns: URL")
+        for url in self.turn_urls:
+            if not url.startswith(("turn:", "turns:")):
+                raise ConfigError(f"ice.turn_urls: {url!r} is not a turn: or turns: URL")
+
+
+@dataclass(frozen=True)
+class UploadSettings:
+    max_bytes: int = 20 * 1024 * 1024
+
+    def __post_init__(self) -> None:
+        _positive(self, "max_bytes")
+
+
+@dataclass(frozen=True)
+class Settings:
+    mode: str = "development"
+    host: str = "127.0.0.1"
+    port: int = 8080
+    data_dir: str = "data"
+    database_url: str = ""
+    redis_url: str = ""
+    allowed_origins: tuple[str, ...] = ()
+    default_language: str = "zh_CN"
+    node_name: str = ""
+    secret_key: str = ""
+    demo: bool = False
+    security: SecuritySettings = field(default_factory=SecuritySettings)
+    matching: MatchingSettings = field(default_factory=MatchingSettings)
+    signaling: SignalingSettings = field(default_factory=SignalingSettings)
+    ice: IceSettings = field(default_factory=IceSettings)
+    uploads: UploadSettings = field(default_factory=UploadSettings)
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ConfigError(f"mode must be one of {', '.join(MODES)}, not {self.mode!r}")
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"port {self.port} is out of range")
+        if self.default_language not in ("zh_CN", "en"):
+            raise ConfigError("default_language must be zh_CN or en")
+        if self.database_url and not self.database_url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ConfigError("database_url must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigError("redis_url must start with redis://, rediss:// or unix://")
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{Path(self.data_dir).resolve() / 'telehealth.sqlite3'}"
+
+    @property
+    def uses_embedded_database(self) -> bool:
+        return not self.database_url or self.database_url.startswith("sqlite")
+
+    @property
+    def cookie_secure(self) -> bool:
+        if self.security.cookie_secure == "auto":
+            return self.mode == "production"
+        return self.security.cookie_secure == "true"
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+def _positive(obj: object, *names: str) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        if value <= 0:
+            section = type(obj).__name__.removesuffix("Settings").lower()
+            raise ConfigError(f"{section}.{name} must be greater than 0, not {value}")
+
+
+def _coerce(value: Any, annotation: Any, where: str) -> Any:
+    """Turn a TOML or environment value into the field's declared type, or explain why not."""
+    origin = typing.get_origin(annotation)
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            return value.lower() in ("1", "true", "yes", "on")
+        raise ConfigError(f"{where}: expected true or false, got {value!r}")
+    if annotation is int:
+        try:
+            if isinstance(value, bool):
+                raise ValueError
+            return int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected a whole number, got {value!r}") from None
+    if annotation is float:
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+    if annotation is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected text, got {value!r}")
+        return value
+    if origin is tuple:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        return tuple(str(item) for item in value)
+    if isinstance(origin, type) and issubclass(origin, types.UnionType):  # pragma: no cover
+        return value
+    raise ConfigError(f"{where}: unsupported setting type {annotation!r}")
+
+
+def _build(cls: type[Any], data: Mapping[str, Any], where: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(data) - known
+    if unknown:
+        raise ConfigError(f"unknown setting(s) in {where or 'top level'}: {', '.join(sorted(unknown))}")
+    kwargs: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in data:
+            continue
+        hint = hints[f.name]
+        path = f"{where}.{f.name}" if where else f.name
+        if dataclasses.is_dataclass(hint):
+            if not isinstance(data[f.name], Mapping):
+                raise ConfigError(f"{path} must be a section")
+            kwargs[f.name] = _build(typing.cast(type[Any], hint), data[f.name], path)
+        else:
+            kwargs[f.name] = _coerce(data[f.name], hint, path)
+    return cls(**kwargs)
+
+
+def _merge(base: dict[str, Any], extra: Mapping[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), dict):
+            merged[key] = _merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def _read_secret(env: Mapping[str, str], name: str) -> str | None:
+    if name in env:
+        return env[name]
+    file_name = env.get(f"{name}_FILE")
+    if file_name:
+        try:
+            return Path(file_name).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"{name}_FILE: cannot read {file_name}: {exc.strerror}") from None
+    return None
+
+
+def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
+    sections = {"security", "matching", "signaling", "ice", "uploads"}
+    data: dict[str, Any] = {}
+    for key, value in env.items():
+        if not key.startswith(ENV_PREFIX) or key.endswith("_FILE") or key in SPECIAL_VARIABLES:
+            continue
+        name = key[len(ENV_PREFIX):].lower()
+        if name.startswith("test_"):
+            continue  # variables for the test suite, not for the server
+        if "__" in name:
+            section, _, sub = name.partition("__")
+            if section not in sections:
+                raise ConfigError(f"{key}: there is no settings section {section!r}")
+            data.setdefault(section, {})[sub] = value
+        else:
+            data[name] = value
+    return data
+
+
+def load_settings(
+    profile: str | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+    config_file: str | Path | None = None,
+) -> Settings:
+    """Read config/default.toml, then a profile file, then TELEHEALTH_* variables, then explicit overrides."""
+    env = os.environ if env is None else env
+    data: dict[str, Any] = {}
+    files = [CONFIG_DIR / "default.toml"]
+    profile = profile or env.get("TELEHEALTH_PROFILE")
+    if profile:
+        files.append(CONFIG_DIR / f"{profile}.toml")
+    if config_file:
+        files.append(Path(config_file))
+    for path in files:
+        if not path.exists():
+            if path == CONFIG_DIR / "default.toml":
+                continue  # an installed package without the config folder runs on the built-in defaults
+            raise ConfigError(f"config file {path} does not exist")
+        try:
+            data = _merge(data, tomllib.loads(path.read_text(encoding="utf-8")))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+    data = _merge(data, _env_overrides(env))
+    secret = _read_secret(env, "TELEHEALTH_SECRET_KEY")
+    if secret is not None:
+        data["secret_key"] = secret
+    turn_secret = _read_secret(env, "TELEHEALTH_TURN__SECRET")
+    if turn_secret is None:
+        turn_secret = _read_secret(env, "TELEHEALTH_ICE__SECRET")
+    if turn_secret is not None:
+        data.setdefault("ice", {})["secret"] = turn_secret
+    if overrides:
+        data = _merge(data, {k: v for k, v in overrides.items() if v is not None})
+    return typing.cast(Settings, _build(Settings, data, ""))
+
+
+def finalize_secrets(settings: Settings) -> tuple[Settings, list[str]]:
+    """Check that secrets exist; outside production, make up the missing ones and say so."""
+    notes: list[str] = []
+    if settings.secret_key and len(settings.secret_key) < 16:
+        raise ConfigError("TELEHEALTH_SECRET_KEY must be at least 16 characters long")
+    if settings.mode == "production":
+        if not settings.secret_key:
+            raise ConfigError(
+                "production mode needs a secret key: set TELEHEALTH_SECRET_KEY "
+                "(or TELEHEALTH_SECRET_KEY_FILE) to a long random string")
+        if settings.ice.turn_urls and not settings.ice.secret:
+            raise ConfigError(
+                "ice.turn_urls is set but the TURN shared secret is missing: set TELEHEALTH_TURN__SECRET "
+                "to coturn's static-auth-secret")
+        return settings, notes
+    if not settings.secret_key:
+        settings = settings.with_overrides(secret_key=secrets.token_urlsafe(32))
+        notes.append("no TELEHEALTH_SECRET_KEY set: generated a random one for this run "
+                     "(sessions end when the server restarts)")
+    if settings.ice.turn_urls and not settings.ice.secret:
+        raise ConfigError("ice.turn_urls is set but the TURN shared secret is missing: "
+                          "set TELEHEALTH_TURN__SECRET to coturn's static-auth-secret")
+    return settings, notes

@@ -1,0 +1,141 @@
+"""The project's vocabulary: roles, titles, urgency, consultation states and their legal transitions."""
+
+from __future__ import annotations
+
+import enum
+
+from telehealth.errors import ErrorCode, TelehealthError
+
+
+class Role(enum.StrEnum):
+    clinic_doctor = "clinic_doctor"
+    specialist = "specialist"
+    admin = "admin"
+
+
+class Title(enum.StrEnum):
+    """Professional titles in rising seniority (医师, 主治医师, 副主任医师, 主任医师)."""
+
+    resident = "resident"
+    attending = "attending"
+    associate_chief = "associate_chief"
+    chief = "chief"
+
+    @property
+    def rank(self) -> int:
+        return _TITLE_RANK[self]
+
+
+_TITLE_RANK = {Title.resident: 0, Title.attending: 1, Title.associate_chief: 2, Title.chief: 3}
+
+
+class OrgLevel(enum.StrEnum):
+    village_clinic = "village_clinic"
+    township_centre = "township_centre"
+    county_hospital = "county_hospital"
+    city_hospital = "city_hospital"
+
+    @property
+    def is_hospital(self) -> bool:
+        return self in (OrgLevel.county_hospital, OrgLevel.city_hospital)
+
+
+class Urgency(enum.StrEnum):
+    emergency = "emergency"
+    urgent = "urgent"
+    routine = "routine"
+
+    @property
+    def rank(self) -> int:
+        """0 is the most urgent."""
+        return _URGENCY_RANK[self]
+
+
+_URGENCY_RANK = {Urgency.emergency: 0, Urgency.urgent: 1, Urgency.routine: 2}
+
+
+SPECIALTIES: tuple[str, ...] = (
+    "cardiology",
+    "paediatrics",
+    "neurology",
+    "internal_medicine",
+    "dermatology",
+    "obstetrics",
+    "general_surgery",
+)
+
+
+class Presence(enum.StrEnum):
+    available = "available"
+    busy = "busy"
+    away = "away"
+
+
+class ConsultationState(enum.StrEnum):
+    requested = "requested"
+    queued = "queued"
+    offered = "offered"
+    accepted = "accepted"
+    in_call = "in_call"
+    ended = "ended"
+    signed = "signed"
+    closed = "closed"
+    cancelled = "cancelled"
+    expired = "expired"
+
+    @property
+    def is_waiting(self) -> bool:
+        return self in (ConsultationState.queued, ConsultationState.offered)
+
+    @property
+    def is_final(self) -> bool:
+        return self in (ConsultationState.closed, ConsultationState.cancelled)
+
+
+S = ConsultationState
+
+# Every legal move of a consultation. Anything else is an error naming what was expected.
+TRANSITIONS: dict[ConsultationState, frozenset[ConsultationState]] = {
+    S.requested: frozenset({S.queued, S.cancelled}),
+    # queued -> accepted: a specialist took it from the queue (pull) without a ring.
+    S.queued: frozenset({S.offered, S.accepted, S.cancelled, S.expired}),
+    # offered -> queued: every ring was declined or timed out.
+    S.offered: frozenset({S.queued, S.accepted, S.cancelled, S.expired}),
+    # accepted -> queued: the specialist gave it back; accepted -> ended: answered in writing
+    # without a call (store-and-forward).
+    S.accepted: frozenset({S.in_call, S.queued, S.ended, S.cancelled}),
+    # in_call -> accepted: the call dropped and nobody came back within the grace period; the
+    # two can join a new session, or the specialist can give it back to the queue.
+    S.in_call: frozenset({S.ended, S.accepted}),
+    S.ended: frozenset({S.signed, S.in_call}),
+    S.signed: frozenset({S.closed}),
+    S.closed: frozenset(),
+    S.cancelled: frozenset(),
+    # expired -> queued: the clinic re-queued it.
+    S.expired: frozenset({S.queued, S.cancelled}),
+}
+
+
+def check_transition(current: ConsultationState, target: ConsultationState) -> None:
+    """Raise unless a consultation in `current` may move to `target`."""
+    allowed = TRANSITIONS[current]
+    if target not in allowed:
+        expected = ", ".join(sorted(allowed)) or "nothing (final state)"
+        raise TelehealthError(
+            ErrorCode.invalid_transition,
+            f"a consultation in state {current} cannot become {target}; from {current} it may become: {expected}",
+        )
+
+
+class EndReason(enum.StrEnum):
+    hangup = "hangup"
+    network = "network"
+    timeout = "timeout"
+    server_shutdown = "server_shutdown"
+
+
+class DeclineReason(enum.StrEnum):
+    outside_specialty = "outside_specialty"
+    busy_with_patient = "busy_with_patient"
+    needs_senior = "needs_senior"
+    other = "other"

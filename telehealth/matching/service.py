@@ -1,0 +1,478 @@
+"""The matcher: turns requests, presence changes, accepts, declines and timers into offers and claims.
+
+The store is written first for every state change; the broker decides races. Notifications go out as
+JSON on broker channels (`user:<id>`, `queue:<specialty>`), which the signaling hub forwards to the
+WebSocket connections on whichever node holds them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import logging
+import statistics
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from telehealth.config import MatchingSettings
+from telehealth.domain import ConsultationState, DeclineReason, Presence, Role, Urgency
+from telehealth.errors import ErrorCode, TelehealthError
+from telehealth.matching.broker import Broker, ClaimOutcome, LiveState, QueueEntry, SpecialistPresence
+from telehealth.matching.rules import build_entry, eligible, pick_entry, rank_specialists
+from telehealth.records.models import Consultation, NewConsultation, User
+from telehealth.records.store import Store
+
+log = logging.getLogger("telehealth.matching")
+
+S = ConsultationState
+PICK_WINDOW = 200
+CLAIM_RETRIES = 8
+
+
+def user_channel(user_id: int) -> str:
+    return f"user:{user_id}"
+
+
+def queue_channel(specialty: str) -> str:
+    return f"queue:{specialty}"
+
+
+def encode_event(event: str, data: dict[str, Any]) -> bytes:
+    return json.dumps({"event": event, "data": data}, separators=(",", ":"), default=str).encode()
+
+
+def _utc(ts: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ts, dt.UTC)
+
+
+@dataclass(frozen=True)
+class QueueStatus:
+    consultation_id: int
+    state: str
+    position: int | None
+    estimated_wait_s: float | None
+
+
+class Matcher:
+    """One per node. Every public method is safe to call concurrently and from any node."""
+
+    def __init__(self, store: Store, broker: Broker, settings: MatchingSettings,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.broker = broker
+        self.settings = settings
+        self.clock = clock
+        self._service_interval: dict[str, tuple[float, float | None]] = {}
+        self._partners: dict[int, tuple[float, frozenset[int], frozenset[int]]] = {}
+        self.offer_latency_observer: Callable[[float], None] | None = None
+        # When the live queue was last rebuilt from the store (0: never on this node).
+        self.rebuilt_at = 0.0
+
+    # -- helpers --------------------------------------------------------------------------------
+
+    async def _emit(self, channel: str, event: str, data: dict[str, Any]) -> None:
+        try:
+            await self.broker.publish(channel, encode_event(event, data))
+        except Exception:  # a lost notification is repaired by the next refresh; never fail the caller
+            log.warning("could not publish %s on %s", event, channel, exc_info=True)
+
+    async def _partner_orgs(self, clinic_org_id: int, now: float) -> tuple[frozenset[int], frozenset[int]]:
+        cached = self._partners.get(clinic_org_id)
+        if cached and cached[0] > now:
+            return cached[1], cached[2]
+        primary, partners = await self.store.get_partner_hospitals(clinic_org_id, _utc(now))
+        result = (frozenset(primary), frozenset(partners))
+        self._partners[clinic_org_id] = (now + 30.0, *result)
+        return result
+
+    def forget_agreements(self) -> None:
+        """Agreements changed: re-read them for the next request."""
+        self._partners.clear()
+
+    async def entry_for(self, consultation: Consultation, enqueued_at: float) -> QueueEntry:
+        primary, partners = await self._partner_orgs(consultation.clinic_org_id, enqueued_at)
+        return build_entry(consultation, enqueued_at=enqueued_at, primary_org_ids=primary,
+                           partner_org_ids=partners, settings=self.settings)
+
+    @staticmethod
+    def presence_for(user: User, status: Presence, idle_since: float, node: str) -> SpecialistPresence:
+        return SpecialistPresence(
+            user_id=user.id, status=status.value, specialties=user.specialties, org_id=user.organisation_id or 0,
+            title_rank=user.title.rank if user.title else 0, idle_since=idle_since, node=node)
+
+    # -- clinic side ----------------------------------------------------------------------------
+
+    async def submit(self, request: NewConsultation, doctor: User) -> Consultation:
+        """Record a clinic's request and queue it if consent is recorded (it cannot be queued before)."""
+        if doctor.role is not Role.clinic_doctor or doctor.organisation_id is None:
+            raise TelehealthError(ErrorCode.forbidden, "only a clinic doctor of an institution can ask for a "
+                                                       "consultation")
+        now = self.clock()
+        consultation = await self.store.insert_consultation(request, clinic_org_id=doctor.organisation_id,
+                                                            doctor_id=doctor.id, now=_utc(now))
+        if consultation.consent_by:
+            consultation = await self.enqueue(consultation, actor_id=doctor.id)
+        return consultation
+
+    async def record_consent(self, consultation: Consultation, actor: User, by: str, name: str,
+                             relation: str | None) -> Consultation:
+        if consultation.state is not S.requested:
+            raise TelehealthError(ErrorCode.invalid_transition, "consent is recorded before the request is queued")
+        consultation = await self.store.transition_consultation(
+            consultation.id, S.queued, actor_id=actor.id, now=_utc(self.clock()), expected=[S.requested],
+            consent=(by, name, relation), event_kind="consent_recorded",
+            event_data={"consent_by": by})
+        return await self._queue_live(consultation)
+
+    async def enqueue(self, consultation: Consultation, *, actor_id: int | None) -> Consultation:
+        """requested/expired -> queued, then into the broker and out to the best idle specialist."""
+        if not consultation.consent_by:
+            raise TelehealthError(ErrorCode.consent_required,
+                                  "record the patient's written consent before the request is queued")
+        consultation = await self.store.transition_consultation(
+            consultation.id, S.queued, actor_id=actor_id, now=_utc(self.clock()),
+            expected=[S.requested, S.expired])
+        return await self._queue_live(consultation)
+
+    async def _queue_live(self, consultation: Consultation) -> Consultation:
+        now = self.clock()
+        entry = await self.entry_for(consultation, now)
+        await self.broker.enqueue(entry)
+        await self._emit(queue_channel(entry.specialty), "queue_changed", {"specialty": entry.specialty})
+        await self.dispatch(entry)
+        return consultation
+
+    async def cancel(self, consultation_id: int, actor: User) -> Consultation:
+        consultation = await self._get(consultation_id)
+        if actor.role is Role.clinic_doctor and consultation.clinic_org_id != actor.organisation_id:
+            raise TelehealthError(ErrorCode.forbidden, "this consultation belongs to another institution")
+        live = await self.broker.remove(consultation_id)
+        try:
+            consultation = await self.store.transition_consultation(
+                consultation_id, S.cancelled, actor_id=actor.id, now=_utc(self.clock()),
+                expected=[S.requested, S.queued, S.offered, S.expired, S.accepted])
+        except TelehealthError:
+            if live is not None and live.state is not LiveState.claimed:
+                await self.broker.enqueue(live.entry)  # the store refused: keep it waiting as it was
+            raise
+        if live is not None:
+            for uid in live.ringing:
+                await self._emit(user_channel(uid), "offer_withdrawn",
+                                 {"consultation_id": consultation_id, "reason": "cancelled"})
+            await self._emit(queue_channel(live.entry.specialty), "queue_changed",
+                             {"specialty": live.entry.specialty})
+        if consultation.assigned_specialist_id:
+            await self._emit(user_channel(consultation.assigned_specialist_id), "consultation_state",
+                             {"consultation_id": consultation_id, "state": S.cancelled.value})
+        return consultation
+
+    async def status(self, consultation: Consultation) -> QueueStatus:
+        position = await self.broker.queue_position(consultation.id) if consultation.state.is_waiting else None
+        estimate = None
+        if position is not None:
+            interval = await self._accept_interval(consultation.specialty)
+            estimate = round(position * interval, 1) if interval is not None else None
+        return QueueStatus(consultation.id, consultation.state.value, position, estimate)
+
+    async def _accept_interval(self, specialty: str) -> float | None:
+        """Seconds between accepts in a specialty lately: position × this estimates the wait."""
+        now = self.clock()
+        cached = self._service_interval.get(specialty)
+        if cached and cached[0] > now:
+            return cached[1]
+        waits = await self.store.get_recent_service_times(specialty, limit=30)
+        value = statistics.median(waits) if waits else None
+        self._service_interval[specialty] = (now + 10.0, value)
+        return value
+
+    # -- specialist side ------------------------------------------------------------------------
+
+    async def set_presence(self, user: User, status: Presence, node: str) -> SpecialistPresence:
+        if user.role is not Role.specialist:
+            raise TelehealthError(ErrorCode.forbidden, "only specialists have a presence")
+        now = self.clock()
+        previous = await self.broker.get_presence(user.id)
+        idle_since = previous.idle_since if previous and previous.status == status.value else now
+        presence = self.presence_for(user, status, idle_since, node)
+        await self.broker.set_presence(presence, self.settings.presence_ttl_s)
+        if status is Presence.available:
+            await self.offer_to_specialist(presence)
+        return presence
+
+    async def offer_to_specialist(self, presence: SpecialistPresence) -> int | None:
+        """A specialist became free: ring them for the best request they may take, if any."""
+        now = self.clock()
+        for _ in range(CLAIM_RETRIES):
+            best: QueueEntry | None = None
+            for specialty in presence.specialties:
+                head = await self.broker.queue_head(specialty, PICK_WINDOW)
+                candidate = pick_entry(head, presence, now)
+                if candidate and (best is None or (candidate.score, candidate.consultation_id)
+                                  < (best.score, best.consultation_id)):
+                    best = candidate
+            if best is None:
+                return None
+            if await self._ring(best, [presence.user_id], now):
+                return best.consultation_id
+            current = await self.broker.get_presence(presence.user_id)
+            if current is None or current.status != Presence.available.value or current.ringing is not None:
+                return None
+        return None
+
+    async def dispatch(self, entry: QueueEntry) -> list[int]:
+        """Ring the best idle eligible specialist for a queued request (all of them for an emergency)."""
+        now = self.clock()
+        for _ in range(CLAIM_RETRIES):
+            candidates = await self.broker.available_specialists(entry.specialty)
+            ranked = rank_specialists(entry, candidates, now)
+            if not ranked:
+                return []
+            targets = [p.user_id for p in ranked] if entry.urgency == Urgency.emergency.value else [ranked[0].user_id]
+            rung = await self._ring(entry, targets, now)
+            if rung:
+                return rung
+            live = await self.broker.get(entry.consultation_id)
+            if live is None or live.state is not LiveState.queued:
+                return []
+        return []
+
+    async def _ring(self, entry: QueueEntry, specialist_ids: list[int], now: float) -> list[int]:
+        deadline = now + self.settings.ring_timeout_s
+        rung = await self.broker.offer(entry.consultation_id, specialist_ids, deadline)
+        if not rung:
+            return []
+        try:
+            consultation = await self.store.transition_consultation(
+                entry.consultation_id, S.offered, actor_id=None, now=_utc(now), expected=[S.queued],
+                event_kind="offered", event_data={"specialists": rung})
+        except TelehealthError as exc:
+            # The store moved on (cancelled elsewhere): take the ring back.
+            log.info("offer of %s dropped: %s", entry.consultation_id, exc.code)
+            for uid in rung:
+                await self.broker.release_offer(entry.consultation_id, uid)
+            return []
+        summary = await self._offer_summary(consultation, entry, deadline)
+        for uid in rung:
+            await self._emit(user_channel(uid), "offer", summary)
+        if self.offer_latency_observer is not None:
+            self.offer_latency_observer(self.clock() - entry.enqueued_at)
+        await self._emit(queue_channel(entry.specialty), "queue_changed", {"specialty": entry.specialty})
+        return rung
+
+    async def _offer_summary(self, consultation: Consultation, entry: QueueEntry, deadline: float) -> dict[str, Any]:
+        clinic = await self.store.get_organisation(consultation.clinic_org_id)
+        return {
+            "consultation_id": consultation.id, "specialty": consultation.specialty,
+            "urgency": consultation.urgency.value, "complex_case": consultation.complex_case,
+            "clinic": clinic.name if clinic else "", "clinic_zh": clinic.name_zh if clinic else "",
+            "chief_complaint": consultation.chief_complaint, "waiting_since": entry.enqueued_at,
+            "deadline": deadline, "ring_timeout_s": self.settings.ring_timeout_s,
+        }
+
+    async def accept(self, consultation_id: int, specialist: User) -> Consultation:
+        outcome = await self.broker.accept(consultation_id, specialist.id)
+        if outcome is not ClaimOutcome.won:
+            raise self._claim_error(outcome)
+        return await self._record_claim(consultation_id, specialist, via="accept")
+
+    async def take(self, consultation_id: int, specialist: User) -> Consultation:
+        """Pull one particular request from the queue."""
+        live = await self.broker.get(consultation_id)
+        if live is None:
+            raise TelehealthError(ErrorCode.offer_gone, "this request is no longer waiting")
+        presence = self.presence_for(specialist, Presence.available, 0.0, "")
+        if not eligible(live.entry, presence, self.clock()):
+            raise TelehealthError(ErrorCode.not_eligible, "you may not take this request (specialty, alliance, "
+                                                          "title or a named colleague)")
+        outcome = await self.broker.claim(consultation_id, specialist.id)
+        if outcome is not ClaimOutcome.won:
+            raise self._claim_error(outcome)
+        return await self._record_claim(consultation_id, specialist, via="take")
+
+    async def take_next(self, specialist: User) -> Consultation | None:
+        """Pull the best request this specialist may take; None if there is none."""
+        presence = self.presence_for(specialist, Presence.available, 0.0, "")
+        tried: set[int] = set()
+        for _ in range(CLAIM_RETRIES):
+            now = self.clock()
+            best: QueueEntry | None = None
+            for specialty in specialist.specialties:
+                head = await self.broker.queue_head(specialty, PICK_WINDOW)
+                candidate = pick_entry(head, presence, now, exclude=tried)
+                if candidate and (best is None or (candidate.score, candidate.consultation_id)
+                                  < (best.score, best.consultation_id)):
+                    best = candidate
+            if best is None:
+                return None
+            outcome = await self.broker.claim(best.consultation_id, specialist.id)
+            if outcome is ClaimOutcome.won:
+                return await self._record_claim(best.consultation_id, specialist, via="take_next")
+            tried.add(best.consultation_id)
+        return None
+
+    def _claim_error(self, outcome: ClaimOutcome) -> TelehealthError:
+        if outcome is ClaimOutcome.not_offered:
+            return TelehealthError(ErrorCode.not_eligible, "this request is not being offered to you")
+        return TelehealthError(ErrorCode.already_claimed, "another specialist has already taken this request, "
+                                                          "or it was cancelled")
+
+    async def _record_claim(self, consultation_id: int, specialist: User, via: str) -> Consultation:
+        now = self.clock()
+        live = await self.broker.get(consultation_id)
+        try:
+            consultation = await self.store.transition_consultation(
+                consultation_id, S.accepted, actor_id=specialist.id, now=_utc(now),
+                expected=[S.queued, S.offered], assigned_specialist_id=specialist.id,
+                event_kind="accepted", event_data={"via": via})
+        except TelehealthError:
+            # The broker said yes but the store says no (cancelled meanwhile): the store wins.
+            await self.broker.remove(consultation_id)
+            raise
+        await self.broker.remove(consultation_id)
+        presence = self.presence_for(specialist, Presence.busy, now, "")
+        await self.broker.set_presence(presence, self.settings.presence_ttl_s)
+        if live is not None:
+            for uid in live.ringing - {specialist.id}:
+                await self._emit(user_channel(uid), "offer_withdrawn",
+                                 {"consultation_id": consultation_id, "reason": "accepted_by_other"})
+            await self._emit(queue_channel(live.entry.specialty), "queue_changed",
+                             {"specialty": live.entry.specialty})
+        await self._emit(user_channel(consultation.requesting_doctor_id), "consultation_state", {
+            "consultation_id": consultation_id, "state": S.accepted.value,
+            "specialist": {"id": specialist.id, "name": specialist.display_name,
+                           "title": specialist.title.value if specialist.title else None}})
+        return consultation
+
+    async def decline(self, consultation_id: int, specialist: User, reason: DeclineReason,
+                      text: str = "") -> None:
+        await self._release_ring(consultation_id, specialist.id, kind="declined",
+                                 data={"reason": reason.value, **({"text": text[:500]} if text else {})},
+                                 actor_id=specialist.id)
+
+    async def give_back(self, consultation_id: int, specialist: User) -> Consultation:
+        """An accepted request goes back to the queue (before the call starts)."""
+        consultation = await self.store.transition_consultation(
+            consultation_id, S.queued, actor_id=specialist.id, now=_utc(self.clock()), expected=[S.accepted],
+            assigned_specialist_id=None, event_kind="given_back")
+        return await self._queue_live(consultation)
+
+    async def _release_ring(self, consultation_id: int, specialist_id: int, *, kind: str,
+                            data: dict[str, Any], actor_id: int | None) -> None:
+        outcome = await self.broker.release_offer(consultation_id, specialist_id)
+        if not outcome.released:
+            raise TelehealthError(ErrorCode.offer_gone, "this offer is no longer open")
+        now = self.clock()
+        await self.store.insert_event(consultation_id, kind, actor_id=actor_id, now=_utc(now),
+                                      data={"specialist": specialist_id, **data})
+        await self._emit(user_channel(specialist_id), "offer_withdrawn",
+                         {"consultation_id": consultation_id, "reason": kind})
+        if outcome.requeued and outcome.entry is not None:
+            try:
+                await self.store.transition_consultation(consultation_id, S.queued, actor_id=None, now=_utc(now),
+                                                         expected=[S.offered], event_kind="requeued")
+            except TelehealthError:
+                await self.broker.remove(consultation_id)
+                return
+            await self._emit(queue_channel(outcome.entry.specialty), "queue_changed",
+                             {"specialty": outcome.entry.specialty})
+            declined = await self._declined_by(consultation_id)
+            await self._dispatch_excluding(outcome.entry, declined)
+
+    async def _declined_by(self, consultation_id: int) -> set[int]:
+        events = await self.store.list_events(consultation_id)
+        return {int(e.data["specialist"]) for e in events if e.kind in ("declined", "ring_timeout")
+                and "specialist" in e.data}
+
+    async def _dispatch_excluding(self, entry: QueueEntry, exclude: Iterable[int]) -> None:
+        now = self.clock()
+        candidates = await self.broker.available_specialists(entry.specialty)
+        ranked = rank_specialists(entry, candidates, now, exclude=exclude)
+        if not ranked:
+            return
+        targets = [p.user_id for p in ranked] if entry.urgency == Urgency.emergency.value else [ranked[0].user_id]
+        await self._ring(entry, targets, now)
+
+    # -- timers ---------------------------------------------------------------------------------
+
+    async def sweep(self) -> None:
+        """Ring timeouts and missed service levels; any node may run it, each item is handled once."""
+        now = self.clock()
+        for consultation_id, specialists in await self.broker.due_offers(now):
+            for uid in specialists:
+                try:
+                    await self._release_ring(consultation_id, uid, kind="ring_timeout", data={}, actor_id=None)
+                except TelehealthError:
+                    continue  # another node got there first
+                # No answer to a ring: the specialist is probably away from the desk.
+                presence = await self.broker.get_presence(uid)
+                if presence is not None and presence.status == Presence.available.value:
+                    await self.broker.set_presence(
+                        SpecialistPresence(presence.user_id, Presence.away.value, presence.specialties,
+                                           presence.org_id, presence.title_rank, now, presence.node),
+                        self.settings.presence_ttl_s)
+                    await self._emit(user_channel(uid), "presence", {"status": Presence.away.value,
+                                                                     "reason": "ring_timeout"})
+        for consultation_id in await self.broker.due_expiries(now):
+            await self.expire(consultation_id)
+
+    async def expire(self, consultation_id: int) -> None:
+        live = await self.broker.remove(consultation_id)
+        if live is None:
+            return
+        try:
+            consultation = await self.store.transition_consultation(
+                consultation_id, S.expired, actor_id=None, now=_utc(self.clock()), expected=[S.queued, S.offered],
+                event_kind="expired", event_data={"reason": "sla"})
+        except TelehealthError:
+            return
+        for uid in live.ringing:
+            await self._emit(user_channel(uid), "offer_withdrawn",
+                             {"consultation_id": consultation_id, "reason": "expired"})
+        await self._emit(queue_channel(live.entry.specialty), "queue_changed", {"specialty": live.entry.specialty})
+        await self._emit(user_channel(consultation.requesting_doctor_id), "consultation_state", {
+            "consultation_id": consultation_id, "state": S.expired.value,
+            "reason": "no specialist answered within the service level for this urgency; you can queue it again"})
+
+    async def rebuild(self) -> int:
+        """Put every waiting consultation of the store back into an empty broker. Idempotent."""
+        waiting = await self.store.list_consultations(states=[S.queued, S.offered], limit=1_000_000)
+        count = 0
+        for consultation in reversed(waiting):
+            if consultation.state is S.offered:
+                try:
+                    consultation = await self.store.transition_consultation(
+                        consultation.id, S.queued, actor_id=None, now=_utc(self.clock()), expected=[S.offered],
+                        event_kind="requeued", event_data={"reason": "broker_rebuild"})
+                except TelehealthError:
+                    continue
+            queued_at = consultation.queued_at or consultation.created_at
+            entry = await self.entry_for(consultation, queued_at.timestamp())
+            if await self.broker.enqueue(entry):
+                count += 1
+        self.rebuilt_at = self.clock()
+        return count
+
+    async def run_background(self, stop: asyncio.Event) -> None:
+        """The sweeper, and a rebuild whenever the broker comes back empty."""
+        interval = self.settings.sweep_interval_s
+        while not stop.is_set():
+            try:
+                if await self.broker.ensure_epoch():
+                    rebuilt = await self.rebuild()
+                    log.info("live queue rebuilt from the store: %d waiting consultations", rebuilt)
+                await self.sweep()
+            except Exception:
+                log.warning("matching sweep failed; retrying", exc_info=True)
+            try:
+                await asyncio.wait_for(stop.wait(), interval)
+            except TimeoutError:
+                pass
+
+    async def _get(self, consultation_id: int) -> Consultation:
+        consultation = await self.store.get_consultation(consultation_id)
+        if consultation is None:
+            raise TelehealthError(ErrorCode.not_found, f"consultation {consultation_id} does not exist")
+        return consultation

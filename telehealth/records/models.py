@@ -1,0 +1,149 @@
+"""Value objects the store hands out: plain frozen dataclasses, no database types."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from telehealth.domain import ConsultationState, OrgLevel, Role, Title, Urgency
+
+
+@dataclass(frozen=True)
+class Alliance:
+    id: int
+    name: str
+    name_zh: str
+    kind: str
+    region: str
+
+
+@dataclass(frozen=True)
+class Organisation:
+    id: int
+    name: str
+    name_zh: str
+    level: OrgLevel
+    alliance_id: int | None
+    leads_alliance: bool
+    city_group_pilot: bool
+    reserved_share_pct: int | None
+    region: str
+
+
+@dataclass(frozen=True)
+class User:
+    id: int
+    username: str
+    display_name: str
+    role: Role
+    organisation_id: int | None
+    title: Title | None
+    specialties: tuple[str, ...]
+    language: str
+    is_system_admin: bool
+    active: bool
+    password_hash: str = field(repr=False, default="")
+
+
+@dataclass(frozen=True)
+class WebSession:
+    user_id: int
+    csrf_token: str
+    expires_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class Patient:
+    id: int
+    organisation_id: int
+    name: str = field(repr=False)
+    sex: str = field(repr=False)
+    birth_year: int = field(repr=False)
+    local_id: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class NewConsultation:
+    """What a clinic doctor submits; checked here so that every entry point refuses the same things."""
+
+    patient_name: str
+    patient_sex: str
+    patient_birth_year: int
+    patient_local_id: str
+    specialty: str
+    urgency: Urgency
+    chief_complaint: str
+    history: str = ""
+    reason: str = ""
+    purpose: str = ""
+    complex_case: bool = False
+    requested_specialist_id: int | None = None
+    min_title: Title | None = None
+    title_fallback: bool = False
+    consent_by: str | None = None
+    consent_name: str | None = None
+    consent_relation: str | None = None
+
+    def __repr__(self) -> str:  # never print patient data
+        return f"NewConsultation(specialty={self.specialty!r}, urgency={self.urgency!r})"
+
+
+@dataclass(frozen=True)
+class Consultation:
+    id: int
+    patient_id: int
+    clinic_org_id: int
+    requesting_doctor_id: int
+    accompanying_doctor_id: int
+    specialty: str
+    urgency: Urgency
+    complex_case: bool
+    requested_specialist_id: int | None
+    min_title: Title | None
+    title_fallback: bool
+    state: ConsultationState
+    assigned_specialist_id: int | None
+    version: int
+    created_at: dt.datetime
+    queued_at: dt.datetime | None
+    accepted_at: dt.datetime | None
+    ended_at: dt.datetime | None
+    consent_at: dt.datetime | None
+    updated_at: dt.datetime
+    reason: str = field(repr=False, default="")
+    purpose: str = field(repr=False, default="")
+    chief_complaint: str = field(repr=False, default="")
+    history: str = field(repr=False, default="")
+    consent_by: str | None = field(repr=False, default=None)
+    consent_name: str | None = field(repr=False, default=None)
+    consent_relation: str | None = field(repr=False, default=None)
+
+
+@dataclass(frozen=True)
+class CallSession:
+    id: int
+    consultation_id: int
+    clinic_user_id: int
+    specialist_user_id: int
+    started_at: dt.datetime
+    connected_at: dt.datetime | None
+    ended_at: dt.datetime | None
+    end_reason: str | None
+
+    def participants(self) -> tuple[int, int]:
+        return (self.clinic_user_id, self.specialist_user_id)
+
+    def peer_of(self, user_id: int) -> int:
+        return self.specialist_user_id if user_id == self.clinic_user_id else self.clinic_user_id
+
+
+@dataclass(frozen=True)
+class Event:
+    id: int
+    consultation_id: int
+    session_id: int | None
+    kind: str
+    actor_id: int | None
+    at: dt.datetime
+    data: dict[str, Any]

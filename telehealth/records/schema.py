@@ -1,0 +1,260 @@
+"""The durable tables. Migrations in records/migrations create exactly these."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, on SQLite as on PostgreSQL."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the store; pass an aware UTC time")
+        value = value.astimezone(dt.UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        stamp: dt.datetime = dt.datetime.fromisoformat(value) if isinstance(value, str) else value
+        if stamp.tzinfo is None:
+            return stamp.replace(tzinfo=dt.UTC)
+        return stamp.astimezone(dt.UTC)
+
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(column_0_label)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+alliances = sa.Table(
+    "alliances", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("name_zh", sa.String(200), nullable=False, server_default=""),
+    # county_community (医共体) or city_group (医疗集团)
+    sa.Column("kind", sa.String(40), nullable=False),
+    sa.Column("region", sa.String(200), nullable=False, server_default=""),
+)
+
+organisations = sa.Table(
+    "organisations", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False, unique=True),
+    sa.Column("name_zh", sa.String(200), nullable=False, server_default=""),
+    sa.Column("level", sa.String(40), nullable=False),
+    sa.Column("alliance_id", sa.Integer, sa.ForeignKey("alliances.id"), nullable=True, index=True),
+    sa.Column("leads_alliance", sa.Boolean, nullable=False, server_default=sa.false()),
+    # Leads a tightly-knit city medical group pilot: one third of slots reserved instead of 20 %.
+    sa.Column("city_group_pilot", sa.Boolean, nullable=False, server_default=sa.false()),
+    # Reserved share of outpatient slots in percent; NULL means the policy floor for the hospital.
+    sa.Column("reserved_share_pct", sa.Integer, nullable=True),
+    sa.Column("region", sa.String(200), nullable=False, server_default=""),
+)
+
+users = sa.Table(
+    "users", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("username", sa.String(80), nullable=False, unique=True),
+    sa.Column("password_hash", sa.String(255), nullable=False),
+    sa.Column("display_name", sa.String(200), nullable=False),
+    sa.Column("role", sa.String(30), nullable=False),
+    sa.Column("organisation_id", sa.Integer, sa.ForeignKey("organisations.id"), nullable=True, index=True),
+    sa.Column("title", sa.String(30), nullable=True),
+    # Comma-separated specialty codes (see domain.SPECIALTIES).
+    sa.Column("specialties", sa.String(400), nullable=False, server_default=""),
+    sa.Column("language", sa.String(10), nullable=False, server_default="zh_CN"),
+    # An administrator with no organisation and this flag sees every alliance.
+    sa.Column("is_system_admin", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("active", sa.Boolean, nullable=False, server_default=sa.true()),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+web_sessions = sa.Table(
+    "web_sessions", metadata,
+    # HMAC of the cookie value under the server secret: a copy of this table opens no session.
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), nullable=False, index=True),
+    sa.Column("csrf_token", sa.String(64), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+)
+
+api_tokens = sa.Table(
+    "api_tokens", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), nullable=False, index=True),
+    sa.Column("label", sa.String(200), nullable=False, server_default=""),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("revoked_at", UTCDateTime, nullable=True),
+)
+
+agreements = sa.Table(
+    "agreements", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    # The grassroots institution (inviting party) and the hospital (invited party).
+    sa.Column("clinic_org_id", sa.Integer, sa.ForeignKey("organisations.id"), nullable=False, index=True),
+    sa.Column("hospital_org_id", sa.Integer, sa.ForeignKey("organisations.id"), nullable=False, index=True),
+    sa.Column("valid_from", UTCDateTime, nullable=False),
+    sa.Column("valid_to", UTCDateTime, nullable=True),
+    sa.Column("created_by", sa.Integer, sa.ForeignKey("users.id"), nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+patients = sa.Table(
+    "patients", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("organisation_id", sa.Integer, sa.ForeignKey("organisations.id"), nullable=False, index=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("sex", sa.String(10), nullable=False),
+    sa.Column("birth_year", sa.Integer, nullable=False),
+    sa.Column("local_id", sa.String(100), nullable=False, server_default=""),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+consultations = sa.Table(
+    "consultations", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("patient_id", sa.Integer, sa.ForeignKey("patients.id"), nullable=False, index=True),
+    sa.Column("clinic_org_id", sa.Integer, sa.ForeignKey("organisations.id"), nullable=False, index=True),
+    sa.Column("requesting_doctor_id", sa.Integer, sa.ForeignKey("users.id"), nullable=False, index=True),
+    # The clinic doctor currently with the patient (hand-over changes it; events keep the history).
+    sa.Column("accompanying_doctor_id", sa.Integer, sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("specialty", sa.String(60), nullable=False, index=True),
+    sa.Column("urgency", sa.String(20), nullable=False),
+    sa.Column("complex_case", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("requested_specialist_id", sa.Integer, sa.ForeignKey("users.id"), nullable=True),
+    sa.Column("min_title", sa.String(30), nullable=True),
+    sa.Column("title_fallback", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("reason", sa.Text, nullable=False, server_default=""),
+    sa.Column("purpose", sa.Text, nullable=False, server_default=""),
+    sa.Column("chief_complaint", sa.Text, nullable=False, server_default=""),
+    sa.Column("history", sa.Text, nullable=False, server_default=""),
+    sa.Column("consent_by", sa.String(20), nullable=True),  # patient | guardian | relative
+    sa.Column("consent_name", sa.String(200), nullable=True),
+    sa.Column("consent_relation", sa.String(100), nullable=True),
+    sa.Column("consent_at", UTCDateTime, nullable=True),
+    sa.Column("state", sa.String(20), nullable=False, index=True),
+    sa.Column("assigned_specialist_id", sa.Integer, sa.ForeignKey("users.id"), nullable=True, index=True),
+    sa.Column("version", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("created_at", UTCDateTime, nullable=False, index=True),
+    sa.Column("queued_at", UTCDateTime, nullable=True),
+    sa.Column("offered_at", UTCDateTime, nullable=True),
+    sa.Column("accepted_at", UTCDateTime, nullable=True),
+    sa.Column("in_call_at", UTCDateTime, nullable=True),
+    sa.Column("ended_at", UTCDateTime, nullable=True),
+    sa.Column("signed_at", UTCDateTime, nullable=True),
+    sa.Column("closed_at", UTCDateTime, nullable=True),
+    sa.Column("cancelled_at", UTCDateTime, nullable=True),
+    sa.Column("expired_at", UTCDateTime, nullable=True),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)
+
+call_sessions = sa.Table(
+    "call_sessions", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("consultation_id", sa.Integer, sa.ForeignKey("consultations.id"), nullable=False, index=True),
+    sa.Column("clinic_user_id", sa.Integer, sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("specialist_user_id", sa.Integer, sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("connected_at", UTCDateTime, nullable=True),
+    sa.Column("ended_at", UTCDateTime, nullable=True),
+    sa.Column("end_reason", sa.String(30), nullable=True),
+)
+
+# Append-only: no code path updates or deletes a row here.
+events = sa.Table(
+    "events", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("consultation_id", sa.Integer, sa.ForeignKey("consultations.id"), nullable=False, index=True),
+    sa.Column("session_id", sa.Integer, sa.ForeignKey("call_sessions.id"), nullable=True, index=True),
+    sa.Column("kind", sa.String(40), nullable=False),
+    sa.Column("actor_id", sa.Integer, sa.ForeignKey("users.id"), nullable=True),
+    sa.Column("at", UTCDateTime, nullable=False),
+    # Small JSON object with technical detail only (states, reasons, quality figures): never patient data.
+    sa.Column("data", sa.JSON, nullable=False, server_default="{}"),
+)
+
+notes = sa.Table(
+    "notes", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("consultation_id", sa.Integer, sa.ForeignKey("consultations.id"), nullable=False, unique=True),
+    sa.Column("author_id", sa.Integer, sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("subjective", sa.Text, nullable=False, server_default=""),
+    sa.Column("objective", sa.Text, nullable=False, server_default=""),
+    sa.Column("assessment", sa.Text, nullable=False, server_default=""),
+    sa.Column("diagnoses", sa.JSON, nullable=False, server_default="[]"),
+    sa.Column("plan", sa.Text, nullable=False, server_default=""),
+    sa.Column("disposition", sa.JSON, nullable=False, server_default="{}"),
+    sa.Column("store_and_forward", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("draft_saved_at", UTCDateTime, nullable=False),
+    sa.Column("signed_at", UTCDateTime, nullable=True),
+    sa.Column("signed_by", sa.Integer, sa.ForeignKey("users.id"), nullable=True),
+)
+
+addenda = sa.Table(
+    "addenda", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("note_id", sa.Integer, sa.ForeignKey("notes.id"), nullable=False, index=True),
+    sa.Column("author_id", sa.Integer, sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("signed_at", UTCDateTime, nullable=False),
+)
+
+slots = sa.Table(
+    "slots", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("hospital_org_id", sa.Integer, sa.ForeignKey("organisations.id"), nullable=False, index=True),
+    sa.Column("department", sa.String(60), nullable=False),
+    sa.Column("starts_at", UTCDateTime, nullable=False, index=True),
+    sa.Column("reserved", sa.Boolean, nullable=False),
+    sa.Column("released_at", UTCDateTime, nullable=True),
+    sa.Column("booked_consultation_id", sa.Integer, sa.ForeignKey("consultations.id"), nullable=True,
+              unique=True),
+    sa.Column("booked_at", UTCDateTime, nullable=True),
+)
+
+attachments = sa.Table(
+    "attachments", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("consultation_id", sa.Integer, sa.ForeignKey("consultations.id"), nullable=False, index=True),
+    sa.Column("sha256", sa.String(64), nullable=False),
+    sa.Column("content_type", sa.String(100), nullable=False),
+    sa.Column("size", sa.Integer, nullable=False),
+    sa.Column("filename", sa.String(255), nullable=False),
+    sa.Column("uploaded_by", sa.Integer, sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+# Append-only and hash-chained: each row carries the hash of the one before it.
+audit_log = sa.Table(
+    "audit_log", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("at", UTCDateTime, nullable=False, index=True),
+    sa.Column("actor_id", sa.Integer, sa.ForeignKey("users.id"), nullable=True),
+    sa.Column("action", sa.String(60), nullable=False),
+    sa.Column("target", sa.String(120), nullable=False, server_default=""),
+    sa.Column("remote", sa.String(80), nullable=False, server_default=""),
+    sa.Column("detail", sa.JSON, nullable=False, server_default="{}"),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+)

@@ -1,0 +1,110 @@
+"""The demo medical alliance: seeded once, idempotently, by `telehealth serve --demo`."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from telehealth.accounts import hash_password_async
+from telehealth.domain import OrgLevel, Role, Title
+from telehealth.records.store import Store
+
+DEMO_PASSWORD = "demo-pass-2026"
+ALLIANCE_NAME = "Qingshan City Medical Group"
+
+
+@dataclass(frozen=True)
+class DemoOrg:
+    key: str
+    name: str
+    name_zh: str
+    level: OrgLevel
+    leads: bool = False
+    pilot: bool = False
+    region: str = ""
+
+
+@dataclass(frozen=True)
+class DemoUser:
+    username: str
+    display_name: str
+    role: Role
+    org: str | None
+    title: Title | None = None
+    specialties: tuple[str, ...] = ()
+    system_admin: bool = False
+
+
+ORGS: tuple[DemoOrg, ...] = (
+    DemoOrg("city", "Qingshan First People's Hospital", "青山市第一人民医院", OrgLevel.city_hospital,
+            leads=True, pilot=True, region="Qingshan"),
+    DemoOrg("county", "Heping County People's Hospital", "和平县人民医院", OrgLevel.county_hospital,
+            region="Heping County"),
+    DemoOrg("t1", "Chengguan Town Health Centre", "城关镇卫生院", OrgLevel.township_centre, region="Heping County"),
+    DemoOrg("t2", "Shiqiao Town Health Centre", "石桥镇卫生院", OrgLevel.township_centre, region="Heping County"),
+    DemoOrg("t3", "Liuhe Township Health Centre", "柳河乡卫生院", OrgLevel.township_centre, region="Heping County"),
+    DemoOrg("v1", "Dongcun Village Clinic", "东村卫生室", OrgLevel.village_clinic, region="Chengguan"),
+    DemoOrg("v2", "Xicun Village Clinic", "西村卫生室", OrgLevel.village_clinic, region="Chengguan"),
+    DemoOrg("v3", "Nanshan Village Clinic", "南山村卫生室", OrgLevel.village_clinic, region="Shiqiao"),
+    DemoOrg("v4", "Beihe Village Clinic", "北河村卫生室", OrgLevel.village_clinic, region="Shiqiao"),
+    DemoOrg("v5", "Taoyuan Village Clinic", "桃园村卫生室", OrgLevel.village_clinic, region="Liuhe"),
+    DemoOrg("v6", "Lijia Village Clinic", "李家村卫生室", OrgLevel.village_clinic, region="Liuhe"),
+)
+
+USERS: tuple[DemoUser, ...] = (
+    DemoUser("admin", "System administrator", Role.admin, None, system_admin=True),
+    DemoUser("alliance.admin", "Zhou Min (medical affairs)", Role.admin, "city"),
+    DemoUser("cardio.chief", "Prof. Chen Guoqiang", Role.specialist, "city", Title.chief, ("cardiology",)),
+    DemoUser("cardio.attending", "Dr. Liu Yang", Role.specialist, "county", Title.attending, ("cardiology",)),
+    DemoUser("paeds.assoc", "Dr. Huang Li", Role.specialist, "city", Title.associate_chief, ("paediatrics",)),
+    DemoUser("paeds.attending", "Dr. Zhao Jing", Role.specialist, "county", Title.attending, ("paediatrics",)),
+    DemoUser("neuro.chief", "Prof. Sun Wei", Role.specialist, "city", Title.chief, ("neurology",)),
+    DemoUser("neuro.assoc", "Dr. Ma Hui", Role.specialist, "county", Title.associate_chief, ("neurology",)),
+    DemoUser("med.assoc", "Dr. Wu Fang", Role.specialist, "city", Title.associate_chief,
+             ("internal_medicine", "cardiology")),
+    DemoUser("med.attending", "Dr. Zheng Tao", Role.specialist, "county", Title.attending, ("internal_medicine",)),
+    DemoUser("township1", "Dr. Wang Jun", Role.clinic_doctor, "t1", Title.attending),
+    DemoUser("township2", "Dr. Li Na", Role.clinic_doctor, "t2", Title.attending),
+    DemoUser("township3", "Dr. Zhang Qiang", Role.clinic_doctor, "t3", Title.resident),
+    DemoUser("village1", "Dr. Wang Dafu", Role.clinic_doctor, "v1"),
+    DemoUser("village2", "Dr. Li Guirong", Role.clinic_doctor, "v2"),
+    DemoUser("village3", "Dr. Zhang Shan", Role.clinic_doctor, "v3"),
+    DemoUser("village4", "Dr. Liu Chunhua", Role.clinic_doctor, "v4"),
+    DemoUser("village5", "Dr. Chen Mei", Role.clinic_doctor, "v5"),
+    DemoUser("village6", "Dr. Yang Shu", Role.clinic_doctor, "v6"),
+)
+
+
+async def seed_demo(store: Store, now: dt.datetime, password: str = DEMO_PASSWORD) -> bool:
+    """Create the demo alliance unless it exists. True if anything was created."""
+    if await store.get_alliance_by_name(ALLIANCE_NAME) is not None:
+        return False
+    alliance = await store.insert_alliance(ALLIANCE_NAME, "city_group", name_zh="青山市医疗集团", region="Qingshan")
+    org_ids: dict[str, int] = {}
+    for org in ORGS:
+        created = await store.insert_organisation(
+            org.name, org.level, alliance_id=alliance.id, name_zh=org.name_zh, leads_alliance=org.leads,
+            city_group_pilot=org.pilot, region=org.region)
+        org_ids[org.key] = created.id
+    password_hash = await hash_password_async(password)
+    for user in USERS:
+        await store.insert_user(
+            user.username, password_hash, user.display_name, user.role,
+            organisation_id=org_ids[user.org] if user.org else None, now=now, title=user.title,
+            specialties=user.specialties, is_system_admin=user.system_admin)
+    return True
+
+
+def demo_logins() -> list[tuple[str, str]]:
+    """(username, what the account is) for the banner `serve --demo` prints."""
+    names = {org.key: org.name for org in ORGS}
+    rows = []
+    for user in USERS:
+        where = names[user.org] if user.org else "all alliances"
+        what = user.role.value.replace("_", " ")
+        if user.specialties:
+            what += f", {'/'.join(user.specialties)}"
+        if user.title:
+            what += f", {user.title.value.replace('_', ' ')}"
+        rows.append((user.username, f"{what} — {where}"))
+    return rows

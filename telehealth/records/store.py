@@ -1,0 +1,562 @@
+"""The records store: the source of truth for organisations, accounts, consultations, sessions and events."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from telehealth.domain import ConsultationState, OrgLevel, Role, Title, Urgency, check_transition
+from telehealth.errors import ErrorCode, TelehealthError
+from telehealth.records import schema as t
+from telehealth.records.models import (
+    Alliance,
+    CallSession,
+    Consultation,
+    Event,
+    NewConsultation,
+    Organisation,
+    User,
+    WebSession,
+)
+
+_UNSET: Any = object()
+_STATE_STAMP = {
+    ConsultationState.queued: "queued_at",
+    ConsultationState.offered: "offered_at",
+    ConsultationState.accepted: "accepted_at",
+    ConsultationState.in_call: "in_call_at",
+    ConsultationState.ended: "ended_at",
+    ConsultationState.signed: "signed_at",
+    ConsultationState.closed: "closed_at",
+    ConsultationState.cancelled: "cancelled_at",
+    ConsultationState.expired: "expired_at",
+}
+GENESIS_HASH = "0" * 64
+
+
+class StoreUnavailable(TelehealthError):
+    """The database could not be reached or did not answer."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(ErrorCode.unavailable, "the records database is unavailable; try again shortly")
+        self.detail = detail
+
+
+def audit_entry_hash(prev_hash: str, at: dt.datetime, actor_id: int | None, action: str, target: str,
+                     remote: str, detail: dict[str, Any]) -> str:
+    """The chained hash of one audit entry; `telehealth audit verify` recomputes it."""
+    payload = json.dumps(
+        [prev_hash, at.astimezone(dt.UTC).isoformat(timespec="microseconds"), actor_id, action, target, remote,
+         detail],
+        sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _user(row: Any) -> User:
+    return User(
+        id=row.id, username=row.username, display_name=row.display_name, role=Role(row.role),
+        organisation_id=row.organisation_id, title=Title(row.title) if row.title else None,
+        specialties=tuple(s for s in row.specialties.split(",") if s), language=row.language,
+        is_system_admin=row.is_system_admin, active=row.active, password_hash=row.password_hash)
+
+
+def _organisation(row: Any) -> Organisation:
+    return Organisation(
+        id=row.id, name=row.name, name_zh=row.name_zh, level=OrgLevel(row.level), alliance_id=row.alliance_id,
+        leads_alliance=row.leads_alliance, city_group_pilot=row.city_group_pilot,
+        reserved_share_pct=row.reserved_share_pct, region=row.region)
+
+
+def _consultation(row: Any) -> Consultation:
+    return Consultation(
+        id=row.id, patient_id=row.patient_id, clinic_org_id=row.clinic_org_id,
+        requesting_doctor_id=row.requesting_doctor_id, accompanying_doctor_id=row.accompanying_doctor_id,
+        specialty=row.specialty, urgency=Urgency(row.urgency), complex_case=row.complex_case,
+        requested_specialist_id=row.requested_specialist_id,
+        min_title=Title(row.min_title) if row.min_title else None, title_fallback=row.title_fallback,
+        state=ConsultationState(row.state), assigned_specialist_id=row.assigned_specialist_id,
+        version=row.version, created_at=row.created_at, queued_at=row.queued_at, accepted_at=row.accepted_at,
+        ended_at=row.ended_at, consent_at=row.consent_at, updated_at=row.updated_at, reason=row.reason,
+        purpose=row.purpose, chief_complaint=row.chief_complaint, history=row.history,
+        consent_by=row.consent_by, consent_name=row.consent_name, consent_relation=row.consent_relation)
+
+
+def _call_session(row: Any) -> CallSession:
+    return CallSession(
+        id=row.id, consultation_id=row.consultation_id, clinic_user_id=row.clinic_user_id,
+        specialist_user_id=row.specialist_user_id, started_at=row.started_at, connected_at=row.connected_at,
+        ended_at=row.ended_at, end_reason=row.end_reason)
+
+
+class Store:
+    """All durable reads and writes. Methods take `now` where time matters; none reads a clock."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    @asynccontextmanager
+    async def _tx(self) -> AsyncIterator[AsyncConnection]:
+        try:
+            async with self.engine.begin() as conn:
+                yield conn
+        except TelehealthError:
+            raise
+        except IntegrityError:
+            raise
+        except (DBAPIError, OSError, TimeoutError) as exc:
+            if isinstance(exc, DBAPIError) and not exc.connection_invalidated and not _is_connectivity(exc):
+                raise
+            raise StoreUnavailable(type(exc).__name__) from exc
+
+    async def ping(self) -> None:
+        async with self._tx() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+
+    # -- organisations and alliances -------------------------------------------------------------
+
+    async def insert_alliance(self, name: str, kind: str, *, name_zh: str = "", region: str = "") -> Alliance:
+        async with self._tx() as conn:
+            res = await conn.execute(t.alliances.insert().values(name=name, name_zh=name_zh, kind=kind,
+                                                                 region=region))
+            aid = _new_id(res)
+        return Alliance(aid, name, name_zh, kind, region)
+
+    async def get_alliance_by_name(self, name: str) -> Alliance | None:
+        async with self._tx() as conn:
+            row = (await conn.execute(sa.select(t.alliances).where(t.alliances.c.name == name))).first()
+        return Alliance(row.id, row.name, row.name_zh, row.kind, row.region) if row else None
+
+    async def list_alliances(self) -> list[Alliance]:
+        async with self._tx() as conn:
+            rows = (await conn.execute(sa.select(t.alliances).order_by(t.alliances.c.id))).all()
+        return [Alliance(r.id, r.name, r.name_zh, r.kind, r.region) for r in rows]
+
+    async def insert_organisation(self, name: str, level: OrgLevel, *, alliance_id: int | None, name_zh: str = "",
+                                  leads_alliance: bool = False, city_group_pilot: bool = False,
+                                  reserved_share_pct: int | None = None, region: str = "") -> Organisation:
+        async with self._tx() as conn:
+            res = await conn.execute(t.organisations.insert().values(
+                name=name, name_zh=name_zh, level=level.value, alliance_id=alliance_id,
+                leads_alliance=leads_alliance, city_group_pilot=city_group_pilot,
+                reserved_share_pct=reserved_share_pct, region=region))
+            oid = _new_id(res)
+        org = await self.get_organisation(oid)
+        assert org is not None
+        return org
+
+    async def get_organisation(self, org_id: int) -> Organisation | None:
+        async with self._tx() as conn:
+            row = (await conn.execute(sa.select(t.organisations).where(t.organisations.c.id == org_id))).first()
+        return _organisation(row) if row else None
+
+    async def get_organisation_by_name(self, name: str) -> Organisation | None:
+        async with self._tx() as conn:
+            row = (await conn.execute(sa.select(t.organisations).where(t.organisations.c.name == name))).first()
+        return _organisation(row) if row else None
+
+    async def list_organisations(self, alliance_id: int | None = None) -> list[Organisation]:
+        query = sa.select(t.organisations).order_by(t.organisations.c.id)
+        if alliance_id is not None:
+            query = query.where(t.organisations.c.alliance_id == alliance_id)
+        async with self._tx() as conn:
+            rows = (await conn.execute(query)).all()
+        return [_organisation(r) for r in rows]
+
+    async def insert_agreement(self, clinic_org_id: int, hospital_org_id: int, *, valid_from: dt.datetime,
+                               valid_to: dt.datetime | None, created_by: int | None, now: dt.datetime) -> int:
+        async with self._tx() as conn:
+            res = await conn.execute(t.agreements.insert().values(
+                clinic_org_id=clinic_org_id, hospital_org_id=hospital_org_id, valid_from=valid_from,
+                valid_to=valid_to, created_by=created_by, created_at=now))
+            return _new_id(res)
+
+    async def get_partner_hospitals(self, clinic_org_id: int, now: dt.datetime) -> tuple[set[int], set[int]]:
+        """(hospitals of the clinic's own alliance, hospitals with any valid agreement incl. the alliance).
+
+        Alliance membership is itself a cooperation agreement; explicit agreements add partners with a
+        validity period.
+        """
+        o = t.organisations
+        async with self._tx() as conn:
+            clinic = (await conn.execute(sa.select(o.c.alliance_id).where(o.c.id == clinic_org_id))).first()
+            alliance: set[int] = set()
+            if clinic is not None and clinic.alliance_id is not None:
+                rows = await conn.execute(sa.select(o.c.id).where(
+                    o.c.alliance_id == clinic.alliance_id,
+                    o.c.level.in_([OrgLevel.county_hospital.value, OrgLevel.city_hospital.value])))
+                alliance = {r.id for r in rows}
+            a = t.agreements
+            rows = await conn.execute(sa.select(a.c.hospital_org_id).where(
+                a.c.clinic_org_id == clinic_org_id, a.c.valid_from <= now,
+                sa.or_(a.c.valid_to.is_(None), a.c.valid_to > now)))
+            partners = alliance | {r.hospital_org_id for r in rows}
+        return alliance, partners
+
+    # -- users, sessions, tokens ----------------------------------------------------------------
+
+    async def insert_user(self, username: str, password_hash: str, display_name: str, role: Role, *,
+                          organisation_id: int | None, now: dt.datetime, title: Title | None = None,
+                          specialties: Iterable[str] = (), language: str = "zh_CN",
+                          is_system_admin: bool = False) -> User:
+        specialties = tuple(specialties)
+        if any("," in s for s in specialties):
+            raise TelehealthError(ErrorCode.invalid_input, "a specialty code cannot contain a comma")
+        try:
+            async with self._tx() as conn:
+                res = await conn.execute(t.users.insert().values(
+                    username=username, password_hash=password_hash, display_name=display_name, role=role.value,
+                    organisation_id=organisation_id, title=title.value if title else None,
+                    specialties=",".join(specialties), language=language, is_system_admin=is_system_admin,
+                    active=True, created_at=now))
+                uid = _new_id(res)
+        except IntegrityError:
+            raise TelehealthError(ErrorCode.conflict, f"the username {username!r} is taken") from None
+        user = await self.get_user(uid)
+        assert user is not None
+        return user
+
+    async def get_user(self, user_id: int) -> User | None:
+        async with self._tx() as conn:
+            row = (await conn.execute(sa.select(t.users).where(t.users.c.id == user_id))).first()
+        return _user(row) if row else None
+
+    async def get_user_by_username(self, username: str) -> User | None:
+        async with self._tx() as conn:
+            row = (await conn.execute(sa.select(t.users).where(t.users.c.username == username))).first()
+        return _user(row) if row else None
+
+    async def list_users(self, *, role: Role | None = None, organisation_ids: Iterable[int] | None = None,
+                         specialty: str | None = None) -> list[User]:
+        query = sa.select(t.users).where(t.users.c.active.is_(True)).order_by(t.users.c.id)
+        if role is not None:
+            query = query.where(t.users.c.role == role.value)
+        if organisation_ids is not None:
+            query = query.where(t.users.c.organisation_id.in_(list(organisation_ids)))
+        async with self._tx() as conn:
+            rows = (await conn.execute(query)).all()
+        users = [_user(r) for r in rows]
+        if specialty is not None:
+            users = [u for u in users if specialty in u.specialties]
+        return users
+
+    async def update_user_password(self, user_id: int, password_hash: str) -> None:
+        async with self._tx() as conn:
+            await conn.execute(t.users.update().where(t.users.c.id == user_id).values(password_hash=password_hash))
+
+    async def update_user_language(self, user_id: int, language: str) -> None:
+        async with self._tx() as conn:
+            await conn.execute(t.users.update().where(t.users.c.id == user_id).values(language=language))
+
+    async def insert_web_session(self, token_hash: str, user_id: int, csrf_token: str, *, now: dt.datetime,
+                                 ttl: dt.timedelta) -> None:
+        async with self._tx() as conn:
+            await conn.execute(t.web_sessions.delete().where(t.web_sessions.c.expires_at <= now))
+            await conn.execute(t.web_sessions.insert().values(
+                token_hash=token_hash, user_id=user_id, csrf_token=csrf_token, created_at=now,
+                expires_at=now + ttl))
+
+    async def get_web_session(self, token_hash: str, now: dt.datetime) -> WebSession | None:
+        ws = t.web_sessions
+        async with self._tx() as conn:
+            row = (await conn.execute(sa.select(ws).where(ws.c.token_hash == token_hash,
+                                                          ws.c.expires_at > now))).first()
+        return WebSession(row.user_id, row.csrf_token, row.expires_at) if row else None
+
+    async def delete_web_session(self, token_hash: str) -> None:
+        async with self._tx() as conn:
+            await conn.execute(t.web_sessions.delete().where(t.web_sessions.c.token_hash == token_hash))
+
+    async def insert_api_token(self, token_hash: str, user_id: int, label: str, now: dt.datetime) -> None:
+        async with self._tx() as conn:
+            await conn.execute(t.api_tokens.insert().values(token_hash=token_hash, user_id=user_id, label=label,
+                                                            created_at=now))
+
+    async def get_user_for_api_token(self, token_hash: str) -> User | None:
+        a, u = t.api_tokens, t.users
+        async with self._tx() as conn:
+            row = (await conn.execute(
+                sa.select(u).join(a, a.c.user_id == u.c.id).where(a.c.token_hash == token_hash,
+                                                                  a.c.revoked_at.is_(None),
+                                                                  u.c.active.is_(True)))).first()
+        return _user(row) if row else None
+
+    # -- consultations ---------------------------------------------------------------------------
+
+    async def insert_consultation(self, request: NewConsultation, *, clinic_org_id: int, doctor_id: int,
+                                  now: dt.datetime) -> Consultation:
+        """Record a new request (state `requested`) with its patient, consent and first event, atomically."""
+        async with self._tx() as conn:
+            res = await conn.execute(t.patients.insert().values(
+                organisation_id=clinic_org_id, name=request.patient_name, sex=request.patient_sex,
+                birth_year=request.patient_birth_year, local_id=request.patient_local_id, created_at=now))
+            patient_id = _new_id(res)
+            consent_at = now if request.consent_by else None
+            res = await conn.execute(t.consultations.insert().values(
+                patient_id=patient_id, clinic_org_id=clinic_org_id, requesting_doctor_id=doctor_id,
+                accompanying_doctor_id=doctor_id, specialty=request.specialty, urgency=request.urgency.value,
+                complex_case=request.complex_case, requested_specialist_id=request.requested_specialist_id,
+                min_title=request.min_title.value if request.min_title else None,
+                title_fallback=request.title_fallback, reason=request.reason, purpose=request.purpose,
+                chief_complaint=request.chief_complaint, history=request.history,
+                consent_by=request.consent_by, consent_name=request.consent_name,
+                consent_relation=request.consent_relation, consent_at=consent_at,
+                state=ConsultationState.requested.value, version=0, created_at=now, updated_at=now))
+            cid = _new_id(res)
+            await conn.execute(t.events.insert().values(
+                consultation_id=cid, kind="requested", actor_id=doctor_id, at=now,
+                data={"specialty": request.specialty, "urgency": request.urgency.value,
+                      "consent": bool(request.consent_by)}))
+            row = (await conn.execute(sa.select(t.consultations).where(t.consultations.c.id == cid))).one()
+        return _consultation(row)
+
+    async def get_consultation(self, consultation_id: int) -> Consultation | None:
+        async with self._tx() as conn:
+            row = (await conn.execute(sa.select(t.consultations).where(
+                t.consultations.c.id == consultation_id))).first()
+        return _consultation(row) if row else None
+
+    async def get_patient_summary(self, patient_id: int) -> dict[str, Any] | None:
+        async with self._tx() as conn:
+            row = (await conn.execute(sa.select(t.patients).where(t.patients.c.id == patient_id))).first()
+        if row is None:
+            return None
+        return {"name": row.name, "sex": row.sex, "birth_year": row.birth_year, "local_id": row.local_id}
+
+    async def list_consultations(self, *, states: Iterable[ConsultationState] | None = None,
+                                 clinic_org_id: int | None = None, specialist_id: int | None = None,
+                                 requesting_doctor_id: int | None = None, limit: int = 200) -> list[Consultation]:
+        c = t.consultations
+        query = sa.select(c).order_by(c.c.id.desc()).limit(limit)
+        if states is not None:
+            query = query.where(c.c.state.in_([s.value for s in states]))
+        if clinic_org_id is not None:
+            query = query.where(c.c.clinic_org_id == clinic_org_id)
+        if specialist_id is not None:
+            query = query.where(c.c.assigned_specialist_id == specialist_id)
+        if requesting_doctor_id is not None:
+            query = query.where(c.c.requesting_doctor_id == requesting_doctor_id)
+        async with self._tx() as conn:
+            rows = (await conn.execute(query)).all()
+        return [_consultation(r) for r in rows]
+
+    async def transition_consultation(
+        self, consultation_id: int, target: ConsultationState, *, actor_id: int | None, now: dt.datetime,
+        expected: Iterable[ConsultationState] | None = None, assigned_specialist_id: int | None = _UNSET,
+        event_kind: str | None = None, event_data: dict[str, Any] | None = None, session_id: int | None = None,
+        consent: tuple[str, str, str | None] | None = None,
+    ) -> Consultation:
+        """Move a consultation to `target`, checked against the state machine, stamped and logged as one write.
+
+        `expected` narrows the states the caller is prepared to move from; a concurrent change between
+        read and write is detected by the version column and reported as a conflict.
+        """
+        c = t.consultations
+        async with self._tx() as conn:
+            row = (await conn.execute(sa.select(c).where(c.c.id == consultation_id).with_for_update())).first()
+            if row is None:
+                raise TelehealthError(ErrorCode.not_found, f"consultation {consultation_id} does not exist")
+            current = ConsultationState(row.state)
+            if expected is not None:
+                allowed = set(expected)
+                if current not in allowed:
+                    raise TelehealthError(
+                        ErrorCode.invalid_transition,
+                        f"consultation {consultation_id} is {current}, expected one of "
+                        f"{', '.join(sorted(allowed))}")
+            check_transition(current, target)
+            values: dict[str, Any] = {"state": target.value, "version": row.version + 1, "updated_at": now}
+            stamp = _STATE_STAMP.get(target)
+            if stamp:
+                values[stamp] = now
+            if assigned_specialist_id is not _UNSET:
+                values["assigned_specialist_id"] = assigned_specialist_id
+            if consent is not None:
+                values.update(consent_by=consent[0], consent_name=consent[1], consent_relation=consent[2],
+                              consent_at=now)
+            res = await conn.execute(c.update().where(c.c.id == consultation_id, c.c.version == row.version)
+                                     .values(**values))
+            if res.rowcount != 1:
+                raise TelehealthError(ErrorCode.conflict, f"consultation {consultation_id} changed meanwhile")
+            data = {"from": current.value, "to": target.value}
+            if event_data:
+                data.update(event_data)
+            await conn.execute(t.events.insert().values(
+                consultation_id=consultation_id, session_id=session_id, kind=event_kind or target.value,
+                actor_id=actor_id, at=now, data=data))
+            new_row = (await conn.execute(sa.select(c).where(c.c.id == consultation_id))).one()
+        return _consultation(new_row)
+
+    async def update_accompanying_doctor(self, consultation_id: int, doctor_id: int, *, actor_id: int,
+                                         now: dt.datetime) -> None:
+        c = t.consultations
+        async with self._tx() as conn:
+            row = (await conn.execute(sa.select(c.c.accompanying_doctor_id).where(c.c.id == consultation_id))).first()
+            if row is None:
+                raise TelehealthError(ErrorCode.not_found, f"consultation {consultation_id} does not exist")
+            await conn.execute(c.update().where(c.c.id == consultation_id).values(
+                accompanying_doctor_id=doctor_id, updated_at=now))
+            await conn.execute(t.events.insert().values(
+                consultation_id=consultation_id, kind="handover", actor_id=actor_id, at=now,
+                data={"from_doctor": row.accompanying_doctor_id, "to_doctor": doctor_id}))
+
+    async def insert_event(self, consultation_id: int, kind: str, *, actor_id: int | None, now: dt.datetime,
+                           session_id: int | None = None, data: dict[str, Any] | None = None) -> None:
+        async with self._tx() as conn:
+            await conn.execute(t.events.insert().values(
+                consultation_id=consultation_id, session_id=session_id, kind=kind, actor_id=actor_id, at=now,
+                data=data or {}))
+
+    async def insert_events(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Many events in one write (each dict: consultation_id, kind, actor_id, at, session_id, data)."""
+        if not rows:
+            return
+        async with self._tx() as conn:
+            await conn.execute(t.events.insert(), [
+                {"consultation_id": r["consultation_id"], "kind": r["kind"], "actor_id": r.get("actor_id"),
+                 "at": r["at"], "session_id": r.get("session_id"), "data": r.get("data") or {}} for r in rows])
+
+    async def list_events(self, consultation_id: int) -> list[Event]:
+        e = t.events
+        async with self._tx() as conn:
+            rows = (await conn.execute(sa.select(e).where(e.c.consultation_id == consultation_id)
+                                       .order_by(e.c.at, e.c.id))).all()
+        return [Event(r.id, r.consultation_id, r.session_id, r.kind, r.actor_id, r.at, dict(r.data)) for r in rows]
+
+    async def get_recent_service_times(self, specialty: str, limit: int = 50) -> list[float]:
+        """Seconds from queued to accepted for the latest accepted requests of a specialty."""
+        c = t.consultations
+        async with self._tx() as conn:
+            rows = (await conn.execute(
+                sa.select(c.c.queued_at, c.c.accepted_at).where(
+                    c.c.specialty == specialty, c.c.accepted_at.is_not(None), c.c.queued_at.is_not(None))
+                .order_by(c.c.accepted_at.desc()).limit(limit))).all()
+        return [max(0.0, (r.accepted_at - r.queued_at).total_seconds()) for r in rows]
+
+    # -- call sessions ---------------------------------------------------------------------------
+
+    async def insert_call_session(self, consultation_id: int, clinic_user_id: int, specialist_user_id: int,
+                                  now: dt.datetime) -> CallSession:
+        async with self._tx() as conn:
+            res = await conn.execute(t.call_sessions.insert().values(
+                consultation_id=consultation_id, clinic_user_id=clinic_user_id,
+                specialist_user_id=specialist_user_id, started_at=now))
+            sid = _new_id(res)
+            await conn.execute(t.events.insert().values(
+                consultation_id=consultation_id, session_id=sid, kind="session_opened", actor_id=None, at=now,
+                data={}))
+        return CallSession(sid, consultation_id, clinic_user_id, specialist_user_id, now, None, None, None)
+
+    async def get_call_session(self, session_id: int) -> CallSession | None:
+        async with self._tx() as conn:
+            row = (await conn.execute(sa.select(t.call_sessions).where(t.call_sessions.c.id == session_id))).first()
+        return _call_session(row) if row else None
+
+    async def get_open_call_session(self, consultation_id: int) -> CallSession | None:
+        s = t.call_sessions
+        async with self._tx() as conn:
+            row = (await conn.execute(sa.select(s).where(s.c.consultation_id == consultation_id,
+                                                         s.c.ended_at.is_(None))
+                                      .order_by(s.c.id.desc()))).first()
+        return _call_session(row) if row else None
+
+    async def list_call_sessions(self, consultation_id: int) -> list[CallSession]:
+        s = t.call_sessions
+        async with self._tx() as conn:
+            rows = (await conn.execute(sa.select(s).where(s.c.consultation_id == consultation_id)
+                                       .order_by(s.c.id))).all()
+        return [_call_session(r) for r in rows]
+
+    async def list_open_call_sessions(self) -> list[CallSession]:
+        s = t.call_sessions
+        async with self._tx() as conn:
+            rows = (await conn.execute(sa.select(s).where(s.c.ended_at.is_(None)))).all()
+        return [_call_session(r) for r in rows]
+
+    async def update_call_session_connected(self, session_id: int, now: dt.datetime) -> None:
+        s = t.call_sessions
+        async with self._tx() as conn:
+            await conn.execute(s.update().where(s.c.id == session_id, s.c.connected_at.is_(None))
+                               .values(connected_at=now))
+
+    async def end_call_session(self, session_id: int, reason: str, *, actor_id: int | None,
+                               now: dt.datetime) -> bool:
+        """Close a session once; False if it was already closed."""
+        s = t.call_sessions
+        async with self._tx() as conn:
+            res = await conn.execute(s.update().where(s.c.id == session_id, s.c.ended_at.is_(None))
+                                     .values(ended_at=now, end_reason=reason))
+            if res.rowcount != 1:
+                return False
+            row = (await conn.execute(sa.select(s.c.consultation_id).where(s.c.id == session_id))).one()
+            await conn.execute(t.events.insert().values(
+                consultation_id=row.consultation_id, session_id=session_id, kind="session_ended",
+                actor_id=actor_id, at=now, data={"reason": reason}))
+        return True
+
+    # -- audit -----------------------------------------------------------------------------------
+
+    async def insert_audit(self, action: str, *, actor_id: int | None, target: str, remote: str,
+                           now: dt.datetime, detail: dict[str, Any] | None = None) -> None:
+        """Append one hash-chained audit entry. Entries are serialised so the chain never forks."""
+        a = t.audit_log
+        detail = detail or {}
+        async with self._tx() as conn:
+            if conn.dialect.name == "postgresql":
+                await conn.execute(sa.text("SELECT pg_advisory_xact_lock(7411)"))
+            else:
+                # Take SQLite's write lock before reading the chain's end.
+                await conn.execute(sa.text("UPDATE alembic_version SET version_num = version_num"))
+            last = (await conn.execute(sa.select(a.c.hash).order_by(a.c.id.desc()).limit(1))).first()
+            prev = last.hash if last else GENESIS_HASH
+            entry_hash = audit_entry_hash(prev, now, actor_id, action, target, remote, detail)
+            await conn.execute(a.insert().values(at=now, actor_id=actor_id, action=action, target=target,
+                                                 remote=remote, detail=detail, prev_hash=prev, hash=entry_hash))
+
+    async def verify_audit_chain(self) -> tuple[int, int | None]:
+        """(entries checked, id of the first entry whose hash or link is wrong, or None)."""
+        a = t.audit_log
+        checked = 0
+        prev = GENESIS_HASH
+        async with self.engine.connect() as conn:
+            result = await conn.stream(sa.select(a).order_by(a.c.id))
+            async for row in result:
+                expected = audit_entry_hash(prev, row.at, row.actor_id, row.action, row.target, row.remote,
+                                            dict(row.detail))
+                if row.prev_hash != prev or row.hash != expected:
+                    return checked, row.id
+                prev = row.hash
+                checked += 1
+        return checked, None
+
+    async def list_audit(self, *, limit: int = 100, actor_id: int | None = None,
+                         action: str | None = None) -> list[dict[str, Any]]:
+        a = t.audit_log
+        query = sa.select(a).order_by(a.c.id.desc()).limit(limit)
+        if actor_id is not None:
+            query = query.where(a.c.actor_id == actor_id)
+        if action:
+            query = query.where(a.c.action == action)
+        async with self._tx() as conn:
+            rows = (await conn.execute(query)).all()
+        return [dict(r._mapping) for r in rows]
+
+
+def _new_id(result: Any) -> int:
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
+def _is_connectivity(exc: DBAPIError) -> bool:
+    text = str(exc.orig).lower() if exc.orig is not None else str(exc).lower()
+    return any(word in text for word in (
+        "connection", "connect", "could not", "terminat", "closed", "refused", "timeout", "shutdown",
+        "database is locked", "unable to open"))

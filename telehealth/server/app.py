@@ -1,0 +1,148 @@
+"""The application factory: the CLI and the tests build the server the same way."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import socket
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from telehealth.config import Settings
+from telehealth.domain import EndReason
+from telehealth.matching.broker import Broker
+from telehealth.matching.service import Matcher
+from telehealth.records.db import create_engine, migrate, schema_status
+from telehealth.records.seed import seed_demo
+from telehealth.records.store import Store
+from telehealth.server import api, consult_pages, health, keys, pages, ws
+from telehealth.server.i18n import Renderer, web_dir
+from telehealth.server.middlewares import access_middleware, error_middleware, security_headers
+from telehealth.server.ratelimit import SlidingWindowLimiter
+from telehealth.signaling.hub import Hub
+from telehealth.signaling.sessions import SessionManager
+
+log = logging.getLogger("telehealth.server")
+
+
+def node_name(settings: Settings) -> str:
+    return settings.node_name or f"{socket.gethostname()}:{settings.port}"
+
+
+def make_broker(settings: Settings, node: str) -> Broker:
+    if settings.redis_url:
+        from telehealth.matching.redis_broker import RedisBroker
+
+        return RedisBroker(settings.redis_url, node=node)
+    from telehealth.matching.memory import MemoryBroker
+
+    return MemoryBroker(node=node)
+
+
+async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[keys.SETTINGS]
+    engine = create_engine(settings.effective_database_url)
+    store = Store(engine)
+    try:
+        if settings.uses_embedded_database:
+            # The embedded default sets itself up on first start; PostgreSQL is migrated explicitly.
+            await migrate(engine)
+        else:
+            current, head = await schema_status(engine)
+            if current != head:
+                raise RuntimeError(f"the database schema is at {current or 'nothing'}, this code needs {head}: "
+                                   "run `telehealth migrate` first")
+        if settings.demo and await seed_demo(store, dt.datetime.now(dt.UTC)):
+            app[keys.STARTUP_NOTES].append("seeded the demo medical alliance")
+        app[keys.STORE] = store
+        yield
+    finally:
+        await engine.dispose()
+
+
+async def _broker_ctx(app: web.Application) -> AsyncIterator[None]:
+    broker = make_broker(app[keys.SETTINGS], app[keys.NODE])
+    await broker.start()
+    app[keys.BROKER] = broker
+    try:
+        yield
+    finally:
+        await broker.close()
+
+
+async def _signaling_ctx(app: web.Application) -> AsyncIterator[None]:
+    settings = app[keys.SETTINGS]
+    store, broker = app[keys.STORE], app[keys.BROKER]
+    matcher = Matcher(store, broker, settings.matching)
+    hub = Hub(broker)
+    await hub.start()
+    sessions = SessionManager(store, broker, hub, matcher, settings, app[keys.NODE])
+    updates = ws.QueueUpdates(app)
+    hub.queue_hooks.append(updates.on_queue_changed)
+    app[keys.MATCHER], app[keys.HUB], app[keys.SESSIONS], app[keys.QUEUE_UPDATES] = matcher, hub, sessions, updates
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(matcher.run_background(stop), name="matching-sweeper"),
+             asyncio.create_task(sessions.run_background(stop, lambda: matcher.rebuilt_at), name="session-keeper")]
+    try:
+        yield
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await updates.close()
+        if not settings.redis_url:
+            # A lone node takes every session down with it: close them consistently.
+            try:
+                await sessions.end_all_local(EndReason.server_shutdown)
+            except Exception:
+                log.warning("could not close open sessions at shutdown", exc_info=True)
+        await hub.close()
+
+
+async def _on_shutdown(app: web.Application) -> None:
+    if keys.SESSIONS in app:
+        app[keys.SESSIONS].draining = True
+    await ws.close_all(app)
+
+
+def create_app(settings: Settings) -> web.Application:
+    """Build the whole server from validated settings (secrets already final)."""
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    app = web.Application(
+        middlewares=[error_middleware, access_middleware],
+        client_max_size=settings.uploads.max_bytes + 1024 * 1024,
+    )
+    app[keys.SETTINGS] = settings
+    app[keys.NODE] = node_name(settings)
+    app[keys.STARTUP_NOTES] = []
+    app[keys.WEBSOCKETS] = set()
+    root = web_dir()
+    app[keys.RENDERER] = Renderer(root / "templates", root / "translations")
+    app[keys.LOGIN_LIMITER] = SlidingWindowLimiter(settings.security.login_attempts,
+                                                   settings.security.login_window_s)
+    app.cleanup_ctx.append(_store_ctx)
+    app.cleanup_ctx.append(_broker_ctx)
+    app.cleanup_ctx.append(_signaling_ctx)
+    app.on_shutdown.append(_on_shutdown)
+    app.on_response_prepare.append(security_headers)
+    add_routes(app)
+    app.router.add_static("/static/", root / "static", name="static", append_version=True)
+    return app
+
+
+def add_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_get("/", pages.handle_index)
+    r.add_get("/login", pages.handle_login_form)
+    r.add_post("/login", pages.handle_login)
+    r.add_post("/logout", pages.handle_logout)
+    r.add_post("/language", pages.handle_language)
+    r.add_get("/clinic", pages.handle_clinic_home)
+    r.add_get("/specialist", pages.handle_specialist_home)
+    r.add_get("/admin", pages.handle_admin_home)
+    r.add_get("/healthz", health.handle_healthz)
+    r.add_get("/readyz", health.handle_readyz)
+    r.add_get("/ws", ws.handle_ws)
+    api.add_routes(app)
+    consult_pages.add_routes(app)

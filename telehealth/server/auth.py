@@ -1,0 +1,145 @@
+"""Who is asking: session cookies, API tokens, CSRF, and the access rule every handler declares."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hmac
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from aiohttp import web
+
+from telehealth.accounts import api_token_digest, new_token, token_digest
+from telehealth.domain import Role
+from telehealth.errors import ErrorCode, TelehealthError
+from telehealth.records.models import User
+from telehealth.server import keys
+
+SESSION_COOKIE = "th_session"
+CSRF_FIELD = "csrf_token"
+CSRF_HEADER = "X-CSRF-Token"
+ACCESS_ATTR = "__telehealth_access__"
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+H = TypeVar("H", bound=Handler)
+
+
+@dataclass(frozen=True)
+class Access:
+    """Who may call a handler. `roles` empty and `public` False would deny everyone."""
+
+    public: bool = False
+    roles: frozenset[Role] = frozenset()
+    # Pages send people without a session to the login page; the API answers 401.
+    page: bool = False
+
+
+def public(handler: H) -> H:
+    setattr(handler, ACCESS_ATTR, Access(public=True))
+    return handler
+
+
+def allow(*roles: Role, page: bool = False) -> Callable[[H], H]:
+    """Declare the roles that may call a handler; `access_middleware` refuses everyone else."""
+
+    def mark(handler: H) -> H:
+        setattr(handler, ACCESS_ATTR, Access(roles=frozenset(roles), page=page))
+        return handler
+
+    return mark
+
+
+def page(*roles: Role) -> Callable[[H], H]:
+    return allow(*roles, page=True)
+
+
+def access_of(handler: Any) -> Access | None:
+    seen = handler
+    for _ in range(5):  # look through functools.partial / wrapped handlers
+        found = getattr(seen, ACCESS_ATTR, None)
+        if found is not None:
+            return found  # type: ignore[no-any-return]
+        seen = getattr(seen, "__wrapped__", None) or getattr(seen, "func", None)
+        if seen is None:
+            break
+    return None
+
+
+def current_user(request: web.Request) -> User:
+    user = request.get("user")
+    if user is None:
+        raise TelehealthError(ErrorCode.auth_required, "log in first")
+    return user  # type: ignore[no-any-return]
+
+
+def optional_user(request: web.Request) -> User | None:
+    return request.get("user")
+
+
+async def load_identity(request: web.Request) -> None:
+    """Attach `user` (and `csrf`, `auth` = "cookie" | "token") to the request when it carries credentials."""
+    app = request.app
+    store = app[keys.STORE]
+    settings = app[keys.SETTINGS]
+    now = dt.datetime.now(dt.UTC)
+    header = request.headers.get("Authorization", "")
+    if header.startswith("Bearer "):
+        user = await store.get_user_for_api_token(api_token_digest(header[7:].strip()))
+        if user is None:
+            raise TelehealthError(ErrorCode.auth_failed, "the API token is not valid")
+        request["user"] = user
+        request["auth"] = "token"
+        return
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if not cookie:
+        return
+    digest = token_digest(settings.secret_key, cookie)
+    session = await store.get_web_session(digest, now)
+    if session is None:
+        request["stale_session"] = True
+        return
+    user = await store.get_user(session.user_id)
+    if user is None or not user.active:
+        return
+    request["user"] = user
+    request["csrf"] = session.csrf_token
+    request["session_digest"] = digest
+    request["auth"] = "cookie"
+
+
+async def start_session(request: web.Request, response: web.StreamResponse, user: User) -> None:
+    app = request.app
+    settings = app[keys.SETTINGS]
+    token = new_token()
+    await app[keys.STORE].insert_web_session(
+        token_digest(settings.secret_key, token), user.id, new_token(), now=dt.datetime.now(dt.UTC),
+        ttl=dt.timedelta(seconds=settings.security.session_ttl_s))
+    response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="Lax", secure=settings.cookie_secure,
+                        path="/", max_age=settings.security.session_ttl_s)
+
+
+async def end_session(request: web.Request, response: web.StreamResponse) -> None:
+    digest = request.get("session_digest")
+    if digest:
+        await request.app[keys.STORE].delete_web_session(digest)
+    response.del_cookie(SESSION_COOKIE, path="/")
+
+
+def check_csrf(request: web.Request, submitted: str | None) -> None:
+    """Cookie-authenticated writes must echo the session's CSRF token (form field or header)."""
+    if request.get("auth") != "cookie":
+        return
+    expected = request.get("csrf", "")
+    if not submitted or not hmac.compare_digest(submitted, expected):
+        raise TelehealthError(ErrorCode.csrf_failed, "the form has expired or did not come from this site; "
+                                                     "reload the page and try again")
+
+
+def require_roles(user: User, roles: Iterable[Role]) -> None:
+    if user.role not in set(roles):
+        raise TelehealthError(ErrorCode.forbidden, "your role may not do this")
+
+
+def home_path(user: User) -> str:
+    return {Role.clinic_doctor: "/clinic", Role.specialist: "/specialist", Role.admin: "/admin"}[user.role]

@@ -1,0 +1,99 @@
+"""Consultation pages: the clinic's request form, waiting and call view; the specialist's dashboard and call view."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from aiohttp import web
+
+from telehealth.domain import SPECIALTIES, Role, Title, Urgency
+from telehealth.records.models import Consultation, User
+from telehealth.server import keys
+from telehealth.server.api import audit, get_visible_consultation
+from telehealth.server.auth import current_user, page
+from telehealth.server.forms import parse_consultation_form
+from telehealth.server.pages import render
+
+
+def _id(request: web.Request) -> int:
+    try:
+        value = int(request.match_info["consultation_id"])
+    except ValueError:
+        raise web.HTTPNotFound() from None
+    if value <= 0:
+        raise web.HTTPNotFound()
+    return value
+
+
+async def _specialist_choices(request: web.Request, user: User) -> list[dict[str, Any]]:
+    """Specialists a clinic may name: those of hospitals it has an agreement with (its alliance included)."""
+    store = request.app[keys.STORE]
+    if user.organisation_id is None:
+        return []
+    _, partners = await store.get_partner_hospitals(user.organisation_id, dt.datetime.now(dt.UTC))
+    orgs = {o.id: o for o in await store.list_organisations() if o.id in partners}
+    specialists = await store.list_users(role=Role.specialist, organisation_ids=list(orgs))
+    return [{"id": s.id, "name": s.display_name, "title": s.title.value if s.title else "",
+             "specialties": list(s.specialties), "org": orgs[s.organisation_id].name if s.organisation_id else "",
+             "org_zh": orgs[s.organisation_id].name_zh if s.organisation_id else ""} for s in specialists]
+
+
+def _form_context(choices: list[dict[str, Any]], values: dict[str, str], errors: dict[str, str]) -> dict[str, Any]:
+    return {"values": values, "errors": errors, "specialties": SPECIALTIES,
+            "urgencies": [u.value for u in Urgency], "titles": [t.value for t in Title], "specialists": choices}
+
+
+@page(Role.clinic_doctor)
+async def handle_new_consultation_form(request: web.Request) -> web.StreamResponse:
+    user = current_user(request)
+    choices = await _specialist_choices(request, user)
+    defaults = {"urgency": "routine", "consent_by": "patient"}
+    return render(request, "clinic/new.html", _form_context(choices, defaults, {}))
+
+
+@page(Role.clinic_doctor)
+async def handle_create_consultation_form(request: web.Request) -> web.StreamResponse:
+    user = current_user(request)
+    form = await request.post()
+    result = parse_consultation_form(form)
+    if result.request is None:
+        choices = await _specialist_choices(request, user)
+        return render(request, "clinic/new.html", _form_context(choices, result.values, result.errors), status=400)
+    consultation = await request.app[keys.MATCHER].submit(result.request, user)
+    await audit(request, "consultation.create", f"consultation:{consultation.id}")
+    raise web.HTTPSeeOther(f"/clinic/consultations/{consultation.id}")
+
+
+async def _call_context(request: web.Request, consultation: Consultation) -> dict[str, Any]:
+    store = request.app[keys.STORE]
+    clinic = await store.get_organisation(consultation.clinic_org_id)
+    specialist = (await store.get_user(consultation.assigned_specialist_id)
+                  if consultation.assigned_specialist_id else None)
+    return {
+        "consultation": consultation, "patient": await store.get_patient_summary(consultation.patient_id),
+        "clinic": clinic, "specialist": specialist,
+        "status": await request.app[keys.MATCHER].status(consultation),
+    }
+
+
+@page(Role.clinic_doctor)
+async def handle_clinic_consultation(request: web.Request) -> web.StreamResponse:
+    consultation = await get_visible_consultation(request, _id(request))
+    await audit(request, "consultation.view", f"consultation:{consultation.id}")
+    return render(request, "clinic/consultation.html", await _call_context(request, consultation))
+
+
+@page(Role.specialist)
+async def handle_specialist_consultation(request: web.Request) -> web.StreamResponse:
+    consultation = await get_visible_consultation(request, _id(request))
+    await audit(request, "consultation.view", f"consultation:{consultation.id}")
+    return render(request, "specialist/consultation.html", await _call_context(request, consultation))
+
+
+def add_routes(app: web.Application) -> None:
+    r = app.router
+    r.add_get("/clinic/consultations/new", handle_new_consultation_form)
+    r.add_post("/clinic/consultations", handle_create_consultation_form)
+    r.add_get("/clinic/consultations/{consultation_id}", handle_clinic_consultation)
+    r.add_get("/specialist/consultations/{consultation_id}", handle_specialist_consultation)

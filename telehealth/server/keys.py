@@ -1,0 +1,31 @@
+"""Every application key in one place."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from telehealth.config import Settings
+    from telehealth.matching.broker import Broker
+    from telehealth.matching.service import Matcher
+    from telehealth.records.store import Store
+    from telehealth.server.i18n import Renderer
+    from telehealth.server.ratelimit import SlidingWindowLimiter
+    from telehealth.server.ws import QueueUpdates
+    from telehealth.signaling.hub import Hub
+    from telehealth.signaling.sessions import SessionManager
+
+SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
+STORE: web.AppKey[Store] = web.AppKey("store")
+BROKER: web.AppKey[Broker] = web.AppKey("broker")
+MATCHER: web.AppKey[Matcher] = web.AppKey("matcher")
+HUB: web.AppKey[Hub] = web.AppKey("hub")
+SESSIONS: web.AppKey[SessionManager] = web.AppKey("sessions")
+RENDERER: web.AppKey[Renderer] = web.AppKey("renderer")
+LOGIN_LIMITER: web.AppKey[SlidingWindowLimiter] = web.AppKey("login_limiter")
+STARTUP_NOTES: web.AppKey[list[str]] = web.AppKey("startup_notes")
+WEBSOCKETS: web.AppKey[set[web.WebSocketResponse]] = web.AppKey("websockets")
+QUEUE_UPDATES: web.AppKey[QueueUpdates] = web.AppKey("queue_updates")
+NODE: web.AppKey[str] = web.AppKey("node")

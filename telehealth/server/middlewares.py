@@ -1,0 +1,111 @@
+"""Middlewares: error mapping, access control on every handler, CSRF, security headers."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import quote
+
+from aiohttp import web
+from aiohttp.web_urldispatcher import StaticResource
+
+from telehealth.errors import ErrorCode, TelehealthError
+from telehealth.server import keys
+from telehealth.server.auth import CSRF_FIELD, CSRF_HEADER, Handler, access_of, check_csrf, load_identity
+from telehealth.server.i18n import pick_language
+
+log = logging.getLogger("telehealth.http")
+
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+       "media-src 'self' blob:; connect-src 'self' ws: wss:; font-src 'self'; object-src 'none'; "
+       "base-uri 'self'; form-action 'self'; frame-ancestors 'none'")
+
+
+def wants_json(request: web.Request) -> bool:
+    return (request.path.startswith("/api/") or request.path in ("/healthz", "/readyz", "/metrics")
+            or "application/json" in request.headers.get("Accept", ""))
+
+
+def error_response(request: web.Request, error: TelehealthError) -> web.StreamResponse:
+    status = error.http_status
+    if wants_json(request):
+        return web.json_response({"error": {"code": error.code.value, "message": error.message}}, status=status)
+    app = request.app
+    renderer = app[keys.RENDERER]
+    user = request.get("user")
+    lang = pick_language(request, user.language if user else None, app[keys.SETTINGS].default_language)
+    html = renderer.render("error.html", lang, {
+        "status": status, "code": error.code.value, "message": renderer.translate(lang, error.message),
+        "user": user, "csrf": request.get("csrf", "")})
+    return web.Response(text=html, status=status, content_type="text/html")
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except TelehealthError as exc:
+        return error_response(request, exc)
+    except web.HTTPException as exc:
+        if exc.status == 404 and not wants_json(request) and request.method == "GET":
+            return error_response(request, TelehealthError(ErrorCode.not_found, "This page does not exist."))
+        if exc.status == 413:
+            return error_response(request, TelehealthError(ErrorCode.too_large, "The upload is too large."))
+        if exc.status >= 400 and wants_json(request) and exc.content_type != "application/json":
+            code = {404: ErrorCode.not_found, 405: ErrorCode.invalid_input}.get(exc.status, ErrorCode.invalid_input)
+            return web.json_response({"error": {"code": code.value, "message": exc.reason}}, status=exc.status)
+        raise
+    except Exception:
+        # The traceback goes to the log; the client gets a code, never internals.
+        log.exception("unhandled error in %s %s", request.method, request.rel_url.path)
+        return error_response(request, TelehealthError(ErrorCode.internal_error,
+                                                       "Something went wrong on the server."))
+
+
+@web.middleware
+async def access_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Deny by default: a handler without an access declaration is refused to everyone."""
+    route = request.match_info.route
+    if isinstance(route.resource, StaticResource):
+        return await handler(request)
+    if request.match_info.http_exception is not None:
+        await load_identity(request)
+        return await handler(request)
+    access = access_of(getattr(route, "handler", None))
+    if access is None:
+        log.error("route %s has no access declaration; refusing", route.resource.canonical if route.resource else "?")
+        raise TelehealthError(ErrorCode.forbidden, "this address is not open to anyone")
+    await load_identity(request)
+    if access.public:
+        return await handler(request)
+    user = request.get("user")
+    if user is None:
+        if access.page:
+            raise web.HTTPSeeOther(f"/login?next={quote(request.rel_url.path_qs, safe='')}")
+        raise TelehealthError(ErrorCode.auth_required, "log in first")
+    if user.role not in access.roles:
+        raise TelehealthError(ErrorCode.forbidden, "your role may not open this")
+    if request.method in UNSAFE_METHODS and request.get("auth") == "cookie":
+        submitted = request.headers.get(CSRF_HEADER)
+        if submitted is None and request.content_type in ("application/x-www-form-urlencoded",
+                                                          "multipart/form-data"):
+            form = await request.post()
+            value: Any = form.get(CSRF_FIELD)
+            submitted = value if isinstance(value, str) else None
+        check_csrf(request, submitted)
+    return await handler(request)
+
+
+async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    headers = response.headers
+    headers.setdefault("Content-Security-Policy", CSP)
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("X-Frame-Options", "DENY")
+    headers.setdefault("Referrer-Policy", "same-origin")
+    headers.setdefault("Permissions-Policy", "camera=(self), microphone=(self), geolocation=()")
+    if request.app[keys.SETTINGS].cookie_secure:
+        headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+    if request.get("user") is not None and not request.path.startswith("/static/"):
+        headers.setdefault("Cache-Control", "no-store")

@@ -1,0 +1,154 @@
+"""Server-rendered pages: login, logout, language, and each role's home."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from typing import Any
+
+from aiohttp import web
+
+from telehealth.accounts import verify_password_async
+from telehealth.domain import ConsultationState, Role
+from telehealth.server import keys
+from telehealth.server.auth import (
+    CSRF_FIELD,
+    current_user,
+    end_session,
+    home_path,
+    optional_user,
+    page,
+    public,
+    start_session,
+)
+from telehealth.server.i18n import LANGUAGE_COOKIE, LANGUAGES, pick_language
+
+PRE_SESSION_COOKIE = "th_pre"
+
+
+def render(request: web.Request, template: str, context: dict[str, Any] | None = None,
+           status: int = 200) -> web.Response:
+    app = request.app
+    user = optional_user(request)
+    lang = pick_language(request, user.language if user else None, app[keys.SETTINGS].default_language)
+    ctx = {"user": user, "csrf": request.get("csrf", ""), "request_path": request.path, **(context or {})}
+    html = app[keys.RENDERER].render(template, lang, ctx)
+    return web.Response(text=html, status=status, content_type="text/html")
+
+
+def _safe_next(value: str | None) -> str | None:
+    """Only same-site paths: never redirect to another host after login."""
+    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
+        return value
+    return None
+
+
+@public
+async def handle_index(request: web.Request) -> web.StreamResponse:
+    user = optional_user(request)
+    raise web.HTTPSeeOther(home_path(user) if user else "/login")
+
+
+def _login_page(request: web.Request, error: str | None = None, status: int = 200,
+                username: str = "") -> web.Response:
+    pre = request.cookies.get(PRE_SESSION_COOKIE) or secrets.token_urlsafe(24)
+    response = render(request, "login.html", {
+        "error": error, "pre_token": pre, "username": username,
+        "next": _safe_next(request.query.get("next")) or "",
+        "demo": request.app[keys.SETTINGS].demo}, status=status)
+    response.set_cookie(PRE_SESSION_COOKIE, pre, httponly=True, samesite="Lax", path="/login",
+                        secure=request.app[keys.SETTINGS].cookie_secure)
+    return response
+
+
+@public
+async def handle_login_form(request: web.Request) -> web.StreamResponse:
+    if optional_user(request):
+        raise web.HTTPSeeOther(home_path(optional_user(request)))  # type: ignore[arg-type]
+    return _login_page(request)
+
+
+@public
+async def handle_login(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    username = str(form.get("username", "")).strip()[:80]
+    password = str(form.get("password", ""))[:1024]
+    pre_cookie = request.cookies.get(PRE_SESSION_COOKIE, "")
+    pre_form = str(form.get(CSRF_FIELD, ""))
+    if not pre_cookie or not hmac.compare_digest(pre_cookie, pre_form):
+        return _login_page(request, "The form has expired. Please try again.", status=403, username=username)
+    limiter = request.app[keys.LOGIN_LIMITER]
+    # Both the account and the address are limited: guessing one password across many accounts
+    # from one address is as blocked as guessing many passwords for one account.
+    limit_keys = (f"user:{username.lower()}", f"ip:{request.remote}")
+    wait = max(limiter.blocked(k) for k in limit_keys)
+    if wait > 0:
+        return _login_page(request, "Too many attempts. Please wait a few minutes and try again.", status=429,
+                           username=username)
+    store = request.app[keys.STORE]
+    user = await store.get_user_by_username(username) if username else None
+    ok = await verify_password_async(user.password_hash if user else None, password)
+    if not ok or user is None or not user.active:
+        for k in limit_keys:
+            limiter.hit(k)
+        return _login_page(request, "Wrong username or password.", status=401, username=username)
+    limiter.reset(limit_keys[0])
+    target = _safe_next(str(form.get("next", ""))) or home_path(user)
+    response = web.HTTPSeeOther(target)
+    await start_session(request, response, user)
+    response.del_cookie(PRE_SESSION_COOKIE, path="/login")
+    return response
+
+
+@page(Role.clinic_doctor, Role.specialist, Role.admin)
+async def handle_logout(request: web.Request) -> web.StreamResponse:
+    response = web.HTTPSeeOther("/login")
+    await end_session(request, response)
+    return response
+
+
+@public
+async def handle_language(request: web.Request) -> web.StreamResponse:
+    form = await request.post()
+    lang = str(form.get("language", ""))
+    if lang not in LANGUAGES:
+        lang = request.app[keys.SETTINGS].default_language
+    user = optional_user(request)
+    if user is not None:
+        # Changing one's own language is harmless, but a cookie-authenticated write still needs the token.
+        from telehealth.server.auth import check_csrf
+
+        check_csrf(request, str(form.get(CSRF_FIELD, "")))
+        await request.app[keys.STORE].update_user_language(user.id, lang)
+    target = _safe_next(str(form.get("next", ""))) or "/"
+    response = web.HTTPSeeOther(target)
+    response.set_cookie(LANGUAGE_COOKIE, lang, samesite="Lax", path="/", max_age=365 * 86400)
+    return response
+
+
+@page(Role.clinic_doctor)
+async def handle_clinic_home(request: web.Request) -> web.StreamResponse:
+    user = current_user(request)
+    recent = await request.app[keys.STORE].list_consultations(clinic_org_id=user.organisation_id, limit=50)
+    return await _role_home(request, "clinic/home.html", consultations=recent)
+
+
+@page(Role.specialist)
+async def handle_specialist_home(request: web.Request) -> web.StreamResponse:
+    user = current_user(request)
+    active = await request.app[keys.STORE].list_consultations(
+        specialist_id=user.id, states=[ConsultationState.accepted, ConsultationState.in_call,
+                                       ConsultationState.ended], limit=50)
+    return await _role_home(request, "specialist/home.html", active=active)
+
+
+@page(Role.admin)
+async def handle_admin_home(request: web.Request) -> web.StreamResponse:
+    return await _role_home(request, "admin/home.html")
+
+
+async def _role_home(request: web.Request, template: str, **context: Any) -> web.StreamResponse:
+    user = current_user(request)
+    store = request.app[keys.STORE]
+    org = await store.get_organisation(user.organisation_id) if user.organisation_id else None
+    return render(request, template, {"organisation": org, **context})

@@ -1,0 +1,218 @@
+"""The WebSocket endpoint: authentication, Origin check, one reader loop, dispatch, and live queue updates."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiohttp import WSMsgType, web
+
+from telehealth.accounts import api_token_digest
+from telehealth.domain import Role
+from telehealth.errors import ErrorCode, TelehealthError
+from telehealth.records.models import User
+from telehealth.records.store import StoreUnavailable
+from telehealth.server import keys
+from telehealth.server.auth import public
+from telehealth.server.ratelimit import TokenBucket
+from telehealth.signaling import messages
+from telehealth.signaling.commands import REGISTRY, Context
+from telehealth.signaling.connection import CLOSE_GOING_AWAY, CLOSE_POLICY, Connection
+from telehealth.signaling.messages import parse_body
+
+log = logging.getLogger("telehealth.ws")
+
+MAX_REMEMBERED_IDS = 1024
+QUEUE_UPDATE_DELAY_S = 0.05
+
+
+def origin_allowed(request: web.Request) -> bool:
+    """Browsers send Origin; it must be this server's own address or a configured public origin."""
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True  # not a browser: such clients authenticate with a token, which a page cannot steal
+    allowed = set(request.app[keys.SETTINGS].allowed_origins)
+    if origin in allowed:
+        return True
+    parts = urlsplit(origin)
+    host = request.headers.get("X-Forwarded-Host") or request.host
+    return parts.netloc == host
+
+
+async def _authenticate(request: web.Request, ws: web.WebSocketResponse) -> User | None:
+    user: User | None = request.get("user")
+    if user is not None:
+        return user
+    settings = request.app[keys.SETTINGS]
+    try:
+        msg = await ws.receive(timeout=settings.signaling.auth_timeout_s)
+    except TimeoutError:
+        await ws.send_json(messages.error(None, ErrorCode.auth_timeout, "authenticate within "
+                                          f"{settings.signaling.auth_timeout_s:g} s"))
+        return None
+    if msg.type != WSMsgType.TEXT:
+        return None
+    try:
+        env = messages.parse_envelope(msg.data, settings.signaling.max_message_bytes)
+    except TelehealthError as exc:
+        await ws.send_json(messages.error(messages.peek_id(msg.data), exc.code, exc.message))
+        return None
+    token = env.body.get("token")
+    if env.type != "auth" or not isinstance(token, str):
+        await ws.send_json(messages.error(env.id, ErrorCode.auth_required,
+                                          "the first message must be {\"type\": \"auth\", \"token\": ...}"))
+        return None
+    found = await request.app[keys.STORE].get_user_for_api_token(api_token_digest(token))
+    if found is None:
+        await ws.send_json(messages.error(env.id, ErrorCode.auth_failed, "the API token is not valid"))
+        return None
+    await ws.send_json(messages.result(env.id, {"user_id": found.id}))
+    return found
+
+
+def user_view(user: User) -> dict[str, Any]:
+    return {"id": user.id, "name": user.display_name, "role": user.role.value,
+            "title": user.title.value if user.title else None, "specialties": list(user.specialties),
+            "organisation_id": user.organisation_id}
+
+
+@public  # authentication happens inside: cookie at upgrade, or an auth message with an API token
+async def handle_ws(request: web.Request) -> web.StreamResponse:
+    app = request.app
+    settings = app[keys.SETTINGS]
+    if not origin_allowed(request):
+        raise TelehealthError(ErrorCode.bad_origin, "this page's origin may not open the WebSocket")
+    sessions = app[keys.SESSIONS]
+    if sessions.draining:
+        raise TelehealthError(ErrorCode.unavailable, "this server is shutting down; reconnect")
+    sig = settings.signaling
+    ws = web.WebSocketResponse(heartbeat=sig.heartbeat_s, compress=False, max_msg_size=sig.max_message_bytes * 4)
+    await ws.prepare(request)
+    user = await _authenticate(request, ws)
+    if user is None:
+        await ws.close(code=CLOSE_POLICY, message=b"authentication failed")
+        return ws
+
+    async def send_text(text: str) -> None:
+        await ws.send_str(text)
+
+    async def close(code: int, reason: str) -> None:
+        await ws.close(code=code, message=reason.encode())
+
+    conn = Connection(user, send_text, close, sig.send_queue_size, sessions.node)
+    conn.start()
+    hub = app[keys.HUB]
+    await hub.add(conn)
+    app[keys.WEBSOCKETS].add(ws)
+    ctx = Context(conn, app[keys.STORE], app[keys.MATCHER], sessions, hub, sessions.node)
+    conn.send(messages.event("hello", {"user": user_view(user), "node": sessions.node,
+                                       "connection_id": conn.id}))
+    bucket = TokenBucket(sig.rate_per_s, sig.rate_burst)
+    seen_ids: set[int] = set()
+    try:
+        async for msg in ws:
+            if msg.type == WSMsgType.TEXT:
+                if not bucket.take():
+                    conn.send(messages.error(messages.peek_id(msg.data), ErrorCode.rate_limited,
+                                             "too many messages; slow down"))
+                    continue
+                reply = await dispatch(ctx, msg.data, seen_ids, sig.max_message_bytes)
+                conn.send(reply)
+            elif msg.type == WSMsgType.BINARY:
+                conn.send(messages.error(None, ErrorCode.invalid_message, "binary messages are not accepted"))
+            elif msg.type == WSMsgType.ERROR:
+                break
+    finally:
+        app[keys.WEBSOCKETS].discard(ws)
+        await hub.remove(conn)
+        await conn.stop()
+        if not sessions.draining:
+            try:
+                await sessions.connection_lost(conn)
+            except Exception:
+                log.warning("could not record the loss of connection %s", conn.id, exc_info=True)
+    return ws
+
+
+async def dispatch(ctx: Context, raw: str, seen_ids: set[int], max_bytes: int) -> dict[str, Any]:
+    """Parse, check and run one command; every failure becomes an error result for that id only."""
+    try:
+        env = messages.parse_envelope(raw, max_bytes)
+    except TelehealthError as exc:
+        return messages.error(messages.peek_id(raw) if exc.code is not ErrorCode.message_too_large else None,
+                              exc.code, exc.message)
+    if env.id in seen_ids or env.id <= ctx.conn.last_ids - MAX_REMEMBERED_IDS:
+        return messages.error(env.id, ErrorCode.id_reused, f"id {env.id} was already used on this connection")
+    seen_ids.add(env.id)
+    ctx.conn.last_ids = max(ctx.conn.last_ids, env.id)
+    if len(seen_ids) > MAX_REMEMBERED_IDS:
+        for old in sorted(seen_ids)[: len(seen_ids) - MAX_REMEMBERED_IDS]:
+            seen_ids.discard(old)
+    command = REGISTRY.get(env.type)
+    if command is None:
+        return messages.error(env.id, ErrorCode.unknown_command, f"unknown command type {env.type!r}")
+    if ctx.user.role not in command.roles:
+        return messages.error(env.id, ErrorCode.forbidden, f"a {ctx.user.role.value} may not use {env.type}")
+    try:
+        body = parse_body(command.body, env.body)
+        value = await command.handler(ctx, body)
+    except StoreUnavailable as exc:
+        return messages.error(env.id, exc.code, exc.message)
+    except TelehealthError as exc:
+        return messages.error(env.id, exc.code, exc.message)
+    except Exception:
+        log.exception("command %s failed", env.type)
+        return messages.error(env.id, ErrorCode.internal_error, "the server could not complete this command")
+    return messages.result(env.id, value)
+
+
+class QueueUpdates:
+    """Coalesces queue changes per specialty and pushes positions to watching clinics, hints to specialists."""
+
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+        self._pending: dict[str, asyncio.Task[None]] = {}
+
+    async def on_queue_changed(self, specialty: str) -> None:
+        if specialty not in self._pending:
+            self._pending[specialty] = asyncio.create_task(self._push(specialty))
+
+    async def _push(self, specialty: str) -> None:
+        await asyncio.sleep(QUEUE_UPDATE_DELAY_S)
+        self._pending.pop(specialty, None)
+        hub = self.app[keys.HUB]
+        matcher = self.app[keys.MATCHER]
+        store = self.app[keys.STORE]
+        for conn in hub.queue_watchers(specialty):
+            if conn.user.role is Role.specialist:
+                conn.send(messages.event("queue_changed", {"specialty": specialty}))
+                continue
+            for cid in list(conn.watching):
+                consultation = await store.get_consultation(cid)
+                if consultation is None or consultation.specialty != specialty:
+                    continue
+                if not consultation.state.is_waiting:
+                    conn.watching.discard(cid)
+                status = await matcher.status(consultation)
+                conn.send(messages.event("queue_position", {
+                    "consultation_id": cid, "state": status.state, "position": status.position,
+                    "estimated_wait_s": status.estimated_wait_s}))
+
+    async def close(self) -> None:
+        for task in self._pending.values():
+            task.cancel()
+        self._pending.clear()
+
+
+async def close_all(app: web.Application) -> None:
+    """On shutdown: tell every client to reconnect (to another node behind the balancer)."""
+    sockets = app[keys.WEBSOCKETS]
+    for socket in list(sockets):
+        try:
+            await socket.send_str(json.dumps(messages.event("reconnect", {"reason": "server_shutdown"})))
+            await socket.close(code=CLOSE_GOING_AWAY, message=b"server shutdown")
+        except Exception:
+            continue

@@ -1,0 +1,384 @@
+"""WebSocket commands: each a typed body, the roles allowed, and a handler, registered in one list."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from telehealth.domain import SPECIALTIES, DeclineReason, Presence, Role, Title, Urgency
+from telehealth.errors import ErrorCode, TelehealthError
+from telehealth.matching.service import Matcher, QueueStatus
+from telehealth.records.models import Consultation, NewConsultation, User
+from telehealth.records.store import Store
+from telehealth.signaling.connection import Connection
+from telehealth.signaling.hub import Hub
+from telehealth.signaling.messages import require
+from telehealth.signaling.sessions import ICE_STATES, SIGNAL_KINDS, SessionManager
+
+ALL_ROLES = frozenset(Role)
+CLINIC = frozenset({Role.clinic_doctor})
+SPECIALIST = frozenset({Role.specialist})
+MAX_TEXT = 4000
+MAX_SDP = 60_000
+
+
+@dataclass
+class Context:
+    conn: Connection
+    store: Store
+    matcher: Matcher
+    sessions: SessionManager
+    hub: Hub
+    node: str
+
+    @property
+    def user(self) -> User:
+        return self.conn.user
+
+
+# -- bodies -----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Empty:
+    pass
+
+
+@dataclass(frozen=True)
+class ConsultationRef:
+    consultation_id: int
+
+
+@dataclass(frozen=True)
+class PresenceBody:
+    status: Presence
+
+
+@dataclass(frozen=True)
+class DeclineBody:
+    consultation_id: int
+    reason: DeclineReason
+    text: str = ""
+
+    def validate(self) -> None:
+        require(len(self.text) <= 500, "`text` is limited to 500 characters")
+        require(self.reason is not DeclineReason.other or bool(self.text.strip()),
+                "a decline for another reason needs a short `text`")
+
+
+@dataclass(frozen=True)
+class PatientBody:
+    name: str
+    sex: str
+    birth_year: int
+    local_id: str = ""
+
+    def validate(self) -> None:
+        require(0 < len(self.name.strip()) <= 200, "`patient.name` is required (at most 200 characters)")
+        require(self.sex in ("female", "male", "other"), "`patient.sex` must be female, male or other")
+        require(1900 <= self.birth_year <= time.gmtime().tm_year, "`patient.birth_year` is not a plausible year")
+        require(len(self.local_id) <= 100, "`patient.local_id` is limited to 100 characters")
+
+
+@dataclass(frozen=True)
+class ConsentBody:
+    by: str
+    name: str
+    relation: str | None = None
+
+    def validate(self) -> None:
+        require(self.by in ("patient", "guardian", "relative"), "`consent.by` must be patient, guardian or relative")
+        require(0 < len(self.name.strip()) <= 200, "`consent.name` is required")
+        require(self.by == "patient" or bool(self.relation and self.relation.strip()),
+                "consent by a guardian or relative needs their `relation` to the patient")
+
+
+@dataclass(frozen=True)
+class CreateBody:
+    patient: PatientBody
+    specialty: str
+    urgency: Urgency
+    chief_complaint: str
+    history: str = ""
+    reason: str = ""
+    purpose: str = ""
+    complex_case: bool = False
+    requested_specialist_id: int | None = None
+    min_title: Title | None = None
+    title_fallback: bool = False
+    consent: ConsentBody | None = None
+
+    def validate(self) -> None:
+        require(self.specialty in SPECIALTIES, f"`specialty` must be one of: {', '.join(SPECIALTIES)}")
+        require(0 < len(self.chief_complaint.strip()) <= 1000, "`chief_complaint` is required (at most 1000 "
+                                                               "characters)")
+        for name in ("history", "reason", "purpose"):
+            require(len(getattr(self, name)) <= MAX_TEXT, f"`{name}` is limited to {MAX_TEXT} characters")
+
+    def to_request(self) -> NewConsultation:
+        return NewConsultation(
+            patient_name=self.patient.name.strip(), patient_sex=self.patient.sex,
+            patient_birth_year=self.patient.birth_year, patient_local_id=self.patient.local_id.strip(),
+            specialty=self.specialty, urgency=self.urgency, chief_complaint=self.chief_complaint.strip(),
+            history=self.history, reason=self.reason, purpose=self.purpose, complex_case=self.complex_case,
+            requested_specialist_id=self.requested_specialist_id, min_title=self.min_title,
+            title_fallback=self.title_fallback, consent_by=self.consent.by if self.consent else None,
+            consent_name=self.consent.name if self.consent else None,
+            consent_relation=self.consent.relation if self.consent else None)
+
+
+@dataclass(frozen=True)
+class QueueListBody:
+    limit: int = 50
+
+    def validate(self) -> None:
+        require(1 <= self.limit <= 200, "`limit` must be between 1 and 200")
+
+
+@dataclass(frozen=True)
+class SignalBody:
+    session_id: int
+    kind: str
+    payload: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        require(self.kind in SIGNAL_KINDS, f"`kind` must be one of: {', '.join(SIGNAL_KINDS)}")
+        if self.kind in ("offer", "answer"):
+            sdp = self.payload.get("sdp")
+            require(isinstance(sdp, str) and sdp.startswith("v=0") and len(sdp) <= MAX_SDP,
+                    "`payload.sdp` must be an SDP text starting with v=0")
+        if self.kind == "candidate":
+            cand = self.payload.get("candidate")
+            require(isinstance(cand, str) and len(cand) <= 1000, "`payload.candidate` must be a string")
+
+
+@dataclass(frozen=True)
+class SessionRef:
+    session_id: int
+
+
+@dataclass(frozen=True)
+class IceStateBody:
+    session_id: int
+    state: str
+
+    def validate(self) -> None:
+        require(self.state in ICE_STATES, f"`state` must be one of: {', '.join(ICE_STATES)}")
+
+
+@dataclass(frozen=True)
+class QualityBody:
+    session_id: int
+    rtt_ms: float | None = None
+    loss_pct: float | None = None
+    bitrate_kbps: float | None = None
+    frames_decoded: int | None = None
+    fps: float | None = None
+    width: int | None = None
+    height: int | None = None
+    jitter_ms: float | None = None
+    audio_only: bool = False
+
+    def sample(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if k != "session_id" and v is not None}
+
+
+@dataclass(frozen=True)
+class ChatBody:
+    session_id: int
+    text: str
+
+    def validate(self) -> None:
+        require(0 < len(self.text.strip()) <= 2000, "`text` must be 1 to 2000 characters")
+
+
+# -- handlers ---------------------------------------------------------------------------------------
+
+def consultation_view(c: Consultation, status: QueueStatus | None = None) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "id": c.id, "state": c.state.value, "specialty": c.specialty, "urgency": c.urgency.value,
+        "clinic_org_id": c.clinic_org_id, "assigned_specialist_id": c.assigned_specialist_id,
+        "created_at": c.created_at.isoformat(), "consent_recorded": c.consent_at is not None,
+    }
+    if status is not None:
+        view["position"] = status.position
+        view["estimated_wait_s"] = status.estimated_wait_s
+    return view
+
+
+async def _own_consultation(ctx: Context, consultation_id: int) -> Consultation:
+    c = await ctx.store.get_consultation(consultation_id)
+    if c is None:
+        raise TelehealthError(ErrorCode.not_found, f"consultation {consultation_id} does not exist")
+    user = ctx.user
+    if user.role is Role.clinic_doctor and c.clinic_org_id == user.organisation_id:
+        return c
+    if user.role is Role.specialist and c.assigned_specialist_id == user.id:
+        return c
+    raise TelehealthError(ErrorCode.forbidden, "this consultation is not yours")
+
+
+async def handle_ping(ctx: Context, body: Empty) -> dict[str, Any]:
+    return {"pong": time.time()}
+
+
+async def handle_presence_set(ctx: Context, body: PresenceBody) -> dict[str, Any]:
+    presence = await ctx.matcher.set_presence(ctx.user, body.status, ctx.node)
+    for specialty in ctx.user.specialties:
+        await ctx.hub.watch_queue(ctx.conn, specialty)
+    return {"status": presence.status}
+
+
+async def handle_queue_list(ctx: Context, body: QueueListBody) -> dict[str, Any]:
+    from telehealth.matching.rules import eligible
+
+    presence = ctx.matcher.presence_for(ctx.user, Presence.available, 0.0, "")
+    now = ctx.matcher.clock()
+    items: list[dict[str, Any]] = []
+    for specialty in ctx.user.specialties:
+        await ctx.hub.watch_queue(ctx.conn, specialty)
+        for entry in await ctx.matcher.broker.queue_head(specialty, 200):
+            if eligible(entry, presence, now):
+                items.append({"consultation_id": entry.consultation_id, "specialty": entry.specialty,
+                              "urgency": entry.urgency, "waiting_since": entry.enqueued_at,
+                              "complex_case": entry.complex_case, "clinic_org_id": entry.clinic_org_id,
+                              "score": entry.score})
+    items.sort(key=lambda i: (i["score"], i["consultation_id"]))
+    items = items[: body.limit]
+    # Details for display (clinic name, complaint) come from the store, for the visible items only.
+    for item in items:
+        c = await ctx.store.get_consultation(item["consultation_id"])
+        org = await ctx.store.get_organisation(item["clinic_org_id"])
+        item["chief_complaint"] = c.chief_complaint if c else ""
+        item["clinic"] = org.name if org else ""
+        item["clinic_zh"] = org.name_zh if org else ""
+        del item["score"]
+    return {"items": items}
+
+
+async def _start_call(ctx: Context, consultation: Consultation) -> dict[str, Any]:
+    session = await ctx.sessions.open_for(consultation, ctx.user)
+    return {"consultation": consultation_view(consultation), "session_id": session.id}
+
+
+async def handle_take_next(ctx: Context, body: Empty) -> dict[str, Any]:
+    consultation = await ctx.matcher.take_next(ctx.user)
+    if consultation is None:
+        return {"consultation": None}
+    return await _start_call(ctx, consultation)
+
+
+async def handle_take(ctx: Context, body: ConsultationRef) -> dict[str, Any]:
+    consultation = await ctx.matcher.take(body.consultation_id, ctx.user)
+    return await _start_call(ctx, consultation)
+
+
+async def handle_offer_accept(ctx: Context, body: ConsultationRef) -> dict[str, Any]:
+    consultation = await ctx.matcher.accept(body.consultation_id, ctx.user)
+    return await _start_call(ctx, consultation)
+
+
+async def handle_offer_decline(ctx: Context, body: DeclineBody) -> dict[str, Any]:
+    await ctx.matcher.decline(body.consultation_id, ctx.user, body.reason, body.text)
+    return {}
+
+
+async def handle_create(ctx: Context, body: CreateBody) -> dict[str, Any]:
+    consultation = await ctx.matcher.submit(body.to_request(), ctx.user)
+    ctx.conn.watching.add(consultation.id)
+    await ctx.hub.watch_queue(ctx.conn, consultation.specialty)
+    status = await ctx.matcher.status(consultation)
+    return {"consultation": consultation_view(consultation, status)}
+
+
+async def handle_cancel(ctx: Context, body: ConsultationRef) -> dict[str, Any]:
+    await _own_consultation(ctx, body.consultation_id)
+    consultation = await ctx.matcher.cancel(body.consultation_id, ctx.user)
+    return {"consultation": consultation_view(consultation)}
+
+
+async def handle_requeue(ctx: Context, body: ConsultationRef) -> dict[str, Any]:
+    consultation = await _own_consultation(ctx, body.consultation_id)
+    if ctx.user.role is Role.specialist:
+        consultation = await ctx.matcher.give_back(consultation.id, ctx.user)
+    else:
+        consultation = await ctx.matcher.enqueue(consultation, actor_id=ctx.user.id)
+    status = await ctx.matcher.status(consultation)
+    return {"consultation": consultation_view(consultation, status)}
+
+
+async def handle_watch(ctx: Context, body: ConsultationRef) -> dict[str, Any]:
+    consultation = await _own_consultation(ctx, body.consultation_id)
+    ctx.conn.watching.add(consultation.id)
+    await ctx.hub.watch_queue(ctx.conn, consultation.specialty)
+    status = await ctx.matcher.status(consultation)
+    return {"consultation": consultation_view(consultation, status)}
+
+
+async def handle_session_join(ctx: Context, body: ConsultationRef) -> dict[str, Any]:
+    return await ctx.sessions.join(ctx.conn, body.consultation_id)
+
+
+async def handle_signal(ctx: Context, body: SignalBody) -> dict[str, Any]:
+    await ctx.sessions.relay(ctx.conn, body.session_id, body.kind, body.payload)
+    return {}
+
+
+async def handle_ice_state(ctx: Context, body: IceStateBody) -> dict[str, Any]:
+    await ctx.sessions.record_ice_state(ctx.conn, body.session_id, body.state)
+    return {}
+
+
+async def handle_quality(ctx: Context, body: QualityBody) -> dict[str, Any]:
+    await ctx.sessions.record_quality(ctx.conn, body.session_id, body.sample())
+    return {}
+
+
+async def handle_chat(ctx: Context, body: ChatBody) -> dict[str, Any]:
+    sent_at = await ctx.sessions.chat(ctx.conn, body.session_id, body.text.strip())
+    return {"sent_at": sent_at}
+
+
+async def handle_hangup(ctx: Context, body: SessionRef) -> dict[str, Any]:
+    await ctx.sessions.hangup(ctx.conn, body.session_id)
+    return {}
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    body: type[Any]
+    roles: frozenset[Role]
+    handler: Callable[[Context, Any], Awaitable[dict[str, Any]]]
+    # Commands that change durable state are not replayed by clients after a reconnect without checking.
+    summary: str
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command("ping", Empty, ALL_ROLES, handle_ping, "Round trip check."),
+    Command("presence.set", PresenceBody, SPECIALIST, handle_presence_set, "Set available / busy / away."),
+    Command("queue.list", QueueListBody, SPECIALIST, handle_queue_list, "Waiting requests you may take."),
+    Command("consultation.take_next", Empty, SPECIALIST, handle_take_next, "Take the best waiting request."),
+    Command("consultation.take", ConsultationRef, SPECIALIST, handle_take, "Take one waiting request."),
+    Command("offer.accept", ConsultationRef, SPECIALIST, handle_offer_accept, "Accept a ringing offer."),
+    Command("offer.decline", DeclineBody, SPECIALIST, handle_offer_decline, "Decline an offer with a reason."),
+    Command("consultation.create", CreateBody, CLINIC, handle_create, "Ask for a consultation."),
+    Command("consultation.cancel", ConsultationRef, CLINIC, handle_cancel, "Withdraw a request."),
+    Command("consultation.requeue", ConsultationRef, ALL_ROLES - {Role.admin}, handle_requeue,
+            "Queue an expired request again (clinic) or give an accepted one back (specialist)."),
+    Command("consultation.watch", ConsultationRef, ALL_ROLES - {Role.admin}, handle_watch,
+            "Follow a consultation's state and queue position."),
+    Command("session.join", ConsultationRef, ALL_ROLES - {Role.admin}, handle_session_join,
+            "Enter the call of a consultation."),
+    Command("session.signal", SignalBody, ALL_ROLES - {Role.admin}, handle_signal,
+            "Relay SDP or ICE to the other participant."),
+    Command("session.ice_state", IceStateBody, ALL_ROLES - {Role.admin}, handle_ice_state,
+            "Report an ICE connection state change."),
+    Command("session.quality", QualityBody, ALL_ROLES - {Role.admin}, handle_quality,
+            "Report a call quality sample."),
+    Command("session.chat", ChatBody, ALL_ROLES - {Role.admin}, handle_chat, "Send a chat line."),
+    Command("session.hangup", SessionRef, ALL_ROLES - {Role.admin}, handle_hangup, "End the call."),
+)
+
+REGISTRY: dict[str, Command] = {c.name: c for c in COMMANDS}

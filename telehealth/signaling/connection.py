@@ -1,0 +1,90 @@
+"""One client connection: identity, a bounded outgoing queue drained by its own writer task."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+from telehealth.records.models import User
+
+log = logging.getLogger("telehealth.signaling")
+
+_ids = itertools.count(1)
+
+SendText = Callable[[str], Awaitable[None]]
+Close = Callable[[int, str], Coroutine[Any, Any, None]]
+
+CLOSE_GOING_AWAY = 1001
+CLOSE_POLICY = 1008
+CLOSE_TOO_SLOW = 1013
+
+
+class Connection:
+    """What the rest of the server knows of a WebSocket: who it is and how to send to it.
+
+    Sending never blocks the caller: messages go into a bounded queue; a client that lets the queue
+    fill up is cut off, so one slow phone cannot hold back a broadcast to everyone else.
+    """
+
+    def __init__(self, user: User, send_text: SendText, close: Close, queue_size: int, node: str) -> None:
+        self.id = f"{node}-{next(_ids)}"
+        self.user = user
+        self._send_text = send_text
+        self._close = close
+        self._queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=queue_size)
+        self._writer: asyncio.Task[None] | None = None
+        self.closed = False
+        self.joined_sessions: set[int] = set()
+        self.watching: set[int] = set()
+        self.last_ids: int = 0
+
+    def start(self) -> None:
+        self._writer = asyncio.create_task(self._write_loop(), name=f"ws-writer-{self.id}")
+
+    def send(self, message: dict[str, Any]) -> bool:
+        return self.send_raw(json.dumps(message, separators=(",", ":"), ensure_ascii=False, default=str))
+
+    def send_raw(self, text: str) -> bool:
+        if self.closed:
+            return False
+        try:
+            self._queue.put_nowait(text)
+            return True
+        except asyncio.QueueFull:
+            log.warning("connection %s (user %s) too slow to drain its queue; closing it", self.id, self.user.id)
+            self.closed = True
+            asyncio.get_running_loop().create_task(self._close(CLOSE_TOO_SLOW, "too slow"))
+            return False
+
+    async def _write_loop(self) -> None:
+        while True:
+            text = await self._queue.get()
+            if text is None:
+                return
+            try:
+                await self._send_text(text)
+            except (ConnectionError, RuntimeError):
+                self.closed = True
+                return
+
+    async def stop(self) -> None:
+        """Let queued messages go out, then end the writer."""
+        self.closed = True
+        if self._writer is None:
+            return
+        try:
+            self._queue.put_nowait(None)
+        except asyncio.QueueFull:
+            self._writer.cancel()
+        try:
+            await asyncio.wait_for(asyncio.shield(self._writer), 2.0)
+        except (TimeoutError, asyncio.CancelledError):
+            self._writer.cancel()
+
+    async def close(self, code: int, reason: str) -> None:
+        self.closed = True
+        await self._close(code, reason)

@@ -1,0 +1,126 @@
+"""The node's switchboard: which local connections belong to which user, fed by broker channels."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+
+from telehealth.matching.broker import Broker, Message, Subscription
+from telehealth.matching.service import queue_channel, user_channel
+from telehealth.signaling.connection import Connection
+
+log = logging.getLogger("telehealth.signaling")
+
+EventHook = Callable[[Connection, str, dict[str, object]], Awaitable[None]]
+QueueHook = Callable[[str], Awaitable[None]]
+
+
+class Hub:
+    """Delivers channel messages to local connections; subscribes to a channel only while someone here needs it."""
+
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+        self._by_user: dict[int, set[Connection]] = defaultdict(set)
+        self._queue_watchers: dict[str, set[Connection]] = defaultdict(set)
+        self._subscription: Subscription | None = None
+        self._lock = asyncio.Lock()
+        # Called for each event a local connection receives, before it is sent (sessions use it to
+        # keep their view of who is in a call current).
+        self.event_hooks: list[EventHook] = []
+        self.queue_hooks: list[QueueHook] = []
+        self.delivered = 0
+
+    async def start(self) -> None:
+        self._subscription = await self.broker.subscribe(self._on_message)
+
+    async def close(self) -> None:
+        if self._subscription is not None:
+            await self._subscription.close()
+            self._subscription = None
+
+    @property
+    def connection_count(self) -> int:
+        return sum(len(c) for c in self._by_user.values())
+
+    def connections_of(self, user_id: int) -> set[Connection]:
+        return set(self._by_user.get(user_id, ()))
+
+    def all_connections(self) -> list[Connection]:
+        return [c for conns in self._by_user.values() for c in conns]
+
+    async def add(self, conn: Connection) -> None:
+        async with self._lock:
+            first = not self._by_user.get(conn.user.id)
+            self._by_user[conn.user.id].add(conn)
+            if first and self._subscription is not None:
+                await self._subscription.add(user_channel(conn.user.id))
+
+    async def remove(self, conn: Connection) -> None:
+        async with self._lock:
+            conns = self._by_user.get(conn.user.id)
+            if conns is not None:
+                conns.discard(conn)
+                if not conns:
+                    del self._by_user[conn.user.id]
+                    if self._subscription is not None:
+                        await self._subscription.remove(user_channel(conn.user.id))
+            for specialty in [s for s, watchers in self._queue_watchers.items() if conn in watchers]:
+                await self._unwatch_locked(conn, specialty)
+
+    async def watch_queue(self, conn: Connection, specialty: str) -> None:
+        async with self._lock:
+            first = not self._queue_watchers.get(specialty)
+            self._queue_watchers[specialty].add(conn)
+            if first and self._subscription is not None:
+                await self._subscription.add(queue_channel(specialty))
+
+    async def unwatch_queue(self, conn: Connection, specialty: str) -> None:
+        async with self._lock:
+            await self._unwatch_locked(conn, specialty)
+
+    async def _unwatch_locked(self, conn: Connection, specialty: str) -> None:
+        watchers = self._queue_watchers.get(specialty)
+        if watchers is None:
+            return
+        watchers.discard(conn)
+        if not watchers:
+            del self._queue_watchers[specialty]
+            if self._subscription is not None:
+                await self._subscription.remove(queue_channel(specialty))
+
+    def queue_watchers(self, specialty: str) -> set[Connection]:
+        return set(self._queue_watchers.get(specialty, ()))
+
+    async def _on_message(self, message: Message) -> None:
+        try:
+            payload = json.loads(message.data)
+            name = str(payload["event"])
+            data = payload.get("data") or {}
+        except (ValueError, KeyError, TypeError):
+            log.warning("dropping a malformed broker message on %s", message.channel)
+            return
+        if message.channel.startswith("user:"):
+            user_id = int(message.channel[5:])
+            for conn in self.connections_of(user_id):
+                for hook in self.event_hooks:
+                    try:
+                        await hook(conn, name, data)
+                    except Exception:
+                        log.exception("event hook failed for %s", name)
+                if data.get("_connection") not in (None, conn.id):
+                    continue  # addressed to another tab of the same user
+                if data.get("_except") == conn.id:
+                    continue
+                clean = {k: v for k, v in data.items() if not k.startswith("_")}
+                conn.send({"type": "event", "event": name, "data": clean})
+                self.delivered += 1
+        elif message.channel.startswith("queue:"):
+            specialty = message.channel[6:]
+            for queue_hook in self.queue_hooks:
+                try:
+                    await queue_hook(specialty)
+                except Exception:
+                    log.exception("queue hook failed for %s", specialty)

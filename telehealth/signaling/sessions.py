@@ -1,0 +1,292 @@
+"""Call sessions: opening, joining, relaying signaling between the two participants, reconnection, ending.
+
+Liveness of each participant is a broker value with expiry (`sj:<session>:<user>`), refreshed by the
+node that holds the participant's connection. A dropped connection leaves the value to expire after
+the reconnect grace period; any node that finds it gone ends the session with reason `network`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from telehealth.config import Settings
+from telehealth.domain import ConsultationState, EndReason, Role
+from telehealth.errors import ErrorCode, TelehealthError
+from telehealth.matching.broker import Broker
+from telehealth.matching.service import Matcher, encode_event, user_channel
+from telehealth.records.models import CallSession, Consultation, User
+from telehealth.records.store import Store
+from telehealth.signaling.connection import Connection
+from telehealth.signaling.hub import Hub
+from telehealth.signaling.ice import ice_servers
+
+log = logging.getLogger("telehealth.sessions")
+
+S = ConsultationState
+SIGNAL_KINDS = ("offer", "answer", "candidate", "restart_request")
+ICE_STATES = ("new", "checking", "connected", "completed", "disconnected", "failed", "closed")
+
+
+def _utc(ts: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ts, dt.UTC)
+
+
+def marker_key(session_id: int, user_id: int) -> str:
+    return f"sj:{session_id}:{user_id}"
+
+
+class SessionManager:
+    def __init__(self, store: Store, broker: Broker, hub: Hub, matcher: Matcher, settings: Settings,
+                 node: str, clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.broker = broker
+        self.hub = hub
+        self.matcher = matcher
+        self.settings = settings
+        self.node = node
+        self.clock = clock
+        self.started_at = clock()
+        self.draining = False
+        self._cache: dict[int, CallSession] = {}
+        self.relayed = 0
+        hub.event_hooks.append(self._on_event)
+
+    @property
+    def grace(self) -> float:
+        return self.settings.signaling.reconnect_grace_s
+
+    async def _emit(self, user_id: int, event: str, data: dict[str, Any]) -> None:
+        await self.broker.publish(user_channel(user_id), encode_event(event, data))
+
+    async def _on_event(self, conn: Connection, name: str, data: dict[str, Any]) -> None:
+        if name == "session_ended":
+            sid = int(data.get("session_id", 0))
+            self._cache.pop(sid, None)
+            conn.joined_sessions.discard(sid)
+
+    # -- opening and joining --------------------------------------------------------------------
+
+    async def open_for(self, consultation: Consultation, actor: User) -> CallSession:
+        """Start a call for an accepted consultation and tell both participants."""
+        specialist_id = consultation.assigned_specialist_id
+        if specialist_id is None:
+            raise TelehealthError(ErrorCode.invalid_transition, "nobody has accepted this consultation yet")
+        now = self.clock()
+        existing = await self.store.get_open_call_session(consultation.id)
+        if existing is not None:
+            return existing
+        consultation = await self.store.transition_consultation(
+            consultation.id, S.in_call, actor_id=actor.id, now=_utc(now), expected=[S.accepted, S.ended],
+            event_kind="call_started")
+        session = await self.store.insert_call_session(
+            consultation.id, consultation.accompanying_doctor_id, specialist_id, _utc(now))
+        self._cache[session.id] = session
+        for uid in session.participants():
+            await self.broker.put(marker_key(session.id, uid), "pending", self.grace)
+        for uid in session.participants():
+            await self._emit(uid, "session_ready", {
+                "consultation_id": consultation.id, "session_id": session.id,
+                "role": "offerer" if uid == session.specialist_user_id else "answerer"})
+        return session
+
+    async def get_session(self, session_id: int) -> CallSession:
+        session = self._cache.get(session_id)
+        if session is None:
+            session = await self.store.get_call_session(session_id)
+            if session is None:
+                raise TelehealthError(ErrorCode.not_found, f"session {session_id} does not exist")
+            if session.ended_at is None:
+                self._cache[session_id] = session
+        return session
+
+    async def _session_for(self, user: User, session_id: int) -> CallSession:
+        session = await self.get_session(session_id)
+        if user.id not in session.participants():
+            raise TelehealthError(ErrorCode.forbidden, "you are not a participant of this session")
+        if session.ended_at is not None:
+            raise TelehealthError(ErrorCode.session_ended, "this session has ended")
+        return session
+
+    async def join(self, conn: Connection, consultation_id: int) -> dict[str, Any]:
+        """A participant's tab enters the call (first time, after a reload, or after a reconnect)."""
+        user = conn.user
+        consultation = await self.store.get_consultation(consultation_id)
+        if consultation is None:
+            raise TelehealthError(ErrorCode.not_found, f"consultation {consultation_id} does not exist")
+        is_clinic = user.role is Role.clinic_doctor and user.organisation_id == consultation.clinic_org_id
+        is_specialist = user.id == consultation.assigned_specialist_id
+        if not (is_clinic or is_specialist):
+            raise TelehealthError(ErrorCode.forbidden, "you are not a participant of this consultation")
+        if self.draining:
+            raise TelehealthError(ErrorCode.unavailable, "this server is shutting down; reconnect to join")
+        session = await self.store.get_open_call_session(consultation_id)
+        if session is None:
+            if consultation.state not in (S.accepted, S.ended):
+                raise TelehealthError(ErrorCode.invalid_transition,
+                                      f"there is no call to join: the consultation is {consultation.state}")
+            session = await self.open_for(consultation, user)
+        if is_clinic and user.id != session.clinic_user_id:
+            # Another doctor of the clinic takes over the patient during the call.
+            await self.store.update_accompanying_doctor(consultation_id, user.id, actor_id=user.id,
+                                                        now=_utc(self.clock()))
+            raise TelehealthError(ErrorCode.conflict, "a colleague is in this call; the hand-over was recorded, "
+                                                      "join again after they leave")
+        now = self.clock()
+        previous = await self.broker.fetch(marker_key(session.id, user.id))
+        resumed = previous == "dropped"
+        await self.broker.put(marker_key(session.id, user.id), "live", self.grace)
+        conn.joined_sessions.add(session.id)
+        await self.store.insert_event(consultation_id, "rejoined" if resumed else "joined", actor_id=user.id,
+                                      now=_utc(now), session_id=session.id,
+                                      data={"node": self.node, "connection": conn.id})
+        peer = session.peer_of(user.id)
+        peer_marker = await self.broker.fetch(marker_key(session.id, peer))
+        await self._emit(peer, "peer_joined", {"session_id": session.id, "resumed": resumed,
+                                               "user_id": user.id})
+        return {
+            "session_id": session.id,
+            "consultation_id": consultation_id,
+            "role": "offerer" if user.id == session.specialist_user_id else "answerer",
+            "peer_present": peer_marker == "live",
+            "resumed": resumed,
+            "ice_servers": ice_servers(self.settings.ice, user.id, now),
+        }
+
+    # -- during the call ------------------------------------------------------------------------
+
+    async def relay(self, conn: Connection, session_id: int, kind: str, payload: dict[str, Any]) -> None:
+        session = await self._session_for(conn.user, session_id)
+        if session_id not in conn.joined_sessions:
+            raise TelehealthError(ErrorCode.not_in_session, "join the session before signaling in it")
+        if kind not in SIGNAL_KINDS:
+            raise TelehealthError(ErrorCode.invalid_message, f"`kind` must be one of: {', '.join(SIGNAL_KINDS)}")
+        peer = session.peer_of(conn.user.id)
+        await self._emit(peer, "signal", {"session_id": session_id, "kind": kind, "payload": payload,
+                                          "from": conn.user.id})
+        self.relayed += 1
+        if kind in ("offer", "answer"):
+            restart = bool(payload.get("ice_restart"))
+            await self.store.insert_event(session.consultation_id, f"sdp_{kind}", actor_id=conn.user.id,
+                                          now=_utc(self.clock()), session_id=session_id,
+                                          data={"ice_restart": restart})
+
+    async def chat(self, conn: Connection, session_id: int, text: str) -> float:
+        session = await self._session_for(conn.user, session_id)
+        sent_at = self.clock()
+        await self._emit(session.peer_of(conn.user.id), "chat", {
+            "session_id": session_id, "from": conn.user.id, "name": conn.user.display_name, "text": text,
+            "sent_at": sent_at})
+        return sent_at
+
+    async def record_ice_state(self, conn: Connection, session_id: int, state: str) -> None:
+        session = await self._session_for(conn.user, session_id)
+        now = self.clock()
+        await self.store.insert_event(session.consultation_id, "ice_state", actor_id=conn.user.id, now=_utc(now),
+                                      session_id=session_id, data={"state": state})
+        if state in ("connected", "completed") and session.connected_at is None:
+            await self.store.update_call_session_connected(session_id, _utc(now))
+            self._cache.pop(session_id, None)
+
+    async def record_quality(self, conn: Connection, session_id: int, sample: dict[str, float]) -> None:
+        session = await self._session_for(conn.user, session_id)
+        await self.store.insert_event(session.consultation_id, "quality", actor_id=conn.user.id,
+                                      now=_utc(self.clock()), session_id=session_id, data=sample)
+
+    async def hangup(self, conn: Connection, session_id: int) -> None:
+        await self._session_for(conn.user, session_id)
+        await self.end(session_id, EndReason.hangup, actor_id=conn.user.id)
+
+    async def end(self, session_id: int, reason: EndReason, *, actor_id: int | None) -> bool:
+        """End a session once, whoever asks first; the consultation moves to match the reason."""
+        session = await self.get_session(session_id)
+        now = self.clock()
+        if not await self.store.end_call_session(session_id, reason.value, actor_id=actor_id, now=_utc(now)):
+            return False
+        self._cache.pop(session_id, None)
+        target = S.ended if reason is EndReason.hangup else S.accepted
+        try:
+            await self.store.transition_consultation(
+                session.consultation_id, target, actor_id=actor_id, now=_utc(now), expected=[S.in_call],
+                session_id=session_id, event_kind="call_ended", event_data={"reason": reason.value})
+        except TelehealthError as exc:
+            log.info("session %s ended but consultation %s did not move: %s", session_id,
+                     session.consultation_id, exc.code)
+        for uid in session.participants():
+            await self.broker.delete(marker_key(session_id, uid))
+            await self._emit(uid, "session_ended", {"session_id": session_id,
+                                                    "consultation_id": session.consultation_id,
+                                                    "reason": reason.value, "consultation_state": target.value})
+        return True
+
+    # -- connection loss and housekeeping -------------------------------------------------------
+
+    async def connection_lost(self, conn: Connection) -> None:
+        """A joined tab went away: its user has the grace period to come back before the call ends."""
+        for session_id in list(conn.joined_sessions):
+            others = [c for c in self.hub.connections_of(conn.user.id)
+                      if c is not conn and session_id in c.joined_sessions]
+            if others:
+                continue
+            try:
+                session = await self.get_session(session_id)
+            except TelehealthError:
+                continue
+            if session.ended_at is not None:
+                continue
+            await self.broker.put(marker_key(session_id, conn.user.id), "dropped", self.grace)
+            await self.store.insert_event(session.consultation_id, "left", actor_id=conn.user.id,
+                                          now=_utc(self.clock()), session_id=session_id,
+                                          data={"reason": "connection_lost", "node": self.node})
+            await self._emit(session.peer_of(conn.user.id), "peer_left", {
+                "session_id": session_id, "reason": "connection_lost", "grace_s": self.grace})
+
+    async def refresh_markers(self) -> None:
+        """Keep the liveness of every participant connected here from expiring."""
+        seen: set[tuple[int, int]] = set()
+        for conn in self.hub.all_connections():
+            for session_id in conn.joined_sessions:
+                key = (session_id, conn.user.id)
+                if key not in seen:
+                    seen.add(key)
+                    await self.broker.put(marker_key(*key), "live", self.grace)
+
+    async def reap(self, quiet_since: float) -> int:
+        """End sessions whose participant has been gone longer than the grace period.
+
+        `quiet_since` is when this node last started or rebuilt the broker: before a grace period has
+        passed since then, missing markers may only mean the broker was emptied.
+        """
+        if self.clock() - quiet_since < self.grace:
+            return 0
+        ended = 0
+        for session in await self.store.list_open_call_sessions():
+            for uid in session.participants():
+                if await self.broker.fetch(marker_key(session.id, uid)) is None:
+                    if await self.end(session.id, EndReason.network, actor_id=None):
+                        ended += 1
+                    break
+        return ended
+
+    async def end_all_local(self, reason: EndReason) -> None:
+        """On shutdown of a lone node: close every open session consistently."""
+        for session in await self.store.list_open_call_sessions():
+            await self.end(session.id, reason, actor_id=None)
+
+    async def run_background(self, stop: asyncio.Event, rebuilt_at: Callable[[], float]) -> None:
+        interval = max(0.2, min(self.grace / 3, 5.0))
+        while not stop.is_set():
+            try:
+                await self.refresh_markers()
+                await self.reap(max(self.started_at, rebuilt_at()))
+            except Exception:
+                log.warning("session housekeeping failed; retrying", exc_info=True)
+            try:
+                await asyncio.wait_for(stop.wait(), interval)
+            except TimeoutError:
+                pass
+

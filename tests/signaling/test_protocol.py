@@ -1,0 +1,319 @@
+"""The WebSocket protocol over real sockets: auth, envelope errors, the consultation flow, relay rules, reconnect."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+
+from telehealth.records.seed import DEMO_PASSWORD
+from telehealth.server.app import create_app
+from tests.conftest import make_settings
+
+SDP = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
+
+
+class Peer:
+    """A protocol-level client: numbered commands, results matched by id, events collected."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        self.ws = ws
+        self.next_id = 0
+        self.results: dict[int, dict[str, Any]] = {}
+        self.events: list[tuple[str, dict[str, Any]]] = []
+        self.reader = asyncio.create_task(self._read())
+        self.changed = asyncio.Event()
+
+    async def _read(self) -> None:
+        async for msg in self.ws:
+            if msg.type != aiohttp.WSMsgType.TEXT:
+                continue
+            data = json.loads(msg.data)
+            if data.get("type") == "result":
+                self.results[data["id"] if data["id"] is not None else -len(self.results) - 1] = data
+            else:
+                self.events.append((data["event"], data["data"]))
+            self.changed.set()
+
+    async def raw(self, text: str) -> None:
+        await self.ws.send_str(text)
+
+    async def call(self, type_: str, **body: Any) -> dict[str, Any]:
+        self.next_id += 1
+        msg_id = self.next_id
+        await self.ws.send_str(json.dumps({"id": msg_id, "type": type_, **body}))
+        return await self.result(msg_id)
+
+    async def result(self, msg_id: int, timeout: float = 5) -> dict[str, Any]:
+        async def wait() -> dict[str, Any]:
+            while msg_id not in self.results:
+                self.changed.clear()
+                await self.changed.wait()
+            return self.results[msg_id]
+
+        return await asyncio.wait_for(wait(), timeout)
+
+    async def ok(self, type_: str, **body: Any) -> dict[str, Any]:
+        reply = await self.call(type_, **body)
+        assert reply["success"], reply
+        return reply["result"]  # type: ignore[no-any-return]
+
+    async def error(self, type_: str, **body: Any) -> str:
+        reply = await self.call(type_, **body)
+        assert not reply["success"], reply
+        return reply["error"]["code"]  # type: ignore[no-any-return]
+
+    async def event(self, name: str, timeout: float = 5, **match: Any) -> dict[str, Any]:
+        async def wait() -> dict[str, Any]:
+            seen = 0
+            while True:
+                for ev, data in self.events[seen:]:
+                    if ev == name and all(data.get(k) == v for k, v in match.items()):
+                        return data
+                seen = len(self.events)
+                self.changed.clear()
+                await self.changed.wait()
+
+        return await asyncio.wait_for(wait(), timeout)
+
+    def has_event(self, name: str, **match: Any) -> bool:
+        return any(ev == name and all(d.get(k) == v for k, v in match.items()) for ev, d in self.events)
+
+    async def close(self) -> None:
+        await self.ws.close()
+        self.reader.cancel()
+
+
+class Node:
+    def __init__(self, server: TestServer) -> None:
+        self.server = server
+        self.http = aiohttp.ClientSession()
+        self.peers: list[Peer] = []
+
+    def url(self, path: str) -> str:
+        return str(self.server.make_url(path))
+
+    async def token(self, username: str) -> str:
+        resp = await self.http.post(self.url("/api/tokens"), json={"username": username, "password": DEMO_PASSWORD})
+        assert resp.status == 201, await resp.text()
+        return str((await resp.json())["token"])
+
+    async def connect(self, username: str) -> Peer:
+        token = await self.token(username)
+        ws = await self.http.ws_connect(self.url("/ws"), headers={"Authorization": f"Bearer {token}"})
+        peer = Peer(ws)
+        self.peers.append(peer)
+        hello = await peer.event("hello")
+        assert hello["user"]["name"]
+        return peer
+
+    async def close(self) -> None:
+        for peer in self.peers:
+            await peer.close()
+        await self.http.close()
+
+
+@pytest.fixture
+async def node(tmp_path: Path) -> AsyncIterator[Node]:
+    settings = make_settings(tmp_path)
+    server = TestServer(create_app(settings), host="127.0.0.1")
+    await server.start_server()
+    n = Node(server)
+    try:
+        yield n
+    finally:
+        await n.close()
+        await server.close()
+
+
+CREATE = {
+    "patient": {"name": "李四", "sex": "female", "birth_year": 1962, "local_id": "DC-7"},
+    "specialty": "cardiology", "urgency": "urgent", "chief_complaint": "palpitations since morning",
+    "consent": {"by": "patient", "name": "李四"},
+}
+
+
+async def start_call(node: Node) -> tuple[Peer, Peer, int, int]:
+    """Clinic asks, the chief cardiologist is rung and accepts; both join. (clinic, specialist, consultation, session)"""
+    specialist = await node.connect("cardio.chief")
+    await specialist.ok("presence.set", status="available")
+    clinic = await node.connect("village1")
+    created = await clinic.ok("consultation.create", **CREATE)
+    cid = created["consultation"]["id"]
+    offer = await specialist.event("offer", consultation_id=cid)
+    assert offer["urgency"] == "urgent" and offer["chief_complaint"] == "palpitations since morning"
+    accepted = await specialist.ok("offer.accept", consultation_id=cid)
+    sid = accepted["session_id"]
+    await clinic.event("consultation_state", consultation_id=cid, state="accepted")
+    await clinic.event("session_ready", session_id=sid, role="answerer")
+    joined_s = await specialist.ok("session.join", consultation_id=cid)
+    joined_c = await clinic.ok("session.join", consultation_id=cid)
+    assert joined_s["role"] == "offerer" and joined_c["role"] == "answerer"
+    assert joined_c["peer_present"] is True
+    assert isinstance(joined_c["ice_servers"], list)
+    return clinic, specialist, cid, sid
+
+
+async def test_cookie_auth_and_origin_check(node: Node) -> None:
+    http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+    try:
+        page = await http.get(node.url("/login"))
+        import re
+
+        token = re.search(r'name="csrf_token" value="([^"]*)"', await page.text()).group(1)  # type: ignore[union-attr]
+        await http.post(node.url("/login"), data={"username": "village1", "password": DEMO_PASSWORD,
+                                                  "csrf_token": token})
+        origin = f"http://{node.server.host}:{node.server.port}"
+        ws = await http.ws_connect(node.url("/ws"), origin=origin)
+        hello = json.loads((await ws.receive()).data)
+        assert hello["event"] == "hello" and hello["data"]["user"]["role"] == "clinic_doctor"
+        await ws.close()
+        with pytest.raises(aiohttp.WSServerHandshakeError) as info:
+            await http.ws_connect(node.url("/ws"), origin="https://evil.example")
+        assert info.value.status == 403
+    finally:
+        await http.close()
+
+
+async def test_token_auth_phase(node: Node) -> None:
+    token = await node.token("village1")
+    ws = await node.http.ws_connect(node.url("/ws"))
+    await ws.send_str(json.dumps({"id": 1, "type": "auth", "token": "wrong"}))
+    reply = json.loads((await ws.receive()).data)
+    assert reply["error"]["code"] == "auth_failed"
+    assert (await ws.receive()).type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+    ws = await node.http.ws_connect(node.url("/ws"))
+    await ws.send_str(json.dumps({"id": 1, "type": "auth", "token": token}))
+    assert json.loads((await ws.receive()).data)["success"] is True
+    assert json.loads((await ws.receive()).data)["event"] == "hello"
+    await ws.close()
+
+
+async def test_no_auth_within_the_deadline_closes(node: Node) -> None:
+    ws = await node.http.ws_connect(node.url("/ws"))
+    reply = json.loads((await ws.receive(timeout=5)).data)
+    assert reply["error"]["code"] == "auth_timeout"
+
+
+async def test_bad_messages_get_their_codes_and_change_nothing(node: Node) -> None:
+    peer = await node.connect("village1")
+    await peer.raw("{not json")
+    await peer.raw(json.dumps([1, 2]))
+    await peer.raw(json.dumps({"id": "x", "type": "ping"}))
+    await asyncio.sleep(0.2)
+    codes = [r["error"]["code"] for r in peer.results.values()]
+    assert codes == ["invalid_json", "invalid_message", "invalid_message"]
+    assert await peer.error("no.such.command") == "unknown_command"
+    assert await peer.error("presence.set", status="available") == "forbidden"  # a clinic has no presence
+    assert await peer.error("consultation.create", specialty="cardiology") == "invalid_message"
+    assert await peer.error("consultation.create", **{**CREATE, "urgency": "whenever"}) == "invalid_message"
+    assert await peer.error("consultation.create", **{**CREATE, "extra": 1}) == "invalid_message"
+    assert await peer.error("session.signal", session_id=1, kind="offer", payload={"sdp": "garbage"}) \
+        == "invalid_message"
+    await peer.raw(json.dumps({"id": 1, "type": "ping"}))  # id 1 was used already
+    await asyncio.sleep(0.1)
+    assert peer.results[1]["error"]["code"] == "id_reused"
+    peer.next_id = 100
+    await peer.raw(json.dumps({"id": 100, "type": "ping", "pad": "x" * 70_000}))
+    await asyncio.sleep(0.2)
+    assert any(r.get("error", {}).get("code") == "message_too_large" for r in peer.results.values())
+    peer.next_id = 200
+    assert "pong" in await peer.ok("ping")  # the connection survived all of it
+    listing = await node.http.get(node.url("/api/consultations"),
+                                  headers={"Authorization": f"Bearer {await node.token('village1')}"})
+    assert (await listing.json())["consultations"] == []  # nothing was created by the bad messages
+
+
+async def test_rate_limit(node: Node) -> None:
+    peer = await node.connect("village1")
+    for i in range(1, 260):
+        await peer.ws.send_str(json.dumps({"id": i, "type": "ping"}))
+    await asyncio.sleep(1.0)
+    codes = [r.get("error", {}).get("code") for r in peer.results.values()]
+    assert "rate_limited" in codes
+    assert codes.count(None) >= 200
+
+
+async def test_a_whole_consultation_over_the_protocol(node: Node) -> None:
+    clinic, specialist, cid, sid = await start_call(node)
+    await specialist.ok("session.signal", session_id=sid, kind="offer", payload={"sdp": SDP})
+    got = await clinic.event("signal", session_id=sid, kind="offer")
+    assert got["payload"]["sdp"] == SDP
+    await clinic.ok("session.signal", session_id=sid, kind="answer", payload={"sdp": SDP})
+    await specialist.event("signal", session_id=sid, kind="answer")
+    await clinic.ok("session.signal", session_id=sid, kind="candidate",
+                    payload={"candidate": "candidate:1 1 udp 1 127.0.0.1 5000 typ host", "sdpMid": "0"})
+    await specialist.event("signal", session_id=sid, kind="candidate")
+    await clinic.ok("session.ice_state", session_id=sid, state="connected")
+    await clinic.ok("session.quality", session_id=sid, rtt_ms=12.5, loss_pct=0.0, bitrate_kbps=820)
+    await clinic.ok("session.chat", session_id=sid, text="血压 150/95")
+    chat = await specialist.event("chat", session_id=sid)
+    assert chat["text"] == "血压 150/95"
+    await specialist.ok("session.hangup", session_id=sid)
+    ended = await clinic.event("session_ended", session_id=sid)
+    assert ended["reason"] == "hangup" and ended["consultation_state"] == "ended"
+    assert await clinic.error("session.signal", session_id=sid, kind="offer", payload={"sdp": SDP}) \
+        == "session_ended"
+    events = await node.http.get(node.url(f"/api/consultations/{cid}/events"),
+                                 headers={"Authorization": f"Bearer {await node.token('village1')}"})
+    kinds = [e["kind"] for e in (await events.json())["events"]]
+    for kind in ("requested", "queued", "offered", "accepted", "call_started", "session_opened", "joined",
+                 "sdp_offer", "sdp_answer", "ice_state", "quality", "session_ended", "call_ended"):
+        assert kind in kinds, kind
+    assert "李四" not in json.dumps((await events.json())["events"])
+
+
+async def test_only_the_two_participants_may_signal(node: Node) -> None:
+    clinic, specialist, cid, sid = await start_call(node)
+    other_clinic = await node.connect("village2")
+    other_specialist = await node.connect("med.assoc")
+    for outsider in (other_clinic, other_specialist):
+        assert await outsider.error("session.signal", session_id=sid, kind="offer",
+                                    payload={"sdp": SDP}) == "forbidden"
+        assert await outsider.error("session.join", consultation_id=cid) == "forbidden"
+        assert await outsider.error("session.hangup", session_id=sid) == "forbidden"
+    assert await other_specialist.error("offer.accept", consultation_id=cid) in ("already_claimed", "not_eligible")
+    await asyncio.sleep(0.2)
+    assert not clinic.has_event("signal") and not specialist.has_event("signal")
+
+
+async def test_signaling_before_joining_is_refused(node: Node) -> None:
+    specialist = await node.connect("cardio.chief")
+    await specialist.ok("presence.set", status="available")
+    clinic = await node.connect("village1")
+    cid = (await clinic.ok("consultation.create", **CREATE))["consultation"]["id"]
+    await specialist.event("offer", consultation_id=cid)
+    sid = (await specialist.ok("offer.accept", consultation_id=cid))["session_id"]
+    assert await specialist.error("session.signal", session_id=sid, kind="offer", payload={"sdp": SDP}) \
+        == "not_in_session"
+
+
+async def test_a_dropped_connection_resumes_within_the_grace_period(node: Node) -> None:
+    clinic, specialist, cid, sid = await start_call(node)
+    await clinic.close()
+    left = await specialist.event("peer_left", session_id=sid)
+    assert left["reason"] == "connection_lost"
+    clinic2 = await node.connect("village1")
+    joined = await clinic2.ok("session.join", consultation_id=cid)
+    assert joined["session_id"] == sid and joined["resumed"] is True
+    back = await specialist.event("peer_joined", session_id=sid, resumed=True)
+    assert back["user_id"] == joined["session_id"] or back["resumed"]
+    await specialist.ok("session.signal", session_id=sid, kind="offer", payload={"sdp": SDP, "ice_restart": True})
+    await clinic2.event("signal", session_id=sid, kind="offer")
+
+
+async def test_a_peer_who_never_returns_ends_the_session_with_network(node: Node) -> None:
+    clinic, specialist, cid, sid = await start_call(node)
+    await clinic.close()
+    ended = await specialist.event("session_ended", session_id=sid, timeout=15)
+    assert ended["reason"] == "network" and ended["consultation_state"] == "accepted"
+    # The call can be taken up again: a new session opens.
+    clinic2 = await node.connect("village1")
+    rejoined = await clinic2.ok("session.join", consultation_id=cid)
+    assert rejoined["session_id"] != sid

@@ -1,0 +1,216 @@
+// One video call in the browser: joins the session, negotiates (the specialist offers, the clinic answers),
+// trickles ICE, restarts ICE after a network change, watches getStats, and reports state and quality.
+
+const STATS_EVERY_MS = 2000;
+const QUALITY_REPORT_EVERY = 5; // report one sample to the server every 5 stats rounds
+
+export class Call {
+  constructor(signal, consultationId, ui) {
+    this.signal = signal;
+    this.consultationId = consultationId;
+    this.ui = ui; // {localVideo, remoteVideo, onState(text, kind), onQuality(level, stats), onChat(msg), onEnded(info)}
+    this.pc = null;
+    this.sessionId = null;
+    this.role = null;
+    this.localStream = null;
+    this.pendingCandidates = [];
+    this.ended = false;
+    this.statsTimer = null;
+    this.statsRound = 0;
+    this.lastBytes = null;
+    this.audioOnly = false;
+    signal.on("signal", (d) => this.onSignal(d));
+    signal.on("peer_joined", (d) => this.onPeerJoined(d));
+    signal.on("peer_left", (d) => d.session_id === this.sessionId && this.ui.onState("peer_reconnecting", "warn"));
+    signal.on("chat", (d) => d.session_id === this.sessionId && this.ui.onChat(d));
+    signal.on("session_ended", (d) => d.session_id === this.sessionId && this.finish(d));
+    signal.onReconnect.push(() => this.rejoin());
+  }
+
+  async start() {
+    try {
+      this.localStream = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 640, height: 480 } });
+    } catch (err) {
+      this.ui.onState("camera_blocked", "warn");
+      this.localStream = await navigator.mediaDevices.getUserMedia({ audio: true }).catch(() => new MediaStream());
+    }
+    if (this.ui.localVideo) this.ui.localVideo.srcObject = this.localStream;
+    await this.join(false);
+  }
+
+  async join(resuming) {
+    const joined = await this.signal.call("session.join", { consultation_id: this.consultationId });
+    const fresh = joined.session_id !== this.sessionId;
+    this.sessionId = joined.session_id;
+    this.role = joined.role;
+    this.iceServers = joined.ice_servers;
+    if (!this.pc || fresh) this.createPeerConnection();
+    this.ui.onState(joined.peer_present ? "connecting" : "waiting_for_peer", "info");
+    if (this.role === "offerer" && joined.peer_present) await this.makeOffer(resuming);
+    if (this.role === "answerer" && resuming) {
+      await this.signal.call("session.signal", { session_id: this.sessionId, kind: "restart_request", payload: {} });
+    }
+  }
+
+  async rejoin() {
+    if (this.ended || this.sessionId === null) return;
+    this.ui.onState("reconnecting", "warn");
+    try {
+      await this.join(true);
+    } catch (err) {
+      this.ui.onState(err.code === "session_ended" ? "ended" : "reconnect_failed", "warn");
+    }
+  }
+
+  createPeerConnection() {
+    if (this.pc) this.pc.close();
+    const pc = new RTCPeerConnection({ iceServers: this.iceServers });
+    this.pc = pc;
+    this.pendingCandidates = [];
+    for (const track of this.localStream.getTracks()) pc.addTrack(track, this.localStream);
+    pc.ontrack = (ev) => {
+      if (this.ui.remoteVideo && this.ui.remoteVideo.srcObject !== ev.streams[0]) {
+        this.ui.remoteVideo.srcObject = ev.streams[0];
+      }
+    };
+    pc.onicecandidate = (ev) => {
+      if (!ev.candidate || !ev.candidate.candidate) return;
+      this.send("candidate", {
+        candidate: ev.candidate.candidate, sdpMid: ev.candidate.sdpMid, sdpMLineIndex: ev.candidate.sdpMLineIndex,
+      });
+    };
+    pc.oniceconnectionstatechange = () => {
+      const state = pc.iceConnectionState;
+      this.signal.call("session.ice_state", { session_id: this.sessionId, state }).catch(() => {});
+      if (state === "connected" || state === "completed") this.ui.onState("connected", "ok");
+      if (state === "disconnected") this.ui.onState("network_unstable", "warn");
+      if (state === "failed" && this.role === "offerer") this.makeOffer(true);
+    };
+    if (!this.statsTimer) this.statsTimer = setInterval(() => this.sampleStats(), STATS_EVERY_MS);
+  }
+
+  send(kind, payload) {
+    return this.signal.call("session.signal", { session_id: this.sessionId, kind, payload }).catch(() => {});
+  }
+
+  async makeOffer(iceRestart) {
+    const offer = await this.pc.createOffer({ iceRestart: Boolean(iceRestart) });
+    await this.pc.setLocalDescription(offer);
+    await this.send("offer", { sdp: this.pc.localDescription.sdp, ice_restart: Boolean(iceRestart) });
+  }
+
+  async onPeerJoined(d) {
+    if (d.session_id !== this.sessionId) return;
+    this.ui.onState(d.resumed ? "peer_back" : "connecting", "info");
+    if (this.role === "offerer") await this.makeOffer(d.resumed);
+  }
+
+  async onSignal(d) {
+    if (d.session_id !== this.sessionId || !this.pc) return;
+    const p = d.payload;
+    if (d.kind === "offer") {
+      await this.pc.setRemoteDescription({ type: "offer", sdp: p.sdp });
+      await this.flushCandidates();
+      const answer = await this.pc.createAnswer();
+      await this.pc.setLocalDescription(answer);
+      await this.send("answer", { sdp: this.pc.localDescription.sdp });
+    } else if (d.kind === "answer") {
+      await this.pc.setRemoteDescription({ type: "answer", sdp: p.sdp });
+      await this.flushCandidates();
+    } else if (d.kind === "candidate") {
+      if (this.pc.remoteDescription) await this.pc.addIceCandidate(p).catch(() => {});
+      else this.pendingCandidates.push(p);
+    } else if (d.kind === "restart_request" && this.role === "offerer") {
+      await this.makeOffer(true);
+    }
+  }
+
+  async flushCandidates() {
+    const waiting = this.pendingCandidates;
+    this.pendingCandidates = [];
+    for (const c of waiting) await this.pc.addIceCandidate(c).catch(() => {});
+  }
+
+  async sampleStats() {
+    if (!this.pc || this.ended) return;
+    const report = await this.pc.getStats();
+    const s = { rtt_ms: null, loss_pct: null, jitter_ms: null, frames_decoded: 0, fps: null, width: null, height: null };
+    let received = 0;
+    let lost = 0;
+    let bytes = 0;
+    report.forEach((r) => {
+      if (r.type === "inbound-rtp") {
+        received += r.packetsReceived || 0;
+        lost += r.packetsLost || 0;
+        bytes += r.bytesReceived || 0;
+        if (r.kind === "video") {
+          s.frames_decoded = r.framesDecoded || 0;
+          s.fps = r.framesPerSecond ?? null;
+          s.width = r.frameWidth ?? null;
+          s.height = r.frameHeight ?? null;
+        }
+        if (r.jitter !== undefined) s.jitter_ms = Math.max(s.jitter_ms || 0, r.jitter * 1000);
+      }
+      if (r.type === "candidate-pair" && r.nominated && r.currentRoundTripTime !== undefined) {
+        s.rtt_ms = r.currentRoundTripTime * 1000;
+      }
+    });
+    s.loss_pct = received + lost > 0 ? (100 * lost) / (received + lost) : 0;
+    if (this.lastBytes !== null) s.bitrate_kbps = ((bytes - this.lastBytes) * 8) / STATS_EVERY_MS;
+    this.lastBytes = bytes;
+    this.stats = s;
+    const level = s.rtt_ms === null ? "unknown" : s.loss_pct > 8 || s.rtt_ms > 600 ? "poor"
+      : s.loss_pct > 2 || s.rtt_ms > 250 ? "fair" : "good";
+    this.ui.onQuality(level, s);
+    this.statsRound += 1;
+    if (this.statsRound % QUALITY_REPORT_EVERY === 0 && this.sessionId !== null) {
+      const sample = { session_id: this.sessionId, audio_only: this.audioOnly };
+      for (const [k, v] of Object.entries(s)) {
+        if (v !== null && v !== undefined) sample[k] = k === "frames_decoded" || k === "width" || k === "height"
+          ? Math.round(v) : Number(v.toFixed(2));
+      }
+      this.signal.call("session.quality", sample).catch(() => {});
+    }
+  }
+
+  setMuted(muted) {
+    for (const t of this.localStream.getAudioTracks()) t.enabled = !muted;
+  }
+
+  setCameraOff(off) {
+    for (const t of this.localStream.getVideoTracks()) t.enabled = !off;
+  }
+
+  setAudioOnly(on) {
+    this.audioOnly = on;
+    this.setCameraOff(on);
+    if (!this.pc) return;
+    for (const sender of this.pc.getSenders()) {
+      if (sender.track && sender.track.kind === "video") {
+        const params = sender.getParameters();
+        if (!params.encodings || !params.encodings.length) params.encodings = [{}];
+        params.encodings[0].active = !on;
+        sender.setParameters(params).catch(() => {});
+      }
+    }
+  }
+
+  async chat(text) {
+    return this.signal.call("session.chat", { session_id: this.sessionId, text });
+  }
+
+  async hangup() {
+    if (this.sessionId !== null && !this.ended) {
+      await this.signal.call("session.hangup", { session_id: this.sessionId }).catch(() => {});
+    }
+  }
+
+  finish(info) {
+    if (this.ended) return;
+    this.ended = true;
+    clearInterval(this.statsTimer);
+    if (this.pc) this.pc.close();
+    if (this.localStream) for (const t of this.localStream.getTracks()) t.stop();
+    this.ui.onEnded(info);
+  }
+}

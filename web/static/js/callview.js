@@ -1,0 +1,65 @@
+// Binds a Call to the call panel of a page: videos, controls, quality, chat, state banner.
+
+import { Call } from "./call.js";
+import { texts } from "./texts.js";
+
+export function openCall(signal, consultationId, { onEnded = () => {} } = {}) {
+  const t = texts("call-texts");
+  const panel = document.getElementById("call");
+  const banner = document.getElementById("call-state");
+  const quality = document.getElementById("quality");
+  const log = document.getElementById("chat-log");
+  panel.hidden = false;
+  const addChat = (who, text) => {
+    const li = document.createElement("li");
+    const name = document.createElement("strong");
+    name.textContent = `${who}: `;
+    li.append(name, document.createTextNode(text));
+    log.append(li);
+    li.scrollIntoView({ block: "nearest" });
+  };
+  const call = new Call(signal, consultationId, {
+    localVideo: document.getElementById("local-video"),
+    remoteVideo: document.getElementById("remote-video"),
+    onState(key, kind) {
+      banner.textContent = t(key);
+      banner.className = `banner ${kind === "ok" ? "ok" : kind === "warn" ? "warn" : ""}`;
+      banner.dataset.state = key;
+    },
+    onQuality(level) {
+      quality.textContent = t(level);
+      quality.dataset.level = level;
+    },
+    onChat(msg) { addChat(msg.name, msg.text); },
+    onEnded(info) {
+      banner.textContent = t("ended");
+      banner.dataset.state = "ended";
+      for (const b of panel.querySelectorAll(".controls button")) b.disabled = true;
+      onEnded(info);
+    },
+  });
+  const toggle = (id, fn) => {
+    const btn = document.getElementById(id);
+    btn.addEventListener("click", () => {
+      const on = btn.getAttribute("aria-pressed") !== "true";
+      btn.setAttribute("aria-pressed", String(on));
+      fn(on);
+    });
+  };
+  toggle("btn-mute", (on) => call.setMuted(on));
+  toggle("btn-camera", (on) => call.setCameraOff(on));
+  toggle("btn-audio-only", (on) => call.setAudioOnly(on));
+  document.getElementById("btn-hangup").addEventListener("click", () => call.hangup());
+  document.getElementById("chat-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const input = document.getElementById("chat-text");
+    const text = input.value.trim();
+    if (!text) return;
+    input.value = "";
+    await call.chat(text);
+    addChat(t("you"), text);
+  });
+  call.start();
+  window.telehealthCall = call; // for the end-to-end tests' getStats checks
+  return call;
+}

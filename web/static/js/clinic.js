@@ -1,0 +1,97 @@
+// The clinic's consultation page: live state, queue position and wait, cancel/re-queue, then the call.
+
+import { Signal } from "./signal.js";
+import { openCall } from "./callview.js";
+import { texts, showError } from "./texts.js";
+
+const page = document.getElementById("page");
+const cid = Number(page.dataset.consultation);
+const t = texts("state-texts");
+const signal = new Signal();
+let call = null;
+
+function setState(state) {
+  page.dataset.state = state;
+  const el = document.getElementById("state");
+  el.dataset.state = state;
+  el.textContent = t(state);
+  document.getElementById("btn-cancel").hidden = !["requested", "queued", "offered", "expired"].includes(state);
+  document.getElementById("btn-requeue").hidden = state !== "expired";
+  document.getElementById("btn-join").hidden = !(["accepted", "in_call"].includes(state)) || call !== null;
+  if (!["queued", "offered"].includes(state)) {
+    document.getElementById("position").textContent = "—";
+    document.getElementById("estimate").textContent = "—";
+  }
+}
+
+function setPosition(position, seconds) {
+  document.getElementById("position").textContent = position ?? "—";
+  const est = document.getElementById("estimate");
+  if (seconds === null || seconds === undefined) est.textContent = "—";
+  else est.textContent = seconds < 60 ? t("under_minute") : t("minutes", { n: Math.round(seconds / 60) });
+}
+
+function chime() {
+  try {
+    const ctx = new AudioContext();
+    const osc = ctx.createOscillator();
+    osc.frequency.value = 880;
+    osc.connect(ctx.destination);
+    osc.start();
+    osc.stop(ctx.currentTime + 0.4);
+  } catch { /* sound is a courtesy */ }
+}
+
+function startCall() {
+  if (call) return;
+  document.getElementById("btn-join").hidden = true;
+  call = openCall(signal, cid, { onEnded: (info) => { setState(info.consultation_state); call = null; } });
+}
+
+signal.on("queue_position", (d) => {
+  if (d.consultation_id !== cid) return;
+  setState(d.state);
+  setPosition(d.position, d.estimated_wait_s);
+});
+signal.on("consultation_state", (d) => {
+  if (d.consultation_id !== cid) return;
+  setState(d.state);
+  if (d.specialist) document.getElementById("specialist").textContent = d.specialist.name;
+  if (d.reason) showError({ message: d.reason });
+});
+signal.on("session_ready", (d) => {
+  if (d.consultation_id !== cid) return;
+  setState("in_call");
+  document.getElementById("ready-banner").hidden = false;
+  chime();
+  startCall();
+});
+signal.onReconnect.push(() => watch());
+
+async function watch() {
+  try {
+    const r = await signal.call("consultation.watch", { consultation_id: cid });
+    setState(r.consultation.state);
+    setPosition(r.consultation.position, r.consultation.estimated_wait_s);
+  } catch (err) { showError(err); }
+}
+
+document.getElementById("btn-cancel").addEventListener("click", async () => {
+  try {
+    const r = await signal.call("consultation.cancel", { consultation_id: cid });
+    setState(r.consultation.state);
+  } catch (err) { showError(err); }
+});
+document.getElementById("btn-requeue").addEventListener("click", async () => {
+  try {
+    const r = await signal.call("consultation.requeue", { consultation_id: cid });
+    setState(r.consultation.state);
+    setPosition(r.consultation.position, r.consultation.estimated_wait_s);
+  } catch (err) { showError(err); }
+});
+document.getElementById("btn-join").addEventListener("click", startCall);
+
+signal.ready.then(async () => {
+  await watch();
+  if (page.dataset.state === "in_call") startCall();
+});
