@@ -66,7 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--title", choices=[t.value for t in Title])
     create.add_argument("--specialty", action="append", default=[], choices=list(SPECIALTIES),
                         help="a specialty (repeat for several)")
-    create.add_argument("--language", default="zh_CN", choices=["zh_CN", "en"])
+    create.add_argument("--language", default="", choices=["", "zh_CN", "en"],
+                        help="the interface language (default: follow the browser)")
     create.add_argument("--system-admin", action="store_true", help="an administrator who sees every alliance")
 
     check = sub.add_parser("check", help="validate the configuration and reach the database and Redis",

@@ -89,9 +89,10 @@ async def client(aiohttp_client: Any, settings: Settings) -> TestClient:  # type
     return await aiohttp_client(create_app(settings))
 
 
-def csrf_from(html: str) -> str:
-    match = re.search(r'name="csrf_token" value="([^"]*)"', html)
-    assert match, "no CSRF field on the page"
+def csrf_from(html: str, action: str = "/login") -> str:
+    """The CSRF token of the form that posts to `action`."""
+    match = re.search(r'action="' + re.escape(action) + r'".*?name="csrf_token" value="([^"]*)"', html, re.S)
+    assert match, f"no form posting to {action} with a CSRF field on the page"
     return match.group(1)
 
 

@@ -20,7 +20,14 @@ from typing import Any
 from telehealth.config import MatchingSettings
 from telehealth.domain import ConsultationState, DeclineReason, Presence, Role, Urgency
 from telehealth.errors import ErrorCode, TelehealthError
-from telehealth.matching.broker import Broker, ClaimOutcome, LiveState, QueueEntry, SpecialistPresence
+from telehealth.matching.broker import (
+    Broker,
+    ClaimOutcome,
+    LiveConsultation,
+    LiveState,
+    QueueEntry,
+    SpecialistPresence,
+)
 from telehealth.matching.rules import build_entry, eligible, pick_entry, rank_specialists
 from telehealth.records.models import Consultation, NewConsultation, User
 from telehealth.records.store import Store
@@ -273,10 +280,12 @@ class Matcher:
         }
 
     async def accept(self, consultation_id: int, specialist: User) -> Consultation:
+        # Read the rings first: the winning accept clears them, and the others must be told.
+        before = await self.broker.get(consultation_id)
         outcome = await self.broker.accept(consultation_id, specialist.id)
         if outcome is not ClaimOutcome.won:
             raise self._claim_error(outcome)
-        return await self._record_claim(consultation_id, specialist, via="accept")
+        return await self._record_claim(consultation_id, specialist, via="accept", before=before)
 
     async def take(self, consultation_id: int, specialist: User) -> Consultation:
         """Pull one particular request from the queue."""
@@ -290,7 +299,7 @@ class Matcher:
         outcome = await self.broker.claim(consultation_id, specialist.id)
         if outcome is not ClaimOutcome.won:
             raise self._claim_error(outcome)
-        return await self._record_claim(consultation_id, specialist, via="take")
+        return await self._record_claim(consultation_id, specialist, via="take", before=live)
 
     async def take_next(self, specialist: User) -> Consultation | None:
         """Pull the best request this specialist may take; None if there is none."""
@@ -307,9 +316,10 @@ class Matcher:
                     best = candidate
             if best is None:
                 return None
+            before = await self.broker.get(best.consultation_id)
             outcome = await self.broker.claim(best.consultation_id, specialist.id)
             if outcome is ClaimOutcome.won:
-                return await self._record_claim(best.consultation_id, specialist, via="take_next")
+                return await self._record_claim(best.consultation_id, specialist, via="take_next", before=before)
             tried.add(best.consultation_id)
         return None
 
@@ -319,9 +329,10 @@ class Matcher:
         return TelehealthError(ErrorCode.already_claimed, "another specialist has already taken this request, "
                                                           "or it was cancelled")
 
-    async def _record_claim(self, consultation_id: int, specialist: User, via: str) -> Consultation:
+    async def _record_claim(self, consultation_id: int, specialist: User, via: str,
+                            before: LiveConsultation | None) -> Consultation:
         now = self.clock()
-        live = await self.broker.get(consultation_id)
+        live = before
         try:
             consultation = await self.store.transition_consultation(
                 consultation_id, S.accepted, actor_id=specialist.id, now=_utc(now),

@@ -204,7 +204,7 @@ class Store:
 
     async def insert_user(self, username: str, password_hash: str, display_name: str, role: Role, *,
                           organisation_id: int | None, now: dt.datetime, title: Title | None = None,
-                          specialties: Iterable[str] = (), language: str = "zh_CN",
+                          specialties: Iterable[str] = (), language: str = "",
                           is_system_admin: bool = False) -> User:
         specialties = tuple(specialties)
         if any("," in s for s in specialties):

@@ -19,7 +19,6 @@ from telehealth.domain import ConsultationState, DeclineReason, OrgLevel, Presen
 from telehealth.errors import ErrorCode, TelehealthError
 from telehealth.matching.broker import Broker, Message
 from telehealth.matching.memory import MemoryBroker
-from telehealth.matching.redis_broker import RedisBroker
 from telehealth.matching.service import Matcher
 from telehealth.records.db import create_engine, migrate
 from telehealth.records.models import Consultation, NewConsultation, User
@@ -60,6 +59,8 @@ class World:
 async def make_broker(kind: str) -> Broker:
     if kind == "memory":
         return MemoryBroker(node="test")
+    from telehealth.matching.redis_broker import RedisBroker
+
     return RedisBroker(REDIS_URL, prefix=f"tm{uuid.uuid4().hex[:8]}", node="test")
 
 

@@ -88,7 +88,7 @@ async def test_pages_in_both_languages(client: TestClient) -> None:
     assert "Log in" in await en.text()
     page = await client.get("/login")
     resp = await client.post("/language", data={"language": "en", "next": "/login",
-                                                "csrf_token": csrf_from(await page.text())})
+                                                "csrf_token": csrf_from(await page.text(), "/language")})
     assert "Log in" in await resp.text()
 
 

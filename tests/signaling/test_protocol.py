@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestServer
 
 from telehealth.records.seed import DEMO_PASSWORD
 from telehealth.server.app import create_app
-from tests.conftest import make_settings
+from tests.conftest import csrf_from, make_settings
 
 SDP = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
 
@@ -164,9 +164,7 @@ async def test_cookie_auth_and_origin_check(node: Node) -> None:
     http = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
     try:
         page = await http.get(node.url("/login"))
-        import re
-
-        token = re.search(r'name="csrf_token" value="([^"]*)"', await page.text()).group(1)  # type: ignore[union-attr]
+        token = csrf_from(await page.text())
         await http.post(node.url("/login"), data={"username": "village1", "password": DEMO_PASSWORD,
                                                   "csrf_token": token})
         origin = f"http://{node.server.host}:{node.server.port}"

@@ -1,0 +1,122 @@
+"""The whole journey in two headless Chromium windows through the real server: request, ring, accept,
+video both ways, chat, hang up."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+FRAMES_DECODED = """
+async () => {
+  const call = window.telehealthCall;
+  if (!call || !call.pc) return 0;
+  let frames = 0;
+  (await call.pc.getStats()).forEach((r) => {
+    if (r.type === "inbound-rtp" && r.kind === "video") frames = r.framesDecoded || 0;
+  });
+  return frames;
+}
+"""
+
+
+async def wait_for_frames(page: Any, minimum: int = 5, timeout: float = 30.0) -> int:
+    """Decoded video frames as the page's own getStats reports them, once at least `minimum` arrived."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    frames = 0
+    while loop.time() < deadline:
+        frames = int(await page.evaluate(FRAMES_DECODED))
+        if frames >= minimum:
+            break
+        await asyncio.sleep(0.5)
+    return frames
+
+
+async def request_consultation(clinic: Any, complaint: str = "Chest pain for two hours") -> int:
+    page = clinic.page
+    await page.click("text=New consultation")
+    await page.wait_for_url("**/clinic/consultations/new")
+    await clinic.shot("new-consultation")
+    await page.fill("#patient_name", "Wang Xiuying")
+    await page.select_option("#patient_sex", "female")
+    await page.fill("#patient_birth_year", "1956")
+    await page.select_option("#specialty", "cardiology")
+    await page.select_option("#urgency", "urgent")
+    await page.fill("#chief_complaint", complaint)
+    await page.select_option("#consent_by", "patient")
+    await page.fill("#consent_name", "Wang Xiuying")
+    await page.click("text=Send the request")
+    await page.wait_for_url("**/clinic/consultations/*")
+    await clinic.shot("waiting")
+    return int(page.url.rsplit("/", 1)[1])
+
+
+async def test_request_ring_accept_call_chat_hangup(browsers: Any) -> None:
+    clinic = await browsers("clinic")
+    specialist = await browsers("specialist")
+    await clinic.login("village1")
+    await specialist.login("cardio.chief")
+    await specialist.page.wait_for_selector("#connection[data-state=online]")
+
+    cid = await request_consultation(clinic)
+    await clinic.page.wait_for_selector("#state[data-state=offered]")
+
+    # The request rings on the specialist's dashboard; accepting opens the call view.
+    await specialist.page.wait_for_selector(f"#offer[data-consultation='{cid}']:not([hidden])")
+    await specialist.shot("ringing")
+    await specialist.page.click("#btn-accept")
+    await specialist.page.wait_for_url(f"**/specialist/consultations/{cid}")
+
+    # The clinic is told, and both see the other's video.
+    await clinic.page.wait_for_selector("#ready-banner:not([hidden])")
+    assert await wait_for_frames(clinic.page) >= 5
+    assert await wait_for_frames(specialist.page) >= 5
+    await clinic.page.wait_for_selector("#call-state[data-state=connected]")
+    await clinic.shot("in-call")
+    await specialist.shot("in-call")
+
+    await clinic.page.fill("#chat-text", "BP 150/95, ECG attached on paper")
+    await clinic.page.click("#chat-form button[type=submit]")
+    await specialist.page.wait_for_selector("#chat-log li:has-text('BP 150/95')")
+
+    await specialist.page.click("#btn-hangup")
+    await clinic.page.wait_for_selector("#call-state[data-state=ended]")
+    await clinic.page.wait_for_selector("#state[data-state=ended]")
+    await clinic.shot("ended")
+    await specialist.shot("ended")
+
+
+async def test_clinic_cancels_while_waiting(browsers: Any) -> None:
+    clinic = await browsers("clinic", locale="zh-CN")
+    await clinic.login("village2")
+    assert "远程会诊" in await clinic.page.content()
+    await clinic.page.click("text=发起会诊")
+    await clinic.page.wait_for_url("**/clinic/consultations/new")
+    await clinic.page.click("main button[type=submit]")  # empty form: messages next to the fields
+    await clinic.page.wait_for_selector("#patient_name-error")
+    await clinic.shot("form-errors")
+    await clinic.page.goto(clinic.base + "/clinic")
+    cid = await request_consultation_zh(clinic)
+    await clinic.page.wait_for_selector("#state[data-state=queued]")
+    await clinic.page.click("#btn-cancel")
+    await clinic.page.wait_for_selector("#state[data-state=cancelled]")
+    await clinic.shot("cancelled")
+    assert cid > 0
+
+
+async def request_consultation_zh(clinic: Any) -> int:
+    page = clinic.page
+    await page.click("text=发起会诊")
+    await page.fill("#patient_name", "赵六")
+    await page.select_option("#patient_sex", "male")
+    await page.fill("#patient_birth_year", "1949")
+    await page.select_option("#specialty", "neurology")
+    await page.fill("#chief_complaint", "头晕三天")
+    await page.fill("#consent_name", "赵六")
+    await page.click("main button[type=submit]")
+    await page.wait_for_url("**/clinic/consultations/*")
+    return int(page.url.rsplit("/", 1)[1])
