@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from telehealth.config import MatchingSettings, load_settings
+from telehealth.config import load_settings
 from telehealth.domain import ConsultationState, DeclineReason, OrgLevel, Presence, Role, Title, Urgency
 from telehealth.errors import ErrorCode, TelehealthError
 from telehealth.matching.broker import Broker, Message
@@ -220,7 +220,8 @@ async def test_a_named_specialist_gets_it_alone_first(world: World) -> None:
     await available(world, "att", "chief")
     c = await submit(world, requested_specialist_id=world.users["chief"].id)
     await world.settle()
-    assert world.events("chief", "offer") and not world.events("att", "offer")
+    assert [d["consultation_id"] for d in world.events("chief", "offer")] == [c.id]
+    assert not world.events("att", "offer")
     other = await world.matcher.take_next(world.users["att"])
     assert other is None  # still in the named specialist's window
 
