@@ -41,7 +41,7 @@ def _remote(request: web.Request) -> str:
 
 
 async def audit(request: web.Request, action: str, target: str, detail: dict[str, Any] | None = None) -> None:
-    user = request.get("user")
+    user = request.get(keys.USER)
     await request.app[keys.STORE].insert_audit(
         action, actor_id=user.id if user else None, target=target, remote=_remote(request),
         now=dt.datetime.now(dt.UTC), detail=detail)
@@ -67,7 +67,7 @@ async def handle_create_token(request: web.Request) -> web.StreamResponse:
         raise TelehealthError(ErrorCode.auth_failed, "wrong username or password")
     token = new_token()
     await store.insert_api_token(api_token_digest(token), user.id, label, dt.datetime.now(dt.UTC))
-    request["user"] = user
+    request[keys.USER] = user
     await audit(request, "api_token.create", f"user:{user.id}")
     return web.json_response({"token": token, "user": user_view(user)}, status=201)
 
@@ -75,7 +75,7 @@ async def handle_create_token(request: web.Request) -> web.StreamResponse:
 @allow(Role.clinic_doctor, Role.specialist, Role.admin)
 async def handle_me(request: web.Request) -> web.StreamResponse:
     user = current_user(request)
-    return web.json_response({"user": user_view(user), "csrf_token": request.get("csrf")})
+    return web.json_response({"user": user_view(user), "csrf_token": request.get(keys.CSRF)})
 
 
 @allow(Role.clinic_doctor)

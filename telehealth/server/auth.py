@@ -67,14 +67,14 @@ def access_of(handler: Any) -> Access | None:
 
 
 def current_user(request: web.Request) -> User:
-    user = request.get("user")
+    user = request.get(keys.USER)
     if user is None:
         raise TelehealthError(ErrorCode.auth_required, "log in first")
     return user  # type: ignore[no-any-return]
 
 
 def optional_user(request: web.Request) -> User | None:
-    return request.get("user")
+    return request.get(keys.USER)
 
 
 async def load_identity(request: web.Request) -> None:
@@ -88,8 +88,8 @@ async def load_identity(request: web.Request) -> None:
         user = await store.get_user_for_api_token(api_token_digest(header[7:].strip()))
         if user is None:
             raise TelehealthError(ErrorCode.auth_failed, "the API token is not valid")
-        request["user"] = user
-        request["auth"] = "token"
+        request[keys.USER] = user
+        request[keys.AUTH] = "token"
         return
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie:
@@ -97,15 +97,14 @@ async def load_identity(request: web.Request) -> None:
     digest = token_digest(settings.secret_key, cookie)
     session = await store.get_web_session(digest, now)
     if session is None:
-        request["stale_session"] = True
         return
     user = await store.get_user(session.user_id)
     if user is None or not user.active:
         return
-    request["user"] = user
-    request["csrf"] = session.csrf_token
-    request["session_digest"] = digest
-    request["auth"] = "cookie"
+    request[keys.USER] = user
+    request[keys.CSRF] = session.csrf_token
+    request[keys.SESSION_DIGEST] = digest
+    request[keys.AUTH] = "cookie"
 
 
 async def start_session(request: web.Request, response: web.StreamResponse, user: User) -> None:
@@ -120,7 +119,7 @@ async def start_session(request: web.Request, response: web.StreamResponse, user
 
 
 async def end_session(request: web.Request, response: web.StreamResponse) -> None:
-    digest = request.get("session_digest")
+    digest = request.get(keys.SESSION_DIGEST)
     if digest:
         await request.app[keys.STORE].delete_web_session(digest)
     response.del_cookie(SESSION_COOKIE, path="/")
@@ -128,9 +127,9 @@ async def end_session(request: web.Request, response: web.StreamResponse) -> Non
 
 def check_csrf(request: web.Request, submitted: str | None) -> None:
     """Cookie-authenticated writes must echo the session's CSRF token (form field or header)."""
-    if request.get("auth") != "cookie":
+    if request.get(keys.AUTH) != "cookie":
         return
-    expected = request.get("csrf", "")
+    expected = request.get(keys.CSRF, "")
     if not submitted or not hmac.compare_digest(submitted, expected):
         raise TelehealthError(ErrorCode.csrf_failed, "the form has expired or did not come from this site; "
                                                      "reload the page and try again")

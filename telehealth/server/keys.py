@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from telehealth.records.models import User
+
 if TYPE_CHECKING:
     from telehealth.config import Settings
     from telehealth.matching.broker import Broker
@@ -29,3 +31,10 @@ STARTUP_NOTES: web.AppKey[list[str]] = web.AppKey("startup_notes")
 WEBSOCKETS: web.AppKey[set[web.WebSocketResponse]] = web.AppKey("websockets")
 QUEUE_UPDATES: web.AppKey[QueueUpdates] = web.AppKey("queue_updates")
 NODE: web.AppKey[str] = web.AppKey("node")
+
+# Per-request values set by the access middleware.
+USER: web.RequestKey[User] = web.RequestKey("user", User)
+CSRF: web.RequestKey[str] = web.RequestKey("csrf", str)
+SESSION_DIGEST: web.RequestKey[str] = web.RequestKey("session_digest", str)
+# "cookie" for browser sessions, "token" for API tokens.
+AUTH: web.RequestKey[str] = web.RequestKey("auth", str)

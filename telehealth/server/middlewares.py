@@ -34,11 +34,11 @@ def error_response(request: web.Request, error: TelehealthError) -> web.StreamRe
         return web.json_response({"error": {"code": error.code.value, "message": error.message}}, status=status)
     app = request.app
     renderer = app[keys.RENDERER]
-    user = request.get("user")
+    user = request.get(keys.USER)
     lang = pick_language(request, user.language if user else None, app[keys.SETTINGS].default_language)
     html = renderer.render("error.html", lang, {
         "status": status, "code": error.code.value, "message": renderer.translate(lang, error.message),
-        "user": user, "csrf": request.get("csrf", "")})
+        "user": user, "csrf": request.get(keys.CSRF, "")})
     return web.Response(text=html, status=status, content_type="text/html")
 
 
@@ -80,14 +80,14 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
     await load_identity(request)
     if access.public:
         return await handler(request)
-    user = request.get("user")
+    user = request.get(keys.USER)
     if user is None:
         if access.page:
             raise web.HTTPSeeOther(f"/login?next={quote(request.rel_url.path_qs, safe='')}")
         raise TelehealthError(ErrorCode.auth_required, "log in first")
     if user.role not in access.roles:
         raise TelehealthError(ErrorCode.forbidden, "your role may not open this")
-    if request.method in UNSAFE_METHODS and request.get("auth") == "cookie":
+    if request.method in UNSAFE_METHODS and request.get(keys.AUTH) == "cookie":
         submitted = request.headers.get(CSRF_HEADER)
         if submitted is None and request.content_type in ("application/x-www-form-urlencoded",
                                                           "multipart/form-data"):
@@ -107,5 +107,5 @@ async def security_headers(request: web.Request, response: web.StreamResponse) -
     headers.setdefault("Permissions-Policy", "camera=(self), microphone=(self), geolocation=()")
     if request.app[keys.SETTINGS].cookie_secure:
         headers.setdefault("Strict-Transport-Security", "max-age=31536000")
-    if request.get("user") is not None and not request.path.startswith("/static/"):
+    if request.get(keys.USER) is not None and not request.path.startswith("/static/"):
         headers.setdefault("Cache-Control", "no-store")

@@ -31,9 +31,14 @@ def render(request: web.Request, template: str, context: dict[str, Any] | None =
     app = request.app
     user = optional_user(request)
     lang = pick_language(request, user.language if user else None, app[keys.SETTINGS].default_language)
-    ctx = {"user": user, "csrf": request.get("csrf", ""), "request_path": request.path, **(context or {})}
+    ctx = {"user": user, "csrf": request.get(keys.CSRF, ""), "request_path": request.path, **(context or {})}
     html = app[keys.RENDERER].render(template, lang, ctx)
     return web.Response(text=html, status=status, content_type="text/html")
+
+
+def see_other(location: str) -> web.Response:
+    """A redirect that can carry cookies (raising HTTPSeeOther would drop them)."""
+    return web.Response(status=303, headers={"Location": location})
 
 
 def _safe_next(value: str | None) -> str | None:
@@ -94,7 +99,7 @@ async def handle_login(request: web.Request) -> web.StreamResponse:
         return _login_page(request, "Wrong username or password.", status=401, username=username)
     limiter.reset(limit_keys[0])
     target = _safe_next(str(form.get("next", ""))) or home_path(user)
-    response = web.HTTPSeeOther(target)
+    response = see_other(target)
     await start_session(request, response, user)
     response.del_cookie(PRE_SESSION_COOKIE, path="/login")
     return response
@@ -102,7 +107,7 @@ async def handle_login(request: web.Request) -> web.StreamResponse:
 
 @page(Role.clinic_doctor, Role.specialist, Role.admin)
 async def handle_logout(request: web.Request) -> web.StreamResponse:
-    response = web.HTTPSeeOther("/login")
+    response = see_other("/login")
     await end_session(request, response)
     return response
 
@@ -121,7 +126,7 @@ async def handle_language(request: web.Request) -> web.StreamResponse:
         check_csrf(request, str(form.get(CSRF_FIELD, "")))
         await request.app[keys.STORE].update_user_language(user.id, lang)
     target = _safe_next(str(form.get("next", ""))) or "/"
-    response = web.HTTPSeeOther(target)
+    response = see_other(target)
     response.set_cookie(LANGUAGE_COOKIE, lang, samesite="Lax", path="/", max_age=365 * 86400)
     return response
 

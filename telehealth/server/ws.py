@@ -43,7 +43,7 @@ def origin_allowed(request: web.Request) -> bool:
 
 
 async def _authenticate(request: web.Request, ws: web.WebSocketResponse) -> User | None:
-    user: User | None = request.get("user")
+    user: User | None = request.get(keys.USER)
     if user is not None:
         return user
     settings = request.app[keys.SETTINGS]
