@@ -74,6 +74,7 @@ class Matcher:
         self.clock = clock
         self._service_interval: dict[str, tuple[float, float | None]] = {}
         self._partners: dict[int, tuple[float, frozenset[int], frozenset[int]]] = {}
+        self._names: dict[int, tuple[float, str, str]] = {}
         self.offer_latency_observer: Callable[[float], None] | None = None
         # When the live queue was last rebuilt from the store (0: never on this node).
         self.rebuilt_at = 0.0
@@ -118,10 +119,11 @@ class Matcher:
             raise TelehealthError(ErrorCode.forbidden, "only a clinic doctor of an institution can ask for a "
                                                        "consultation")
         now = self.clock()
+        consent = bool(request.consent_by)
         consultation = await self.store.insert_consultation(request, clinic_org_id=doctor.organisation_id,
-                                                            doctor_id=doctor.id, now=_utc(now))
-        if consultation.consent_by:
-            consultation = await self.enqueue(consultation, actor_id=doctor.id)
+                                                            doctor_id=doctor.id, now=_utc(now), queue=consent)
+        if consent:
+            consultation = await self._queue_live(consultation)
         return consultation
 
     async def record_consent(self, consultation: Consultation, actor: User, by: str, name: str,
@@ -149,7 +151,7 @@ class Matcher:
         entry = await self.entry_for(consultation, now)
         await self.broker.enqueue(entry)
         await self._emit(queue_channel(entry.specialty), "queue_changed", {"specialty": entry.specialty})
-        await self.dispatch(entry)
+        await self.dispatch(entry, consultation)
         return consultation
 
     async def cancel(self, consultation_id: int, actor: User) -> Consultation:
@@ -229,7 +231,7 @@ class Matcher:
                 return None
         return None
 
-    async def dispatch(self, entry: QueueEntry) -> list[int]:
+    async def dispatch(self, entry: QueueEntry, consultation: Consultation | None = None) -> list[int]:
         """Ring the best idle eligible specialist for a queued request (all of them for an emergency)."""
         now = self.clock()
         for _ in range(CLAIM_RETRIES):
@@ -238,7 +240,7 @@ class Matcher:
             if not ranked:
                 return []
             targets = [p.user_id for p in ranked] if entry.urgency == Urgency.emergency.value else [ranked[0].user_id]
-            rung = await self._ring(entry, targets, now)
+            rung = await self._ring(entry, targets, now, consultation)
             if rung:
                 return rung
             live = await self.broker.get(entry.consultation_id)
@@ -246,36 +248,59 @@ class Matcher:
                 return []
         return []
 
-    async def _ring(self, entry: QueueEntry, specialist_ids: list[int], now: float) -> list[int]:
+    async def _ring(self, entry: QueueEntry, specialist_ids: list[int], now: float,
+                    consultation: Consultation | None = None) -> list[int]:
+        """Ring through the broker, tell the specialists, then log the offer in the store.
+
+        An offer in flight is live state, held by the broker; the specialists hear of it before the
+        store's log does, which keeps the ring fast. If the store then refuses (the request was
+        cancelled meanwhile) the rings are taken back and the specialists told.
+        """
         deadline = now + self.settings.ring_timeout_s
         rung = await self.broker.offer(entry.consultation_id, specialist_ids, deadline)
         if not rung:
             return []
-        try:
-            consultation = await self.store.transition_consultation(
-                entry.consultation_id, S.offered, actor_id=None, now=_utc(now), expected=[S.queued],
-                event_kind="offered", event_data={"specialists": rung})
-        except TelehealthError as exc:
-            # The store moved on (cancelled elsewhere): take the ring back.
-            log.info("offer of %s dropped: %s", entry.consultation_id, exc.code)
-            for uid in rung:
-                await self.broker.release_offer(entry.consultation_id, uid)
-            return []
-        summary = await self._offer_summary(consultation, entry, deadline)
+        summary = await self._offer_summary(entry, deadline, consultation)
         for uid in rung:
             await self._emit(user_channel(uid), "offer", summary)
         if self.offer_latency_observer is not None:
             self.offer_latency_observer(self.clock() - entry.enqueued_at)
+        try:
+            await self.store.transition_consultation(
+                entry.consultation_id, S.offered, actor_id=None, now=_utc(now), expected=[S.queued],
+                event_kind="offered", event_data={"specialists": rung})
+        except TelehealthError as exc:
+            log.info("offer of %s dropped: %s", entry.consultation_id, exc.code)
+            for uid in rung:
+                await self.broker.release_offer(entry.consultation_id, uid)
+                await self._emit(user_channel(uid), "offer_withdrawn",
+                                 {"consultation_id": entry.consultation_id, "reason": "cancelled"})
+            await self.broker.remove(entry.consultation_id)
+            return []
         await self._emit(queue_channel(entry.specialty), "queue_changed", {"specialty": entry.specialty})
         return rung
 
-    async def _offer_summary(self, consultation: Consultation, entry: QueueEntry, deadline: float) -> dict[str, Any]:
-        clinic = await self.store.get_organisation(consultation.clinic_org_id)
+    async def _org_names(self, org_id: int) -> tuple[str, str]:
+        """An organisation's names, cached briefly: every offer shows them and they rarely change."""
+        now = self.clock()
+        cached = self._names.get(org_id)
+        if cached and cached[0] > now:
+            return cached[1], cached[2]
+        org = await self.store.get_organisation(org_id)
+        names = (org.name, org.name_zh) if org else ("", "")
+        self._names[org_id] = (now + 60.0, *names)
+        return names
+
+    async def _offer_summary(self, entry: QueueEntry, deadline: float,
+                             consultation: Consultation | None) -> dict[str, Any]:
+        name, name_zh = await self._org_names(entry.clinic_org_id)
+        if consultation is None:
+            consultation = await self.store.get_consultation(entry.consultation_id)
         return {
-            "consultation_id": consultation.id, "specialty": consultation.specialty,
-            "urgency": consultation.urgency.value, "complex_case": consultation.complex_case,
-            "clinic": clinic.name if clinic else "", "clinic_zh": clinic.name_zh if clinic else "",
-            "chief_complaint": consultation.chief_complaint, "waiting_since": entry.enqueued_at,
+            "consultation_id": entry.consultation_id, "specialty": entry.specialty, "urgency": entry.urgency,
+            "complex_case": entry.complex_case, "clinic": name, "clinic_zh": name_zh,
+            "chief_complaint": consultation.chief_complaint if consultation else "",
+            "waiting_since": entry.enqueued_at,
             "deadline": deadline, "ring_timeout_s": self.settings.ring_timeout_s,
         }
 

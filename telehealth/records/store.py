@@ -291,8 +291,15 @@ class Store:
     # -- consultations ---------------------------------------------------------------------------
 
     async def insert_consultation(self, request: NewConsultation, *, clinic_org_id: int, doctor_id: int,
-                                  now: dt.datetime) -> Consultation:
-        """Record a new request (state `requested`) with its patient, consent and first event, atomically."""
+                                  now: dt.datetime, queue: bool = False) -> Consultation:
+        """Record a new request with its patient, consent and first event, atomically.
+
+        With `queue` (only allowed when consent is recorded) it is also moved on to `queued` in the same
+        write, logged as the two steps it is.
+        """
+        if queue and not request.consent_by:
+            raise TelehealthError(ErrorCode.consent_required,
+                                  "record the patient's written consent before the request is queued")
         async with self._tx() as conn:
             res = await conn.execute(t.patients.insert().values(
                 organisation_id=clinic_org_id, name=request.patient_name, sex=request.patient_sex,
@@ -308,12 +315,16 @@ class Store:
                 chief_complaint=request.chief_complaint, history=request.history,
                 consent_by=request.consent_by, consent_name=request.consent_name,
                 consent_relation=request.consent_relation, consent_at=consent_at,
-                state=ConsultationState.requested.value, version=0, created_at=now, updated_at=now))
+                state=(ConsultationState.queued if queue else ConsultationState.requested).value,
+                version=1 if queue else 0, created_at=now, updated_at=now, queued_at=now if queue else None))
             cid = _new_id(res)
-            await conn.execute(t.events.insert().values(
-                consultation_id=cid, kind="requested", actor_id=doctor_id, at=now,
-                data={"specialty": request.specialty, "urgency": request.urgency.value,
-                      "consent": bool(request.consent_by)}))
+            events = [{"consultation_id": cid, "kind": "requested", "actor_id": doctor_id, "at": now,
+                       "data": {"specialty": request.specialty, "urgency": request.urgency.value,
+                                "consent": bool(request.consent_by)}}]
+            if queue:
+                events.append({"consultation_id": cid, "kind": "queued", "actor_id": doctor_id, "at": now,
+                               "data": {"from": "requested", "to": "queued"}})
+            await conn.execute(t.events.insert(), events)
             row = (await conn.execute(sa.select(t.consultations).where(t.consultations.c.id == cid))).one()
         return _consultation(row)
 
@@ -391,8 +402,8 @@ class Store:
             await conn.execute(t.events.insert().values(
                 consultation_id=consultation_id, session_id=session_id, kind=event_kind or target.value,
                 actor_id=actor_id, at=now, data=data))
-            new_row = (await conn.execute(sa.select(c).where(c.c.id == consultation_id))).one()
-        return _consultation(new_row)
+        # The row as written: the old one with the new values, without reading it back.
+        return _consultation(_Row({**row._mapping, **values}))
 
     async def update_accompanying_doctor(self, consultation_id: int, doctor_id: int, *, actor_id: int,
                                          now: dt.datetime) -> None:
@@ -547,6 +558,13 @@ class Store:
         async with self._tx() as conn:
             rows = (await conn.execute(query)).all()
         return [dict(r._mapping) for r in rows]
+
+
+class _Row:
+    """Attribute access over a mapping, in the shape of a result row."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.__dict__.update(values)
 
 
 def _new_id(result: Any) -> int:

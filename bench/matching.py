@@ -1,0 +1,370 @@
+"""Matching benchmark: offer latency at several queue sizes, and racing claims, on both brokers.
+
+    python bench/matching.py [--quick] [--backends memory,redis] [--redis-url URL] [--database-url URL]
+
+What it measures (all on loopback, bounded in count and time):
+
+* offer latency: a clinic submits a request through the matcher (records written to the store) and the
+  one idle eligible specialist's subscription (the channel its WebSocket node listens on) receives the
+  offer. 500 specialists are online (all busy but the one probed); the queue holds N other waiting
+  requests of the same specialty, which the probed specialist may not take (another alliance), so the
+  queue's size is felt by every broker operation but does not change who is rung. For Redis, the clinic
+  side and the specialist side are two nodes: two processes with their own broker connections.
+* claims: C consultations, each claimed by two racers at once, racers split across two nodes (processes for
+  Redis); it counts claims per second, consultations with two winners (double_claims) and consultations
+  nobody won (lost).
+
+Prints a table, then as its last line one JSON object: {"memory": {...}, "redis": {...}}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import multiprocessing as mp
+import os
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from telehealth.config import load_settings  # noqa: E402
+from telehealth.domain import OrgLevel, Presence, Role, Title, Urgency  # noqa: E402
+from telehealth.matching.broker import Broker, Message, QueueEntry  # noqa: E402
+from telehealth.matching.rules import queue_score  # noqa: E402
+from telehealth.matching.service import Matcher  # noqa: E402
+from telehealth.records.db import create_engine, migrate  # noqa: E402
+from telehealth.records.models import NewConsultation, User  # noqa: E402
+from telehealth.records.store import Store  # noqa: E402
+
+SPECIALISTS = 500
+SETTINGS = load_settings(profile="test", env={}).matching
+
+
+def make_broker(kind: str, redis_url: str, prefix: str, node: str) -> Broker:
+    if kind == "memory":
+        from telehealth.matching.memory import MemoryBroker
+
+        return MemoryBroker(node=node)
+    from telehealth.matching.redis_broker import RedisBroker
+
+    return RedisBroker(redis_url, prefix=prefix, node=node)
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+# -- offer latency ----------------------------------------------------------------------------------
+
+async def seed_world(store: Store) -> dict[str, Any]:
+    now = dt.datetime.now(dt.UTC)
+    own = await store.insert_alliance(f"bench-own-{uuid.uuid4().hex[:6]}", "county_community")
+    other = await store.insert_alliance(f"bench-other-{uuid.uuid4().hex[:6]}", "county_community")
+    clinic = await store.insert_organisation(f"clinic-{own.id}", OrgLevel.village_clinic, alliance_id=own.id)
+    hospital = await store.insert_organisation(f"hospital-{own.id}", OrgLevel.county_hospital, alliance_id=own.id)
+    far_clinic = await store.insert_organisation(f"far-clinic-{other.id}", OrgLevel.village_clinic,
+                                                 alliance_id=other.id)
+    await store.insert_organisation(f"far-hospital-{other.id}", OrgLevel.county_hospital, alliance_id=other.id)
+    doctor = await store.insert_user(f"doc-{own.id}", "x", "Doc", Role.clinic_doctor, organisation_id=clinic.id,
+                                     now=now)
+    specialists = []
+    for i in range(SPECIALISTS):
+        specialists.append(await store.insert_user(
+            f"spec-{own.id}-{i}", "x", f"S{i}", Role.specialist, organisation_id=hospital.id, now=now,
+            title=Title.attending, specialties=("cardiology",)))
+    return {"doctor": doctor, "specialists": specialists, "far_clinic": far_clinic.id}
+
+
+def request(urgency: Urgency) -> NewConsultation:
+    return NewConsultation(patient_name="bench", patient_sex="other", patient_birth_year=1970, patient_local_id="",
+                           specialty="cardiology", urgency=urgency, chief_complaint="bench",
+                           consent_by="patient", consent_name="bench")
+
+
+async def fill_queue(broker: Broker, count: int, far_clinic: int, start_id: int) -> None:
+    """Waiting requests the probe may not take: from a clinic of another alliance, never widened."""
+    now = time.time()
+    for i in range(count):
+        await broker.enqueue(QueueEntry(
+            consultation_id=start_id + i, specialty="cardiology", urgency="routine",
+            score=queue_score(now - i * 0.001, "routine", SETTINGS), enqueued_at=now, clinic_org_id=far_clinic,
+            primary_org_ids=frozenset({-1}), partner_org_ids=frozenset({-1}), widen_at=now + 86400,
+            expires_at=now + 86400))
+
+
+async def specialist_side(kind: str, redis_url: str, prefix: str, db_url: str, probe_id: int,
+                          ready: Any, results: Any, rounds: int) -> None:
+    """Node B: holds the specialists' subscriptions; answers each offer by declining it."""
+    engine = create_engine(db_url)
+    store = Store(engine)
+    broker = make_broker(kind, redis_url, prefix, "node-b")
+    await broker.start()
+    matcher = Matcher(store, broker, SETTINGS)
+    probe = await store.get_user(probe_id)
+    assert probe is not None
+    received: asyncio.Queue[tuple[float, int]] = asyncio.Queue()
+
+    async def on_message(message: Message) -> None:
+        payload = json.loads(message.data)
+        if payload["event"] == "offer":
+            received.put_nowait((time.perf_counter(), payload["data"]["consultation_id"]))
+
+    sub = await broker.subscribe(on_message, f"user:{probe_id}")
+    await matcher.set_presence(probe, Presence.available, "node-b")
+    ready.put(("ready", time.perf_counter()))
+    for _ in range(rounds):
+        at, cid = await asyncio.wait_for(received.get(), 30)
+        results.put(("offer", at, cid))
+        # Hand the request back and become available again for the next round.
+        await broker.release_offer(cid, probe_id)
+        await broker.remove(cid)
+        await matcher.set_presence(probe, Presence.available, "node-b")
+        results.put(("done", time.perf_counter(), cid))
+    await sub.close()
+    await broker.close()
+    await engine.dispose()
+
+
+def specialist_process(*args: Any) -> None:
+    asyncio.run(specialist_side(*args))
+
+
+async def offer_latency(kind: str, redis_url: str, db_url: str, queued: int, rounds: int) -> dict[str, float]:
+    prefix = f"bench{uuid.uuid4().hex[:6]}"
+    engine = create_engine(db_url)
+    await migrate(engine)
+    store = Store(engine)
+    world = await seed_world(store)
+    broker = make_broker(kind, redis_url, prefix, "node-a")
+    await broker.start()
+    await broker.ensure_epoch()
+    matcher = Matcher(store, broker, SETTINGS)
+    for spec in world["specialists"][1:]:
+        await matcher.set_presence(spec, Presence.busy, "node-a")
+    await fill_queue(broker, queued, world["far_clinic"], 10_000_000)
+    probe: User = world["specialists"][0]
+    latencies: list[float] = []
+    if kind == "memory":
+        # One process: the subscription lives beside the matcher, as on a single node.
+        results: asyncio.Queue[Any] = asyncio.Queue()
+
+        class LocalQueue:
+            def put(self, item: Any) -> None:
+                results.put_nowait(item)
+
+        task = asyncio.create_task(specialist_side_local(broker, matcher, probe, LocalQueue(), rounds))
+        await asyncio.sleep(0.05)
+        for _ in range(rounds):
+            start = time.perf_counter()
+            await matcher.submit(request(Urgency.emergency), world["doctor"])
+            while True:
+                item = await results.get()
+                if item[0] == "offer":
+                    latencies.append((item[1] - start) * 1000)
+                elif item[0] == "done":
+                    break
+        await task
+    else:
+        ctx = mp.get_context("spawn")
+        ready, out = ctx.Queue(), ctx.Queue()
+        proc = ctx.Process(target=specialist_process,
+                           args=(kind, redis_url, prefix, db_url, probe.id, ready, out, rounds))
+        proc.start()
+        await asyncio.to_thread(ready.get, True, 60)
+        for _ in range(rounds):
+            start = time.perf_counter()
+            await matcher.submit(request(Urgency.emergency), world["doctor"])
+            while True:
+                item = await asyncio.to_thread(out.get, True, 60)
+                if item[0] == "offer":
+                    latencies.append((item[1] - start) * 1000)
+                elif item[0] == "done":
+                    break
+        await asyncio.to_thread(proc.join, 60)
+    queue_size = await broker.queue_length("cardiology")
+    await broker.close()
+    await engine.dispose()
+    return {"offer_latency_p50_ms": round(statistics.median(latencies), 3),
+            "offer_latency_p99_ms": round(pct(latencies, 0.99), 3), "queued": queue_size, "rounds": rounds}
+
+
+async def specialist_side_local(broker: Broker, matcher: Matcher, probe: User, results: Any, rounds: int) -> None:
+    received: asyncio.Queue[tuple[float, int]] = asyncio.Queue()
+
+    async def on_message(message: Message) -> None:
+        payload = json.loads(message.data)
+        if payload["event"] == "offer":
+            received.put_nowait((time.perf_counter(), payload["data"]["consultation_id"]))
+
+    sub = await broker.subscribe(on_message, f"user:{probe.id}")
+    await matcher.set_presence(probe, Presence.available, "node-a")
+    for _ in range(rounds):
+        at, cid = await asyncio.wait_for(received.get(), 30)
+        results.put(("offer", at, cid))
+        await broker.release_offer(cid, probe.id)
+        await broker.remove(cid)
+        await matcher.set_presence(probe, Presence.available, "node-a")
+        results.put(("done", time.perf_counter(), cid))
+    await sub.close()
+
+
+# -- racing claims ----------------------------------------------------------------------------------
+
+async def claim_racers(kind: str, redis_url: str, prefix: str, ids: list[int], racer_base: int,
+                       concurrency: int, broker: Broker | None = None) -> tuple[list[int], float]:
+    own = broker is None
+    if broker is None:
+        broker = make_broker(kind, redis_url, prefix, f"racer-{racer_base}")
+        await broker.start()
+    won: list[int] = []
+    pending = list(ids)
+    started = time.perf_counter()
+
+    async def worker(racer: int) -> None:
+        while pending:
+            cid = pending.pop()
+            outcome = await broker.claim(cid, racer)
+            if outcome.value == "won":
+                won.append(cid)
+
+    await asyncio.gather(*(worker(racer_base + i) for i in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    if own:
+        await broker.close()
+    return won, elapsed
+
+
+def racer_process(kind: str, redis_url: str, prefix: str, ids: list[int], racer_base: int, concurrency: int,
+                  out: Any) -> None:
+    won, elapsed = asyncio.run(claim_racers(kind, redis_url, prefix, ids, racer_base, concurrency))
+    out.put((won, elapsed))
+
+
+async def racing_claims(kind: str, redis_url: str, consultations: int) -> dict[str, float]:
+    prefix = f"race{uuid.uuid4().hex[:6]}"
+    broker = make_broker(kind, redis_url, prefix, "seeder")
+    await broker.start()
+    now = time.time()
+    for cid in range(1, consultations + 1):
+        await broker.enqueue(QueueEntry(consultation_id=cid, specialty="cardiology", urgency="routine",
+                                        score=now + cid, enqueued_at=now, clinic_org_id=1, expires_at=0.0))
+    ids = list(range(1, consultations + 1))
+    attempts = 2 * consultations
+    if kind == "memory":
+        # Two "nodes" in one process, each racing for every consultation, interleaved on one loop.
+        started = time.perf_counter()
+        (won_a, _), (won_b, _) = await asyncio.gather(
+            claim_racers(kind, redis_url, prefix, ids, 1, 8, broker),
+            claim_racers(kind, redis_url, prefix, list(ids), 1001, 8, broker))
+        elapsed = time.perf_counter() - started
+    else:
+        ctx = mp.get_context("spawn")
+        out = ctx.Queue()
+        procs = [ctx.Process(target=racer_process, args=(kind, redis_url, prefix, ids, base, 16, out))
+                 for base in (1, 1001)]
+        started = time.perf_counter()
+        for p in procs:
+            p.start()
+        results = [await asyncio.to_thread(out.get, True, 600) for _ in procs]
+        elapsed = time.perf_counter() - started
+        for p in procs:
+            p.join(30)
+        won_a, won_b = results[0][0], results[1][0]
+        elapsed = max(r[1] for r in results)
+    winners: dict[int, int] = {}
+    for cid in won_a + won_b:
+        winners[cid] = winners.get(cid, 0) + 1
+    double = sum(1 for n in winners.values() if n > 1)
+    lost = consultations - len(winners)
+    if kind == "redis":
+        import redis.asyncio as aioredis
+
+        client = aioredis.from_url(redis_url)
+        async for key in client.scan_iter(match=f"{{{prefix}}}*", count=1000):
+            await client.delete(key)
+        await client.aclose()
+    await broker.close()
+    return {"claims_per_s": round(attempts / elapsed), "claim_attempts": attempts, "double_claims": double,
+            "lost": lost}
+
+
+# -- main -------------------------------------------------------------------------------------------
+
+async def run_backend(kind: str, args: argparse.Namespace) -> dict[str, Any]:
+    rounds = 60 if args.quick else 300
+    sizes = [100, 1000, 10_000] if args.quick else [100, 1000, 100_000]
+    result: dict[str, Any] = {}
+    by_size: dict[int, dict[str, float]] = {}
+    for size in sizes:
+        db_url, cleanup = await database_for(kind, args)
+        try:
+            by_size[size] = await offer_latency(kind, args.redis_url, db_url, size, rounds)
+        finally:
+            await cleanup()
+        print(f"{kind:7} queued={size:>7}  offer p50 {by_size[size]['offer_latency_p50_ms']:7.2f} ms  "
+              f"p99 {by_size[size]['offer_latency_p99_ms']:7.2f} ms", flush=True)
+    main = by_size[1000]
+    result.update(main)
+    result["queued"] = 1000
+    result["specialists_online"] = SPECIALISTS
+    result["offer_latency_by_queued_p50_ms"] = {str(k): v["offer_latency_p50_ms"] for k, v in by_size.items()}
+    largest = max(sizes)
+    result["latency_ratio_largest_vs_100"] = round(
+        by_size[largest]["offer_latency_p50_ms"] / by_size[100]["offer_latency_p50_ms"], 2)
+    claims = await racing_claims(kind, args.redis_url, 10_000 if args.quick else 50_000)
+    result.update(claims)
+    print(f"{kind:7} claims {claims['claims_per_s']:>8}/s  attempts {claims['claim_attempts']}  "
+          f"double {claims['double_claims']}  lost {claims['lost']}", flush=True)
+    return result
+
+
+async def database_for(kind: str, args: argparse.Namespace) -> tuple[str, Any]:
+    if kind == "memory" or not args.database_url:
+        folder = tempfile.mkdtemp(prefix="th-bench-")
+
+        async def nothing() -> None:
+            return None
+
+        return f"sqlite+aiosqlite:///{folder}/bench.sqlite3", nothing
+    import asyncpg
+
+    name = f"th_bench_{uuid.uuid4().hex[:8]}"
+    dsn = args.database_url.replace("postgresql+asyncpg://", "postgresql://")
+    conn = await asyncpg.connect(dsn)
+    await conn.execute(f'CREATE DATABASE "{name}"')
+    await conn.close()
+
+    async def drop() -> None:
+        c = await asyncpg.connect(dsn)
+        await c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await c.close()
+
+    return f"{args.database_url.rsplit('/', 1)[0]}/{name}", drop
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer rounds and a 10,000 queue instead of 100,000")
+    parser.add_argument("--backends", default="memory,redis")
+    parser.add_argument("--redis-url", default=os.environ.get("TELEHEALTH_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"))
+    parser.add_argument("--database-url", default=os.environ.get(
+        "TELEHEALTH_BENCH_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"),
+        help="PostgreSQL for the Redis runs (the production layout); empty: SQLite")
+    args = parser.parse_args()
+    out: dict[str, Any] = {}
+    for kind in args.backends.split(","):
+        out[kind] = asyncio.run(run_backend(kind, args))
+    print(json.dumps(out, separators=(",", ":")))
+
+
+if __name__ == "__main__":
+    main()
