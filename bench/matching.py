@@ -35,14 +35,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from telehealth.config import load_settings  # noqa: E402
-from telehealth.domain import OrgLevel, Presence, Role, Title, Urgency  # noqa: E402
-from telehealth.matching.broker import Broker, Message, QueueEntry  # noqa: E402
-from telehealth.matching.rules import queue_score  # noqa: E402
-from telehealth.matching.service import Matcher  # noqa: E402
-from telehealth.records.db import create_engine, migrate  # noqa: E402
-from telehealth.records.models import NewConsultation, User  # noqa: E402
-from telehealth.records.store import Store  # noqa: E402
+from telehealth.config import load_settings
+from telehealth.domain import OrgLevel, Presence, Role, Title, Urgency
+from telehealth.matching.broker import Broker, Message, QueueEntry
+from telehealth.matching.rules import queue_score
+from telehealth.matching.service import Matcher
+from telehealth.records.db import create_engine, migrate
+from telehealth.records.models import NewConsultation, User
+from telehealth.records.store import Store
 
 SPECIALISTS = 500
 SETTINGS = load_settings(profile="test", env={}).matching
@@ -60,7 +60,7 @@ def make_broker(kind: str, redis_url: str, prefix: str, node: str) -> Broker:
 
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 # -- offer latency ----------------------------------------------------------------------------------

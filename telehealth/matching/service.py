@@ -330,7 +330,9 @@ class Matcher:
         """Pull the best request this specialist may take; None if there is none."""
         presence = self.presence_for(specialist, Presence.available, 0.0, "")
         tried: set[int] = set()
-        for _ in range(CLAIM_RETRIES):
+        # Each round either wins or rules one request out, so this ends; losing a race to another
+        # specialist just moves on to the next best request.
+        for _ in range(PICK_WINDOW):
             now = self.clock()
             best: QueueEntry | None = None
             for specialty in specialist.specialties:
