@@ -514,11 +514,12 @@ class RedisBroker:
             for uid in uids:
                 pipe.hgetall(f"{self.p}:p:{_text(uid)}")
             raws = await pipe.execute()
-        found, stale = [], []
+        found: list[SpecialistPresence] = []
+        stale: list[str] = []
         for uid, raw in zip(uids, raws, strict=True):
             presence = self._presence(raw)
             if presence is None or presence.status != "available":
-                stale.append(uid)
+                stale.append(_text(uid))
             elif presence.ringing is None and specialty in presence.specialties:
                 found.append(presence)
         if stale:
