@@ -11,7 +11,14 @@ import redis.asyncio as aioredis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from telehealth.matching.broker import Broker, ClaimOutcome, LiveState, Message, QueueEntry, SpecialistPresence
+from telehealth.matching.broker import (
+    Broker,
+    ClaimOutcome,
+    LiveState,
+    Message,
+    QueueEntry,
+    SpecialistPresence,
+)
 from telehealth.matching.memory import MemoryBroker
 from telehealth.matching.redis_broker import RedisBroker
 
