@@ -113,6 +113,7 @@ class Settings:
     data_dir: str = "data"
     database_url: str = ""
     redis_url: str = ""
+    redis_prefix: str = "th"
     allowed_origins: tuple[str, ...] = ()
     default_language: str = "zh_CN"
     node_name: str = ""
@@ -133,6 +134,8 @@ class Settings:
             raise ConfigError("default_language must be zh_CN or en")
         if self.database_url and not self.database_url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
             raise ConfigError("database_url must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        if not self.redis_prefix or not self.redis_prefix.replace("_", "").replace("-", "").isalnum():
+            raise ConfigError("redis_prefix must be letters, digits, - or _")
         if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
             raise ConfigError("redis_url must start with redis://, rediss:// or unix://")
 

@@ -35,7 +35,7 @@ def make_broker(settings: Settings, node: str) -> Broker:
     if settings.redis_url:
         from telehealth.matching.redis_broker import RedisBroker
 
-        return RedisBroker(settings.redis_url, node=node)
+        return RedisBroker(settings.redis_url, prefix=settings.redis_prefix, node=node)
     from telehealth.matching.memory import MemoryBroker
 
     return MemoryBroker(node=node)
