@@ -102,7 +102,11 @@ async def handle_ws(request: web.Request) -> web.StreamResponse:
     async def close(code: int, reason: str) -> None:
         await ws.close(code=code, message=reason.encode())
 
-    conn = Connection(user, send_text, close, sig.send_queue_size, sessions.node)
+    def abort() -> None:
+        if request.transport is not None:
+            request.transport.abort()
+
+    conn = Connection(user, send_text, close, sig.send_queue_size, sessions.node, abort)
     conn.start()
     hub = app[keys.HUB]
     await hub.add(conn)

@@ -30,11 +30,13 @@ class Connection:
     fill up is cut off, so one slow phone cannot hold back a broadcast to everyone else.
     """
 
-    def __init__(self, user: User, send_text: SendText, close: Close, queue_size: int, node: str) -> None:
+    def __init__(self, user: User, send_text: SendText, close: Close, queue_size: int, node: str,
+                 abort: Callable[[], None] | None = None) -> None:
         self.id = f"{node}-{next(_ids)}"
         self.user = user
         self._send_text = send_text
         self._close = close
+        self._abort = abort
         self._queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=queue_size)
         self._writer: asyncio.Task[None] | None = None
         self.closed = False
@@ -55,9 +57,17 @@ class Connection:
             self._queue.put_nowait(text)
             return True
         except asyncio.QueueFull:
-            log.warning("connection %s (user %s) too slow to drain its queue; closing it", self.id, self.user.id)
+            log.warning("connection %s (user %s) too slow to drain its queue; cutting it off", self.id,
+                        self.user.id)
             self.closed = True
-            asyncio.get_running_loop().create_task(self._close(CLOSE_TOO_SLOW, "too slow"))
+            if self._writer is not None:
+                self._writer.cancel()
+            # A polite close frame would queue behind the data the client is not reading: drop the
+            # connection instead. The client reconnects and resumes.
+            if self._abort is not None:
+                self._abort()
+            else:
+                asyncio.get_running_loop().create_task(self._close(CLOSE_TOO_SLOW, "too slow"))
             return False
 
     async def _write_loop(self) -> None:
