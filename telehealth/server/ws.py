@@ -133,6 +133,12 @@ async def handle_ws(request: web.Request) -> web.StreamResponse:
         app[keys.WEBSOCKETS].discard(ws)
         await hub.remove(conn)
         await conn.stop()
+        if user.role is Role.specialist and not hub.connections_of(user.id) and not sessions.draining:
+            # The specialist's last tab closed: not available any more (a dead node's presence expires).
+            try:
+                await app[keys.BROKER].clear_presence(user.id)
+            except Exception:
+                log.warning("could not clear the presence of user %s", user.id, exc_info=True)
         if not sessions.draining:
             try:
                 await sessions.connection_lost(conn)

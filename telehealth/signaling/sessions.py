@@ -245,6 +245,12 @@ class SessionManager:
             await self._emit(session.peer_of(conn.user.id), "peer_left", {
                 "session_id": session_id, "reason": "connection_lost", "grace_s": self.grace})
 
+    async def refresh_presence(self) -> None:
+        """Heartbeat the presence of every specialist connected here; it expires if this node dies."""
+        ttl = self.settings.matching.presence_ttl_s
+        for user_id in {c.user.id for c in self.hub.all_connections() if c.user.role is Role.specialist}:
+            await self.broker.touch_presence(user_id, ttl)
+
     async def refresh_markers(self) -> None:
         """Keep the liveness of every participant connected here from expiring."""
         seen: set[tuple[int, int]] = set()
@@ -278,9 +284,10 @@ class SessionManager:
             await self.end(session.id, reason, actor_id=None)
 
     async def run_background(self, stop: asyncio.Event, rebuilt_at: Callable[[], float]) -> None:
-        interval = max(0.2, min(self.grace / 3, 5.0))
+        interval = max(0.2, min(self.grace / 3, self.settings.matching.presence_ttl_s / 3, 5.0))
         while not stop.is_set():
             try:
+                await self.refresh_presence()
                 await self.refresh_markers()
                 await self.reap(max(self.started_at, rebuilt_at()))
             except Exception:

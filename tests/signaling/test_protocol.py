@@ -12,6 +12,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from telehealth.records.seed import DEMO_PASSWORD
+from telehealth.server import keys
 from telehealth.server.app import create_app
 from tests.conftest import csrf_from, make_settings
 from tests.support.wsclient import Node, Peer
@@ -215,3 +216,16 @@ async def test_a_peer_who_never_returns_ends_the_session_with_network(node: Node
     clinic2 = await node.connect("village1")
     rejoined = await clinic2.ok("session.join", consultation_id=cid)
     assert rejoined["session_id"] != sid
+
+
+async def test_presence_is_kept_alive_while_connected_and_ends_with_the_last_tab(node: Node) -> None:
+    specialist = await node.connect("neuro.chief")
+    await specialist.ok("presence.set", status="available")
+    broker = node.server.app[keys.BROKER]  # type: ignore[union-attr]
+    uid = specialist.events[0][1]["user"]["id"]
+    await asyncio.sleep(7)  # longer than the test profile's presence TTL of 5 s
+    presence = await broker.get_presence(uid)
+    assert presence is not None and presence.status == "available"
+    await specialist.close()
+    await asyncio.sleep(0.3)
+    assert await broker.get_presence(uid) is None
