@@ -1,0 +1,210 @@
+"""A real WebRTC call from Python (aiortc): joins a session, negotiates through the server, counts frames."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+from aiortc import (
+    MediaStreamTrack,
+    RTCConfiguration,
+    RTCIceServer,
+    RTCIceTransportPolicy,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
+from aiortc.mediastreams import MediaStreamError
+from aiortc.sdp import candidate_from_sdp
+
+from telehealth.media.client import ProtocolError, TelehealthClient
+from telehealth.media.tracks import PatternVideoTrack, ToneAudioTrack
+
+log = logging.getLogger("telehealth.media")
+
+
+class CallPeer:
+    """One participant's side of a call. The specialist offers; the clinic answers.
+
+    aiortc has no ICE restart: when the path must change, the offerer starts a fresh peer connection
+    and a new offer (marked `ice_restart`), and the answerer replaces its connection on receiving it.
+    A dropped WebSocket alone changes nothing: media keeps flowing peer to peer while `resume` rejoins.
+    """
+
+    def __init__(self, client: TelehealthClient, consultation_id: int, *, force_relay: bool = False,
+                 width: int = 320, height: int = 240) -> None:
+        self.client = client
+        self.consultation_id = consultation_id
+        self.force_relay = force_relay
+        self.width = width
+        self.height = height
+        self.session_id: int | None = None
+        self.role = ""
+        self.ice_servers: list[dict[str, Any]] = []
+        self.pc: RTCPeerConnection | None = None
+        self.frames: dict[str, int] = {"audio": 0, "video": 0}
+        self.first_frame_at: dict[str, float] = {}
+        self.connected_at: float | None = None
+        self.ended: dict[str, Any] | None = None
+        self._events: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._loop_task: asyncio.Task[None] | None = None
+        self._frame_seen = asyncio.Event()
+        client.listeners.append(self._on_event)
+
+    def _on_event(self, name: str, data: dict[str, Any]) -> None:
+        if name in ("signal", "peer_joined", "session_ended") and data.get("session_id") == self.session_id:
+            self._events.put_nowait((name, data))
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- joining and negotiation ----------------------------------------------------------------
+
+    async def join(self) -> dict[str, Any]:
+        joined = await self.client.call("session.join", consultation_id=self.consultation_id)
+        self.session_id = int(joined["session_id"])
+        self.role = str(joined["role"])
+        self.ice_servers = list(joined["ice_servers"])
+        if self.pc is None:
+            self._new_peer_connection()
+        if self._loop_task is None:
+            self._loop_task = asyncio.create_task(self._signal_loop(), name="call-signal-loop")
+        if self.role == "offerer" and joined["peer_present"]:
+            await self._offer(restart=False)
+        return joined
+
+    async def resume(self) -> dict[str, Any]:
+        """After the WebSocket came back: join again; the media path did not change, so no renegotiation."""
+        return await self.client.call("session.join", consultation_id=self.consultation_id)
+
+    def _configuration(self) -> RTCConfiguration:
+        servers = [RTCIceServer(urls=s["urls"], username=s.get("username"), credential=s.get("credential"))
+                   for s in self.ice_servers]
+        policy = RTCIceTransportPolicy.RELAY if self.force_relay else RTCIceTransportPolicy.ALL
+        return RTCConfiguration(iceServers=servers, iceTransportPolicy=policy)
+
+    def _new_peer_connection(self) -> RTCPeerConnection:
+        if self.pc is not None:
+            self._spawn(self.pc.close())
+        pc = RTCPeerConnection(self._configuration())
+        self.pc = pc
+        pc.addTrack(ToneAudioTrack())
+        pc.addTrack(PatternVideoTrack(self.width, self.height))
+
+        @pc.on("track")  # type: ignore[untyped-decorator]
+        def on_track(track: MediaStreamTrack) -> None:
+            self._spawn(self._consume(track))
+
+        @pc.on("iceconnectionstatechange")  # type: ignore[untyped-decorator]
+        async def on_ice_state() -> None:
+            state = pc.iceConnectionState
+            if state == "completed" and self.connected_at is None:
+                self.connected_at = time.monotonic()
+            if self.session_id is not None and self.client.connected:
+                with contextlib.suppress(ProtocolError, asyncio.TimeoutError, ConnectionError):
+                    await self.client.call("session.ice_state", session_id=self.session_id,
+                                           state="connected" if state == "completed" else state)
+
+        return pc
+
+    async def _offer(self, restart: bool) -> None:
+        if restart:
+            self._new_peer_connection()
+        assert self.pc is not None and self.session_id is not None
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        await self.client.call("session.signal", session_id=self.session_id, kind="offer",
+                               payload={"sdp": self.pc.localDescription.sdp, "ice_restart": restart})
+
+    async def _signal_loop(self) -> None:
+        while True:
+            name, data = await self._events.get()
+            try:
+                await self._handle(name, data)
+            except (ProtocolError, asyncio.TimeoutError, ConnectionError) as exc:
+                log.warning("call %s: could not handle %s: %s", self.session_id, name, exc)
+
+    async def _handle(self, name: str, data: dict[str, Any]) -> None:
+        if name == "session_ended":
+            self.ended = data
+            return
+        if name == "peer_joined":
+            if self.role == "offerer" and (not data.get("resumed") or self._path_broken()):
+                await self._offer(restart=bool(data.get("resumed")))
+            return
+        kind, payload = data["kind"], data.get("payload") or {}
+        if kind == "offer":
+            if payload.get("ice_restart") or (self.pc is not None and self.pc.remoteDescription is not None):
+                self._new_peer_connection()
+            assert self.pc is not None and self.session_id is not None
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=payload["sdp"], type="offer"))
+            await self.pc.setLocalDescription(await self.pc.createAnswer())
+            await self.client.call("session.signal", session_id=self.session_id, kind="answer",
+                                   payload={"sdp": self.pc.localDescription.sdp})
+        elif kind == "answer" and self.pc is not None:
+            await self.pc.setRemoteDescription(RTCSessionDescription(sdp=payload["sdp"], type="answer"))
+        elif kind == "candidate" and self.pc is not None and payload.get("candidate"):
+            # Browsers trickle; aiortc puts its own candidates in the SDP.
+            line = str(payload["candidate"])
+            candidate = candidate_from_sdp(line.split(":", 1)[1] if line.startswith("candidate:") else line)
+            candidate.sdpMid = payload.get("sdpMid")
+            candidate.sdpMLineIndex = payload.get("sdpMLineIndex")
+            await self.pc.addIceCandidate(candidate)
+        elif kind == "restart_request" and self.role == "offerer":
+            await self._offer(restart=True)
+
+    def _path_broken(self) -> bool:
+        return self.pc is None or self.pc.iceConnectionState in ("failed", "closed", "disconnected")
+
+    async def _consume(self, track: MediaStreamTrack) -> None:
+        while True:
+            try:
+                await track.recv()
+            except MediaStreamError:
+                return
+            self.frames[track.kind] += 1
+            self.first_frame_at.setdefault(track.kind, time.monotonic())
+            self._frame_seen.set()
+
+    # -- observing and ending -------------------------------------------------------------------
+
+    async def wait_frames(self, kind: str, count: int, timeout: float = 20.0) -> int:
+        async def wait() -> int:
+            while self.frames[kind] < count:
+                self._frame_seen.clear()
+                await self._frame_seen.wait()
+            return self.frames[kind]
+
+        return await asyncio.wait_for(wait(), timeout)
+
+    def relayed(self) -> bool:
+        """Whether the selected ICE pair goes through a TURN relay (on either side)."""
+        if self.pc is None:
+            return False
+        for transceiver in self.pc.getTransceivers():
+            ice = transceiver.receiver.transport.transport
+            pair = ice._connection._nominated.get(1)  # aioice keeps the selected pair per component
+            if pair is not None:
+                return "relay" in (pair.local_candidate.type, pair.remote_candidate.type)
+        return False
+
+    async def hangup(self) -> None:
+        if self.session_id is not None:
+            with contextlib.suppress(ProtocolError):
+                await self.client.call("session.hangup", session_id=self.session_id)
+        await self.close()
+
+    async def close(self) -> None:
+        if self._on_event in self.client.listeners:
+            self.client.listeners.remove(self._on_event)
+        if self._loop_task is not None:
+            self._loop_task.cancel()
+        if self.pc is not None:
+            await self.pc.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
