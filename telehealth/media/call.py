@@ -125,7 +125,7 @@ class CallPeer:
             name, data = await self._events.get()
             try:
                 await self._handle(name, data)
-            except (ProtocolError, asyncio.TimeoutError, ConnectionError) as exc:
+            except (TimeoutError, ProtocolError, ConnectionError) as exc:
                 log.warning("call %s: could not handle %s: %s", self.session_id, name, exc)
 
     async def _handle(self, name: str, data: dict[str, Any]) -> None:

@@ -47,7 +47,7 @@ async def finish(*peers: CallPeer) -> None:
 
 
 async def test_a_full_call_with_media_both_ways(server: TestServer) -> None:
-    clinic, specialist, cid = await connect_call(server)
+    clinic, specialist, _cid = await connect_call(server)
     try:
         for peer in (clinic, specialist):
             assert await peer.wait_frames("video", 10) >= 10
