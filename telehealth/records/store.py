@@ -369,39 +369,49 @@ class Store:
         `expected` narrows the states the caller is prepared to move from; a concurrent change between
         read and write is detected by the version column and reported as a conflict.
         """
-        c = t.consultations
         async with self._tx() as conn:
-            row = (await conn.execute(sa.select(c).where(c.c.id == consultation_id).with_for_update())).first()
-            if row is None:
-                raise TelehealthError(ErrorCode.not_found, f"consultation {consultation_id} does not exist")
-            current = ConsultationState(row.state)
-            if expected is not None:
-                allowed = set(expected)
-                if current not in allowed:
-                    raise TelehealthError(
-                        ErrorCode.invalid_transition,
-                        f"consultation {consultation_id} is {current}, expected one of "
-                        f"{', '.join(sorted(allowed))}")
-            check_transition(current, target)
-            values: dict[str, Any] = {"state": target.value, "version": row.version + 1, "updated_at": now}
-            stamp = _STATE_STAMP.get(target)
-            if stamp:
-                values[stamp] = now
-            if assigned_specialist_id is not _UNSET:
-                values["assigned_specialist_id"] = assigned_specialist_id
-            if consent is not None:
-                values.update(consent_by=consent[0], consent_name=consent[1], consent_relation=consent[2],
-                              consent_at=now)
-            res = await conn.execute(c.update().where(c.c.id == consultation_id, c.c.version == row.version)
-                                     .values(**values))
-            if res.rowcount != 1:
-                raise TelehealthError(ErrorCode.conflict, f"consultation {consultation_id} changed meanwhile")
-            data = {"from": current.value, "to": target.value}
-            if event_data:
-                data.update(event_data)
-            await conn.execute(t.events.insert().values(
-                consultation_id=consultation_id, session_id=session_id, kind=event_kind or target.value,
-                actor_id=actor_id, at=now, data=data))
+            return await self._transition(
+                conn, consultation_id, target, actor_id=actor_id, now=now, expected=expected,
+                assigned_specialist_id=assigned_specialist_id, event_kind=event_kind, event_data=event_data,
+                session_id=session_id, consent=consent)
+
+    async def _transition(
+        self, conn: AsyncConnection, consultation_id: int, target: ConsultationState, *, actor_id: int | None,
+        now: dt.datetime, expected: Iterable[ConsultationState] | None, assigned_specialist_id: int | None,
+        event_kind: str | None, event_data: dict[str, Any] | None, session_id: int | None,
+        consent: tuple[str, str, str | None] | None,
+    ) -> Consultation:
+        c = t.consultations
+        row = (await conn.execute(sa.select(c).where(c.c.id == consultation_id).with_for_update())).first()
+        if row is None:
+            raise TelehealthError(ErrorCode.not_found, f"consultation {consultation_id} does not exist")
+        current = ConsultationState(row.state)
+        if expected is not None:
+            allowed = set(expected)
+            if current not in allowed:
+                raise TelehealthError(
+                    ErrorCode.invalid_transition,
+                    f"consultation {consultation_id} is {current}, expected one of {', '.join(sorted(allowed))}")
+        check_transition(current, target)
+        values: dict[str, Any] = {"state": target.value, "version": row.version + 1, "updated_at": now}
+        stamp = _STATE_STAMP.get(target)
+        if stamp:
+            values[stamp] = now
+        if assigned_specialist_id is not _UNSET:
+            values["assigned_specialist_id"] = assigned_specialist_id
+        if consent is not None:
+            values.update(consent_by=consent[0], consent_name=consent[1], consent_relation=consent[2],
+                          consent_at=now)
+        res = await conn.execute(c.update().where(c.c.id == consultation_id, c.c.version == row.version)
+                                 .values(**values))
+        if res.rowcount != 1:
+            raise TelehealthError(ErrorCode.conflict, f"consultation {consultation_id} changed meanwhile")
+        data = {"from": current.value, "to": target.value}
+        if event_data:
+            data.update(event_data)
+        await conn.execute(t.events.insert().values(
+            consultation_id=consultation_id, session_id=session_id, kind=event_kind or target.value,
+            actor_id=actor_id, at=now, data=data))
         # The row as written: the old one with the new values, without reading it back.
         return _consultation(_Row({**row._mapping, **values}))
 
@@ -453,17 +463,24 @@ class Store:
 
     # -- call sessions ---------------------------------------------------------------------------
 
-    async def insert_call_session(self, consultation_id: int, clinic_user_id: int, specialist_user_id: int,
-                                  now: dt.datetime) -> CallSession:
+    async def open_call_session(self, consultation_id: int, clinic_user_id: int, specialist_user_id: int, *,
+                                actor_id: int | None, now: dt.datetime,
+                                expected: Iterable[ConsultationState]) -> tuple[Consultation, CallSession]:
+        """The consultation goes in_call and its new session is recorded, in one write."""
         async with self._tx() as conn:
             res = await conn.execute(t.call_sessions.insert().values(
                 consultation_id=consultation_id, clinic_user_id=clinic_user_id,
                 specialist_user_id=specialist_user_id, started_at=now))
             sid = _new_id(res)
+            consultation = await self._transition(
+                conn, consultation_id, ConsultationState.in_call, actor_id=actor_id, now=now, expected=expected,
+                assigned_specialist_id=_UNSET, event_kind="call_started", event_data=None, session_id=sid,
+                consent=None)
             await conn.execute(t.events.insert().values(
                 consultation_id=consultation_id, session_id=sid, kind="session_opened", actor_id=None, at=now,
                 data={}))
-        return CallSession(sid, consultation_id, clinic_user_id, specialist_user_id, now, None, None, None)
+        session = CallSession(sid, consultation_id, clinic_user_id, specialist_user_id, now, None, None, None)
+        return consultation, session
 
     async def get_call_session(self, session_id: int) -> CallSession | None:
         async with self._tx() as conn:

@@ -91,6 +91,7 @@ async def _signaling_ctx(app: web.Application) -> AsyncIterator[None]:
         stop.set()
         await asyncio.gather(*tasks, return_exceptions=True)
         await updates.close()
+        await sessions.flush_log()
         if not settings.redis_url:
             # A lone node takes every session down with it: close them consistently.
             try:

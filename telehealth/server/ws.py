@@ -107,7 +107,6 @@ async def handle_ws(request: web.Request) -> web.StreamResponse:
             request.transport.abort()
 
     conn = Connection(user, send_text, close, sig.send_queue_size, sessions.node, abort)
-    conn.start()
     hub = app[keys.HUB]
     await hub.add(conn)
     app[keys.WEBSOCKETS].add(ws)
@@ -131,20 +130,27 @@ async def handle_ws(request: web.Request) -> web.StreamResponse:
                 break
     finally:
         app[keys.WEBSOCKETS].discard(ws)
-        await hub.remove(conn)
-        await conn.stop()
-        if user.role is Role.specialist and not hub.connections_of(user.id) and not sessions.draining:
-            # The specialist's last tab closed: not available any more (a dead node's presence expires).
-            try:
-                await app[keys.BROKER].clear_presence(user.id)
-            except Exception:
-                log.warning("could not clear the presence of user %s", user.id, exc_info=True)
-        if not sessions.draining:
-            try:
-                await sessions.connection_lost(conn)
-            except Exception:
-                log.warning("could not record the loss of connection %s", conn.id, exc_info=True)
+        # The handler may be cancelled once the client is gone: finish the bookkeeping regardless.
+        await asyncio.shield(_after_close(app, conn))
     return ws
+
+
+async def _after_close(app: web.Application, conn: Connection) -> None:
+    hub, sessions, user = app[keys.HUB], app[keys.SESSIONS], conn.user
+    await hub.remove(conn)
+    await conn.stop()
+    if sessions.draining:
+        return
+    try:
+        await sessions.connection_lost(conn)
+    except Exception:
+        log.warning("could not record the loss of connection %s", conn.id, exc_info=True)
+    if user.role is Role.specialist and not hub.connections_of(user.id):
+        # The specialist's last tab closed: not available any more (a dead node's presence expires).
+        try:
+            await app[keys.BROKER].clear_presence(user.id)
+        except Exception:
+            log.warning("could not clear the presence of user %s", user.id, exc_info=True)
 
 
 async def dispatch(ctx: Context, raw: str, seen_ids: set[int], max_bytes: int) -> dict[str, Any]:

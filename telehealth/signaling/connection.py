@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import collections
+import contextlib
 import itertools
 import json
 import logging
@@ -27,8 +29,12 @@ class Connection:
     """What the rest of the server knows of a WebSocket: who it is and how to send to it.
 
     Sending never blocks the caller: messages go into a bounded queue; a client that lets the queue
-    fill up is cut off, so one slow phone cannot hold back a broadcast to everyone else.
+    fill up is cut off, so one slow phone cannot hold back a broadcast to everyone else. The writer
+    task exists only while there is something to send, so an idle connection costs no task.
     """
+
+    __slots__ = ("_abort", "_close", "_queue", "_send_text", "_writer", "closed", "id", "joined_sessions",
+                 "last_ids", "queue_size", "user", "watching")
 
     def __init__(self, user: User, send_text: SendText, close: Close, queue_size: int, node: str,
                  abort: Callable[[], None] | None = None) -> None:
@@ -37,15 +43,13 @@ class Connection:
         self._send_text = send_text
         self._close = close
         self._abort = abort
-        self._queue: asyncio.Queue[str | None] = asyncio.Queue(maxsize=queue_size)
+        self.queue_size = queue_size
+        self._queue: collections.deque[str] = collections.deque()
         self._writer: asyncio.Task[None] | None = None
         self.closed = False
         self.joined_sessions: set[int] = set()
         self.watching: set[int] = set()
-        self.last_ids: int = 0
-
-    def start(self) -> None:
-        self._writer = asyncio.create_task(self._write_loop(), name=f"ws-writer-{self.id}")
+        self.last_ids = 0
 
     def send(self, message: dict[str, Any]) -> bool:
         return self.send_raw(json.dumps(message, separators=(",", ":"), ensure_ascii=False, default=str))
@@ -53,47 +57,44 @@ class Connection:
     def send_raw(self, text: str) -> bool:
         if self.closed:
             return False
-        try:
-            self._queue.put_nowait(text)
-            return True
-        except asyncio.QueueFull:
-            log.warning("connection %s (user %s) too slow to drain its queue; cutting it off", self.id,
-                        self.user.id)
-            self.closed = True
-            if self._writer is not None:
-                self._writer.cancel()
-            # A polite close frame would queue behind the data the client is not reading: drop the
-            # connection instead. The client reconnects and resumes.
-            if self._abort is not None:
-                self._abort()
-            else:
-                asyncio.get_running_loop().create_task(self._close(CLOSE_TOO_SLOW, "too slow"))
+        if len(self._queue) >= self.queue_size:
+            self._cut_off()
             return False
+        self._queue.append(text)
+        if self._writer is None:
+            self._writer = asyncio.get_running_loop().create_task(self._write_loop())
+        return True
+
+    def _cut_off(self) -> None:
+        log.warning("connection %s (user %s) too slow to drain its queue; cutting it off", self.id, self.user.id)
+        self.closed = True
+        self._queue.clear()
+        if self._writer is not None:
+            self._writer.cancel()
+        # A polite close frame would queue behind the data the client is not reading: drop the
+        # connection instead. The client reconnects and resumes.
+        if self._abort is not None:
+            self._abort()
+        else:
+            asyncio.get_running_loop().create_task(self._close(CLOSE_TOO_SLOW, "too slow"))
 
     async def _write_loop(self) -> None:
-        while True:
-            text = await self._queue.get()
-            if text is None:
-                return
-            try:
-                await self._send_text(text)
-            except (ConnectionError, RuntimeError):
-                self.closed = True
-                return
+        try:
+            while self._queue:
+                await self._send_text(self._queue.popleft())
+        except (ConnectionError, RuntimeError):
+            self.closed = True
+        finally:
+            self._writer = None
 
     async def stop(self) -> None:
-        """Let queued messages go out, then end the writer."""
+        """Let queued messages go out (briefly), then stop writing."""
+        writer = self._writer
+        if writer is not None:
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(writer), 2.0)
+            writer.cancel()
         self.closed = True
-        if self._writer is None:
-            return
-        try:
-            self._queue.put_nowait(None)
-        except asyncio.QueueFull:
-            self._writer.cancel()
-        try:
-            await asyncio.wait_for(asyncio.shield(self._writer), 2.0)
-        except (TimeoutError, asyncio.CancelledError):
-            self._writer.cancel()
 
     async def close(self, code: int, reason: str) -> None:
         self.closed = True

@@ -14,6 +14,9 @@ from telehealth.signaling.connection import Connection
 
 log = logging.getLogger("telehealth.signaling")
 
+# Events meant for the tab in the call, not every tab of the user.
+SESSION_SCOPED = frozenset({"signal", "chat", "peer_joined", "peer_left"})
+
 EventHook = Callable[[Connection, str, dict[str, object]], Awaitable[None]]
 QueueHook = Callable[[str], Awaitable[None]]
 
@@ -110,10 +113,8 @@ class Hub:
                         await hook(conn, name, data)
                     except Exception:
                         log.exception("event hook failed for %s", name)
-                if data.get("_connection") not in (None, conn.id):
-                    continue  # addressed to another tab of the same user
-                if data.get("_except") == conn.id:
-                    continue
+                if name in SESSION_SCOPED and data.get("session_id") not in conn.joined_sessions:
+                    continue  # another tab of the same user, not in this call
                 clean = {k: v for k, v in data.items() if not k.startswith("_")}
                 conn.send({"type": "event", "event": name, "data": clean})
                 self.delivered += 1

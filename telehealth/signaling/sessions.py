@@ -29,6 +29,7 @@ log = logging.getLogger("telehealth.sessions")
 
 S = ConsultationState
 SIGNAL_KINDS = ("offer", "answer", "candidate", "restart_request")
+LOG_BATCH_S = 0.1
 ICE_STATES = ("new", "checking", "connected", "completed", "disconnected", "failed", "closed")
 
 
@@ -54,11 +55,43 @@ class SessionManager:
         self.draining = False
         self._cache: dict[int, CallSession] = {}
         self.relayed = 0
+        # Call telemetry (joins, SDP, ICE states, quality) is written in small batches off the call's
+        # critical path; state changes are written at once.
+        self._log_buffer: list[dict[str, Any]] = []
+        self._log_flusher: asyncio.Task[None] | None = None
         hub.event_hooks.append(self._on_event)
 
     @property
     def grace(self) -> float:
         return self.settings.signaling.reconnect_grace_s
+
+    def _log(self, consultation_id: int, kind: str, actor_id: int | None, session_id: int,
+             data: dict[str, Any]) -> None:
+        self._log_buffer.append({"consultation_id": consultation_id, "kind": kind, "actor_id": actor_id,
+                                 "at": _utc(self.clock()), "session_id": session_id, "data": data})
+        if self._log_flusher is None:
+            self._log_flusher = asyncio.get_running_loop().create_task(self._flush_soon())
+
+    async def _flush_soon(self) -> None:
+        try:
+            await asyncio.sleep(LOG_BATCH_S)
+            await self.flush_log()
+        finally:
+            self._log_flusher = None
+        if self._log_buffer:
+            self._log_flusher = asyncio.get_running_loop().create_task(self._flush_soon())
+
+    async def flush_log(self) -> None:
+        """Write buffered telemetry; on failure keep it for the next attempt (nothing is dropped)."""
+        batch, self._log_buffer = self._log_buffer, []
+        if not batch:
+            return
+        try:
+            await self.store.insert_events(batch)
+        except Exception:
+            log.warning("could not write %d session log events; will retry", len(batch), exc_info=True)
+            self._log_buffer[:0] = batch
+            await asyncio.sleep(LOG_BATCH_S)
 
     async def _emit(self, user_id: int, event: str, data: dict[str, Any]) -> None:
         await self.broker.publish(user_channel(user_id), encode_event(event, data))
@@ -80,11 +113,9 @@ class SessionManager:
         existing = await self.store.get_open_call_session(consultation.id)
         if existing is not None:
             return existing
-        consultation = await self.store.transition_consultation(
-            consultation.id, S.in_call, actor_id=actor.id, now=_utc(now), expected=[S.accepted, S.ended],
-            event_kind="call_started")
-        session = await self.store.insert_call_session(
-            consultation.id, consultation.accompanying_doctor_id, specialist_id, _utc(now))
+        consultation, session = await self.store.open_call_session(
+            consultation.id, consultation.accompanying_doctor_id, specialist_id, actor_id=actor.id, now=_utc(now),
+            expected=[S.accepted, S.ended])
         self._cache[session.id] = session
         for uid in session.participants():
             await self.broker.put(marker_key(session.id, uid), "pending", self.grace)
@@ -141,9 +172,8 @@ class SessionManager:
         resumed = previous == "dropped"
         await self.broker.put(marker_key(session.id, user.id), "live", self.grace)
         conn.joined_sessions.add(session.id)
-        await self.store.insert_event(consultation_id, "rejoined" if resumed else "joined", actor_id=user.id,
-                                      now=_utc(now), session_id=session.id,
-                                      data={"node": self.node, "connection": conn.id})
+        self._log(consultation_id, "rejoined" if resumed else "joined", user.id, session.id,
+                  {"node": self.node, "connection": conn.id})
         peer = session.peer_of(user.id)
         peer_marker = await self.broker.fetch(marker_key(session.id, peer))
         await self._emit(peer, "peer_joined", {"session_id": session.id, "resumed": resumed,
@@ -171,9 +201,7 @@ class SessionManager:
         self.relayed += 1
         if kind in ("offer", "answer"):
             restart = bool(payload.get("ice_restart"))
-            await self.store.insert_event(session.consultation_id, f"sdp_{kind}", actor_id=conn.user.id,
-                                          now=_utc(self.clock()), session_id=session_id,
-                                          data={"ice_restart": restart})
+            self._log(session.consultation_id, f"sdp_{kind}", conn.user.id, session_id, {"ice_restart": restart})
 
     async def chat(self, conn: Connection, session_id: int, text: str) -> float:
         session = await self._session_for(conn.user, session_id)
@@ -186,16 +214,14 @@ class SessionManager:
     async def record_ice_state(self, conn: Connection, session_id: int, state: str) -> None:
         session = await self._session_for(conn.user, session_id)
         now = self.clock()
-        await self.store.insert_event(session.consultation_id, "ice_state", actor_id=conn.user.id, now=_utc(now),
-                                      session_id=session_id, data={"state": state})
+        self._log(session.consultation_id, "ice_state", conn.user.id, session_id, {"state": state})
         if state in ("connected", "completed") and session.connected_at is None:
             await self.store.update_call_session_connected(session_id, _utc(now))
             self._cache.pop(session_id, None)
 
     async def record_quality(self, conn: Connection, session_id: int, sample: dict[str, float]) -> None:
         session = await self._session_for(conn.user, session_id)
-        await self.store.insert_event(session.consultation_id, "quality", actor_id=conn.user.id,
-                                      now=_utc(self.clock()), session_id=session_id, data=sample)
+        self._log(session.consultation_id, "quality", conn.user.id, session_id, sample)
 
     async def hangup(self, conn: Connection, session_id: int) -> None:
         await self._session_for(conn.user, session_id)
@@ -204,6 +230,7 @@ class SessionManager:
     async def end(self, session_id: int, reason: EndReason, *, actor_id: int | None) -> bool:
         """End a session once, whoever asks first; the consultation moves to match the reason."""
         session = await self.get_session(session_id)
+        await self.flush_log()
         now = self.clock()
         if not await self.store.end_call_session(session_id, reason.value, actor_id=actor_id, now=_utc(now)):
             return False
@@ -239,9 +266,8 @@ class SessionManager:
             if session.ended_at is not None:
                 continue
             await self.broker.put(marker_key(session_id, conn.user.id), "dropped", self.grace)
-            await self.store.insert_event(session.consultation_id, "left", actor_id=conn.user.id,
-                                          now=_utc(self.clock()), session_id=session_id,
-                                          data={"reason": "connection_lost", "node": self.node})
+            self._log(session.consultation_id, "left", conn.user.id, session_id,
+                      {"reason": "connection_lost", "node": self.node})
             await self._emit(session.peer_of(conn.user.id), "peer_left", {
                 "session_id": session_id, "reason": "connection_lost", "grace_s": self.grace})
 
@@ -288,6 +314,8 @@ class SessionManager:
         while not stop.is_set():
             try:
                 await self.refresh_presence()
+                if self._log_buffer and self._log_flusher is None:
+                    await self.flush_log()
                 await self.refresh_markers()
                 await self.reap(max(self.started_at, rebuilt_at()))
             except Exception:

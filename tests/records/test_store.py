@@ -139,7 +139,14 @@ async def test_call_session_ends_once(store: Store) -> None:
     clinic_id, doctor_id = await make_clinic(store)
     c = await store.insert_consultation(request(), clinic_org_id=clinic_id, doctor_id=doctor_id, now=NOW)
     spec = await store.insert_user("spec", "x", "S", Role.specialist, organisation_id=clinic_id, now=NOW)
-    session = await store.insert_call_session(c.id, doctor_id, spec.id, NOW)
+    await store.transition_consultation(c.id, S.queued, actor_id=doctor_id, now=NOW)
+    await store.transition_consultation(c.id, S.accepted, actor_id=spec.id, now=NOW, assigned_specialist_id=spec.id)
+    with pytest.raises(TelehealthError):
+        await store.open_call_session(c.id, doctor_id, spec.id, actor_id=spec.id, now=NOW, expected=[S.ended])
+    assert await store.get_open_call_session(c.id) is None  # the refused open left no session behind
+    consultation, session = await store.open_call_session(c.id, doctor_id, spec.id, actor_id=spec.id, now=NOW,
+                                                          expected=[S.accepted])
+    assert consultation.state is S.in_call
     assert (await store.get_open_call_session(c.id)) is not None
     assert await store.end_call_session(session.id, "hangup", actor_id=doctor_id, now=NOW)
     assert not await store.end_call_session(session.id, "network", actor_id=None, now=NOW)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
 import socket
 from collections.abc import AsyncIterator
@@ -69,13 +70,26 @@ async def raw_ws(host: str, port: int, token: str) -> tuple[asyncio.StreamReader
     return reader, writer
 
 
+def masked_text_frame(text: str) -> bytes:
+    """A client-to-server WebSocket text frame (clients must mask)."""
+    payload = text.encode()
+    mask = os.urandom(4)
+    header = bytes([0x81]) + (bytes([0x80 | len(payload)]) if len(payload) < 126
+                              else bytes([0x80 | 126]) + len(payload).to_bytes(2, "big"))
+    return header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
 async def test_a_client_too_slow_to_read_is_cut_off_without_slowing_others(tight_node: Node) -> None:
     node = tight_node
-    clinic, specialist, _cid, sid = await start_call(node)
+    clinic, specialist, cid, sid = await start_call(node)
     # A second tab of the specialist that never reads what it is sent.
     server = node.server
     assert isinstance(server, TestServer)
     _reader, writer = await raw_ws(server.host, server.port, await node.token("paeds.assoc"))
+    # It joins the call too (a second tab), so the call's chat is sent to it as well.
+    writer.write(masked_text_frame(json.dumps({"id": 1, "type": "session.join", "consultation_id": cid})))
+    await writer.drain()
+    await asyncio.sleep(0.2)
     bystander = await node.connect("village5")
     text = "x" * 1900
     for i in range(3000):
