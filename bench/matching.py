@@ -39,7 +39,7 @@ from telehealth.config import load_settings
 from telehealth.domain import OrgLevel, Presence, Role, Title, Urgency
 from telehealth.matching.broker import Broker, Message, QueueEntry
 from telehealth.matching.rules import queue_score
-from telehealth.matching.service import Matcher
+from telehealth.matching.service import Matcher, decode_event
 from telehealth.records.db import create_engine, migrate
 from telehealth.records.models import NewConsultation, User
 from telehealth.records.store import Store
@@ -114,9 +114,9 @@ async def specialist_side(kind: str, redis_url: str, prefix: str, db_url: str, p
     received: asyncio.Queue[tuple[float, int]] = asyncio.Queue()
 
     async def on_message(message: Message) -> None:
-        payload = json.loads(message.data)
-        if payload["event"] == "offer":
-            received.put_nowait((time.perf_counter(), payload["data"]["consultation_id"]))
+        name, data = decode_event(message.data)
+        if name == "offer":
+            received.put_nowait((time.perf_counter(), data["consultation_id"]))
 
     sub = await broker.subscribe(on_message, f"user:{probe_id}")
     await matcher.set_presence(probe, Presence.available, "node-b")
@@ -201,9 +201,9 @@ async def specialist_side_local(broker: Broker, matcher: Matcher, probe: User, r
     received: asyncio.Queue[tuple[float, int]] = asyncio.Queue()
 
     async def on_message(message: Message) -> None:
-        payload = json.loads(message.data)
-        if payload["event"] == "offer":
-            received.put_nowait((time.perf_counter(), payload["data"]["consultation_id"]))
+        name, data = decode_event(message.data)
+        if name == "offer":
+            received.put_nowait((time.perf_counter(), data["consultation_id"]))
 
     sub = await broker.subscribe(on_message, f"user:{probe.id}")
     await matcher.set_presence(probe, Presence.available, "node-a")

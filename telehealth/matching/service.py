@@ -48,7 +48,26 @@ def queue_channel(specialty: str) -> str:
 
 
 def encode_event(event: str, data: dict[str, Any]) -> bytes:
-    return json.dumps({"event": event, "data": data}, separators=(",", ":"), default=str).encode()
+    """A channel message: `event|session id|` then the WebSocket event exactly as clients receive it.
+
+    The routing header lets a node decide which connections get it, and pass the text on, without
+    parsing or re-encoding the JSON for every recipient.
+    """
+    text = json.dumps({"type": "event", "event": event, "data": data}, separators=(",", ":"), ensure_ascii=False,
+                      default=str)
+    session = data.get("session_id")
+    return f"{event}|{session if isinstance(session, int) else ''}|{text}".encode()
+
+
+def split_event(raw: bytes) -> tuple[str, int | None, str]:
+    """(event name, session id or None, the WebSocket text) of a channel message."""
+    name, session, text = raw.decode().split("|", 2)
+    return name, int(session) if session else None, text
+
+
+def decode_event(raw: bytes) -> tuple[str, dict[str, Any]]:
+    name, _, text = split_event(raw)
+    return name, dict(json.loads(text)["data"])
 
 
 def _utc(ts: float) -> dt.datetime:

@@ -9,13 +9,15 @@ from collections import defaultdict
 from collections.abc import Awaitable, Callable
 
 from telehealth.matching.broker import Broker, Message, Subscription
-from telehealth.matching.service import queue_channel, user_channel
+from telehealth.matching.service import queue_channel, split_event, user_channel
 from telehealth.signaling.connection import Connection
 
 log = logging.getLogger("telehealth.signaling")
 
 # Events meant for the tab in the call, not every tab of the user.
 SESSION_SCOPED = frozenset({"signal", "chat", "peer_joined", "peer_left"})
+# Events the node itself looks into before passing them on (the rest are forwarded unparsed).
+HOOKED = frozenset({"session_ended"})
 
 EventHook = Callable[[Connection, str, dict[str, object]], Awaitable[None]]
 QueueHook = Callable[[str], Awaitable[None]]
@@ -99,24 +101,27 @@ class Hub:
 
     async def _on_message(self, message: Message) -> None:
         try:
-            payload = json.loads(message.data)
-            name = str(payload["event"])
-            data = payload.get("data") or {}
-        except (ValueError, KeyError, TypeError):
+            name, session_id, text = split_event(message.data)
+        except (ValueError, UnicodeDecodeError):
             log.warning("dropping a malformed broker message on %s", message.channel)
             return
         if message.channel.startswith("user:"):
             user_id = int(message.channel[5:])
-            for conn in self.connections_of(user_id):
-                for hook in self.event_hooks:
-                    try:
-                        await hook(conn, name, data)
-                    except Exception:
-                        log.exception("event hook failed for %s", name)
-                if name in SESSION_SCOPED and data.get("session_id") not in conn.joined_sessions:
+            conns = self._by_user.get(user_id)
+            if not conns:
+                return
+            if name in HOOKED and self.event_hooks:
+                data = dict(json.loads(text)["data"])
+                for conn in list(conns):
+                    for hook in self.event_hooks:
+                        try:
+                            await hook(conn, name, data)
+                        except Exception:
+                            log.exception("event hook failed for %s", name)
+            for conn in list(conns):
+                if name in SESSION_SCOPED and session_id not in conn.joined_sessions:
                     continue  # another tab of the same user, not in this call
-                clean = {k: v for k, v in data.items() if not k.startswith("_")}
-                conn.send({"type": "event", "event": name, "data": clean})
+                conn.send_raw(text)
                 self.delivered += 1
         elif message.channel.startswith("queue:"):
             specialty = message.channel[6:]

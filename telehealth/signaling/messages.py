@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import json
 import types
 import typing
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -123,18 +125,24 @@ def _check(value: Any, hint: Any, where: str) -> Any:
     raise TypeError(f"unsupported field type {hint!r}")  # a programming error, not a client error
 
 
+@functools.cache
+def _schema(cls: type[Any]) -> tuple[dict[str, Any], frozenset[str], tuple[dataclasses.Field[Any], ...]]:
+    """A body class's field types, computed once per class (this runs for every message)."""
+    fields = dataclasses.fields(cls)
+    return typing.get_type_hints(cls), frozenset(f.name for f in fields), fields
+
+
 def parse_body(cls: type[T], body: dict[str, Any], prefix: str = "") -> T:
     """Build a frozen dataclass from a JSON object: required fields present, types exact, no unknown fields.
 
     Dataclasses may add a `validate()` method for rules beyond types (lengths, ranges).
     """
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    hints, names, fields = _schema(typing.cast(Hashable, cls))
     unknown = sorted(set(body) - names)
     if unknown:
         raise TelehealthError(ErrorCode.invalid_message, f"unknown field(s): {', '.join(prefix + u for u in unknown)}")
     kwargs: dict[str, Any] = {}
-    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+    for f in fields:
         where = prefix + f.name
         if f.name not in body:
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
-import json
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -19,7 +18,7 @@ from telehealth.domain import ConsultationState, DeclineReason, OrgLevel, Presen
 from telehealth.errors import ErrorCode, TelehealthError
 from telehealth.matching.broker import Broker, Message
 from telehealth.matching.memory import MemoryBroker
-from telehealth.matching.service import Matcher
+from telehealth.matching.service import Matcher, decode_event
 from telehealth.records.db import create_engine, migrate
 from telehealth.records.models import Consultation, NewConsultation, User
 from telehealth.records.store import Store
@@ -99,9 +98,9 @@ async def world(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     inbox: dict[int, list[tuple[str, dict[str, Any]]]] = {}
 
     async def collect(message: Message) -> None:
-        payload = json.loads(message.data)
+        name, data = decode_event(message.data)
         uid = int(message.channel.split(":")[1])
-        inbox.setdefault(uid, []).append((payload["event"], payload["data"]))
+        inbox.setdefault(uid, []).append((name, data))
 
     sub = await broker.subscribe(collect, *[f"user:{u.id}" for u in users.values()])
     try:
