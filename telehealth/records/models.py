@@ -147,3 +147,41 @@ class Event:
     actor_id: int | None
     at: dt.datetime
     data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    code: str
+    description: str
+
+
+@dataclass(frozen=True)
+class Note:
+    """The specialist's opinion report in SOAP form, with ICD-10 diagnoses and the disposition."""
+
+    id: int
+    consultation_id: int
+    author_id: int
+    subjective: str
+    objective: str
+    assessment: str
+    diagnoses: tuple[Diagnosis, ...]
+    plan: str
+    disposition: dict[str, Any]
+    store_and_forward: bool
+    draft_saved_at: dt.datetime
+    signed_at: dt.datetime | None
+    signed_by: int | None
+
+    @property
+    def signed(self) -> bool:
+        return self.signed_at is not None
+
+
+@dataclass(frozen=True)
+class Addendum:
+    id: int
+    note_id: int
+    author_id: int
+    text: str
+    signed_at: dt.datetime

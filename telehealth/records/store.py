@@ -17,11 +17,14 @@ from telehealth.domain import ConsultationState, OrgLevel, Role, Title, Urgency,
 from telehealth.errors import ErrorCode, TelehealthError
 from telehealth.records import schema as t
 from telehealth.records.models import (
+    Addendum,
     Alliance,
     CallSession,
     Consultation,
+    Diagnosis,
     Event,
     NewConsultation,
+    Note,
     Organisation,
     User,
     WebSession,
@@ -87,6 +90,18 @@ def _consultation(row: Any) -> Consultation:
         ended_at=row.ended_at, consent_at=row.consent_at, updated_at=row.updated_at, reason=row.reason,
         purpose=row.purpose, chief_complaint=row.chief_complaint, history=row.history,
         consent_by=row.consent_by, consent_name=row.consent_name, consent_relation=row.consent_relation)
+
+
+NOTE_FIELDS = frozenset({"subjective", "objective", "assessment", "diagnoses", "plan", "disposition"})
+
+
+def _note(row: Any) -> Note:
+    return Note(
+        id=row.id, consultation_id=row.consultation_id, author_id=row.author_id, subjective=row.subjective,
+        objective=row.objective, assessment=row.assessment,
+        diagnoses=tuple(Diagnosis(d["code"], d["description"]) for d in (row.diagnoses or [])), plan=row.plan,
+        disposition=dict(row.disposition or {}), store_and_forward=row.store_and_forward,
+        draft_saved_at=row.draft_saved_at, signed_at=row.signed_at, signed_by=row.signed_by)
 
 
 def _call_session(row: Any) -> CallSession:
@@ -528,6 +543,76 @@ class Store:
                 consultation_id=row.consultation_id, session_id=session_id, kind="session_ended",
                 actor_id=actor_id, at=now, data={"reason": reason}))
         return True
+
+    # -- notes ---------------------------------------------------------------------------------------
+
+    async def get_note(self, consultation_id: int) -> Note | None:
+        async with self._tx() as conn:
+            row = (await conn.execute(sa.select(t.notes).where(t.notes.c.consultation_id == consultation_id))).first()
+        return _note(row) if row else None
+
+    async def save_note_draft(self, consultation_id: int, author_id: int, fields: dict[str, Any], *,
+                              now: dt.datetime) -> Note:
+        """Create or update the draft; a signed note is refused here (and by the database's trigger)."""
+        n = t.notes
+        values = {k: v for k, v in fields.items() if k in NOTE_FIELDS}
+        async with self._tx() as conn:
+            row = (await conn.execute(sa.select(n).where(n.c.consultation_id == consultation_id)
+                                      .with_for_update())).first()
+            if row is None:
+                await conn.execute(n.insert().values(consultation_id=consultation_id, author_id=author_id,
+                                                     draft_saved_at=now, **values))
+            else:
+                if row.signed_at is not None:
+                    raise TelehealthError(ErrorCode.note_signed, "the note is signed; add an addendum instead")
+                await conn.execute(n.update().where(n.c.id == row.id, n.c.signed_at.is_(None))
+                                   .values(draft_saved_at=now, **values))
+            saved = (await conn.execute(sa.select(n).where(n.c.consultation_id == consultation_id))).one()
+        return _note(saved)
+
+    async def sign_note(self, consultation_id: int, signer_id: int, *, now: dt.datetime,
+                        store_and_forward: bool) -> Note:
+        """Sign the note and move the consultation to `signed`, in one write."""
+        n = t.notes
+        async with self._tx() as conn:
+            row = (await conn.execute(sa.select(n).where(n.c.consultation_id == consultation_id)
+                                      .with_for_update())).first()
+            if row is None:
+                raise TelehealthError(ErrorCode.invalid_input, "there is no note to sign yet")
+            if row.signed_at is not None:
+                raise TelehealthError(ErrorCode.note_signed, "the note is already signed")
+            if store_and_forward:
+                await self._transition(conn, consultation_id, ConsultationState.ended, actor_id=signer_id, now=now,
+                                       expected=[ConsultationState.accepted], assigned_specialist_id=_UNSET,
+                                       event_kind="answered_in_writing", event_data=None, session_id=None,
+                                       consent=None)
+            await conn.execute(n.update().where(n.c.id == row.id).values(
+                signed_at=now, signed_by=signer_id, store_and_forward=store_and_forward))
+            await self._transition(conn, consultation_id, ConsultationState.signed, actor_id=signer_id, now=now,
+                                   expected=[ConsultationState.ended], assigned_specialist_id=_UNSET,
+                                   event_kind="note_signed", event_data={"note": row.id}, session_id=None,
+                                   consent=None)
+            signed = (await conn.execute(sa.select(n).where(n.c.id == row.id))).one()
+        return _note(signed)
+
+    async def insert_addendum(self, consultation_id: int, author_id: int, text: str, *, now: dt.datetime) -> Addendum:
+        n, a = t.notes, t.addenda
+        async with self._tx() as conn:
+            row = (await conn.execute(sa.select(n.c.id, n.c.signed_at).where(
+                n.c.consultation_id == consultation_id))).first()
+            if row is None or row.signed_at is None:
+                raise TelehealthError(ErrorCode.invalid_transition, "addenda follow a signed note; edit the draft")
+            res = await conn.execute(a.insert().values(note_id=row.id, author_id=author_id, text=text, signed_at=now))
+            await conn.execute(t.events.insert().values(
+                consultation_id=consultation_id, kind="addendum_signed", actor_id=author_id, at=now,
+                data={"note": row.id}))
+        return Addendum(_new_id(res), row.id, author_id, text, now)
+
+    async def list_addenda(self, note_id: int) -> list[Addendum]:
+        a = t.addenda
+        async with self._tx() as conn:
+            rows = (await conn.execute(sa.select(a).where(a.c.note_id == note_id).order_by(a.c.id))).all()
+        return [Addendum(r.id, r.note_id, r.author_id, r.text, r.signed_at) for r in rows]
 
     # -- audit -----------------------------------------------------------------------------------
 

@@ -114,7 +114,7 @@ async def may_see(request: web.Request, user: User, consultation: Consultation) 
     return mine is not None and clinic is not None and mine.alliance_id == clinic.alliance_id
 
 
-def _path_id(request: web.Request, name: str = "consultation_id") -> int:
+def path_id(request: web.Request, name: str = "consultation_id") -> int:
     try:
         value = int(request.match_info[name])
     except ValueError:
@@ -126,7 +126,7 @@ def _path_id(request: web.Request, name: str = "consultation_id") -> int:
 
 @allow(Role.clinic_doctor, Role.specialist, Role.admin)
 async def handle_get_consultation(request: web.Request) -> web.StreamResponse:
-    consultation = await get_visible_consultation(request, _path_id(request))
+    consultation = await get_visible_consultation(request, path_id(request))
     await audit(request, "consultation.view", f"consultation:{consultation.id}")
     store = request.app[keys.STORE]
     status = await request.app[keys.MATCHER].status(consultation)
@@ -143,7 +143,7 @@ async def handle_get_consultation(request: web.Request) -> web.StreamResponse:
 
 @allow(Role.clinic_doctor, Role.specialist, Role.admin)
 async def handle_consultation_events(request: web.Request) -> web.StreamResponse:
-    consultation = await get_visible_consultation(request, _path_id(request))
+    consultation = await get_visible_consultation(request, path_id(request))
     await audit(request, "consultation.view_events", f"consultation:{consultation.id}")
     events = await request.app[keys.STORE].list_events(consultation.id)
     return web.json_response({"events": [

@@ -17,7 +17,7 @@ from telehealth.matching.service import Matcher
 from telehealth.records.db import create_engine, migrate, schema_status
 from telehealth.records.seed import seed_demo
 from telehealth.records.store import Store
-from telehealth.server import api, consult_pages, health, keys, pages, ws
+from telehealth.server import api, consult_pages, health, keys, notes_api, pages, ws
 from telehealth.server.i18n import Renderer, web_dir
 from telehealth.server.middlewares import access_middleware, error_middleware, security_headers
 from telehealth.server.ratelimit import SlidingWindowLimiter
@@ -147,3 +147,4 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/ws", ws.handle_ws)
     api.add_routes(app)
     consult_pages.add_routes(app)
+    notes_api.add_routes(app)
