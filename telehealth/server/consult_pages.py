@@ -68,12 +68,14 @@ async def handle_create_consultation_form(request: web.Request) -> web.StreamRes
 async def _call_context(request: web.Request, consultation: Consultation) -> dict[str, Any]:
     store = request.app[keys.STORE]
     clinic = await store.get_organisation(consultation.clinic_org_id)
+    note = await store.get_note(consultation.id)
     specialist = (await store.get_user(consultation.assigned_specialist_id)
                   if consultation.assigned_specialist_id else None)
     return {
         "consultation": consultation, "patient": await store.get_patient_summary(consultation.patient_id),
         "clinic": clinic, "specialist": specialist,
         "status": await request.app[keys.MATCHER].status(consultation),
+        "note": note, "addenda": await store.list_addenda(note.id) if note else [],
     }
 
 

@@ -87,7 +87,36 @@ async def test_request_ring_accept_call_chat_hangup(browsers: Any) -> None:
     await clinic.page.wait_for_selector("#call-state[data-state=ended]")
     await clinic.page.wait_for_selector("#state[data-state=ended]")
     await clinic.shot("ended")
-    await specialist.shot("ended")
+
+    # The specialist writes the report (saved as they type), picks a diagnosis, signs.
+    page = specialist.page
+    await page.fill("#note-subjective", "Chest pain on exertion for two weeks, 10 minutes at a time.")
+    await page.fill("#note-assessment", "Stable angina pectoris, low risk.")
+    await page.fill("#note-icd", "I20")
+    option = page.locator("#icd-options option[data-code='I20.8']")
+    await option.wait_for(state="attached")
+    await page.fill("#note-icd", str(await option.get_attribute("value")))
+    await page.wait_for_selector("#note-diagnoses li:has-text('I20.8')")
+    await page.fill("#note-plan", "Aspirin 100 mg daily; exercise ECG at the county hospital within a week.")
+    await page.select_option("#note-disposition", "follow_up")
+    await page.fill("#note-follow-up", "2026-12-08")
+    await page.wait_for_selector("#note-status:has-text('Draft saved')")
+    await specialist.shot("note-draft")
+    await page.reload()  # the draft survives a closed tab
+    for _ in range(50):  # the page's strict CSP rules out wait_for_function
+        if "Stable angina" in await page.locator("#note-assessment").input_value():
+            break
+        await asyncio.sleep(0.2)
+    assert "Stable angina" in await page.locator("#note-assessment").input_value()
+    await page.click("#btn-sign")
+    await page.wait_for_selector("#note-status:text-matches('^Signed at')")
+    await specialist.shot("signed")
+
+    # The clinic's record view shows the signed opinion.
+    await clinic.page.wait_for_selector("#record", timeout=15_000)
+    record = await clinic.page.inner_text("#record")
+    assert "Stable angina pectoris" in record and "I20.8" in record and "2026-12-08" in record
+    await clinic.shot("record")
 
 
 async def test_clinic_cancels_while_waiting(browsers: Any) -> None:

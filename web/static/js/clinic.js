@@ -55,6 +55,7 @@ signal.on("queue_position", (d) => {
 });
 signal.on("consultation_state", (d) => {
   if (d.consultation_id !== cid) return;
+  if (d.state === "signed") { location.reload(); return; }
   setState(d.state);
   if (d.specialist) document.getElementById("specialist").textContent = d.specialist.name;
   if (d.reason) showError({ message: d.reason });
@@ -90,6 +91,7 @@ document.getElementById("btn-requeue").addEventListener("click", async () => {
   } catch (err) { showError(err); }
 });
 document.getElementById("btn-join").addEventListener("click", startCall);
+document.getElementById("btn-print")?.addEventListener("click", () => window.print());
 
 signal.ready.then(async () => {
   await watch();

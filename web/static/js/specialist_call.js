@@ -2,6 +2,7 @@
 
 import { Signal } from "./signal.js";
 import { openCall } from "./callview.js";
+import { openNotes } from "./notes.js";
 import { texts } from "./texts.js";
 
 const page = document.getElementById("page");
@@ -23,6 +24,8 @@ function startCall() {
   call = openCall(signal, cid, { onEnded: (info) => { call = null; setState(info.consultation_state); } });
   setState("in_call");
 }
+
+if (document.getElementById("note")) openNotes(cid, { onSigned: () => setState("signed") });
 
 signal.on("session_ready", (d) => { if (d.consultation_id === cid) startCall(); });
 document.getElementById("btn-join").addEventListener("click", startCall);

@@ -1,0 +1,154 @@
+// The opinion report on the specialist's call view: saved on the server as they type (and kept in the
+// browser while the server cannot be reached), ICD-10 look-up, signing.
+
+import { texts } from "./texts.js";
+
+const SAVE_AFTER_MS = 800;
+
+export function openNotes(consultationId, { onSigned = () => {} } = {}) {
+  const t = texts("note-texts");
+  const csrf = document.body.dataset.csrf;
+  const form = document.getElementById("note-form");
+  const status = document.getElementById("note-status");
+  const list = document.getElementById("note-diagnoses");
+  const icdInput = document.getElementById("note-icd");
+  const options = document.getElementById("icd-options");
+  const key = `telehealth-note-${consultationId}`;
+  const url = `/api/consultations/${consultationId}/note`;
+  let diagnoses = [];
+  let timer = null;
+  let signed = false;
+
+  const field = (id) => document.getElementById(id);
+  const collect = () => {
+    const kind = field("note-disposition").value;
+    return {
+      subjective: field("note-subjective").value, objective: field("note-objective").value,
+      assessment: field("note-assessment").value, plan: field("note-plan").value,
+      diagnoses: diagnoses.map((d) => ({ code: d.code })),
+      ...(kind ? { disposition: { kind, details: field("note-details").value,
+        follow_up_date: field("note-follow-up").value } } : {}),
+    };
+  };
+  const fill = (note) => {
+    field("note-subjective").value = note.subjective || "";
+    field("note-objective").value = note.objective || "";
+    field("note-assessment").value = note.assessment || "";
+    field("note-plan").value = note.plan || "";
+    const disp = note.disposition || {};
+    field("note-disposition").value = disp.kind || "";
+    field("note-details").value = disp.details || "";
+    field("note-follow-up").value = disp.follow_up_date || "";
+    diagnoses = note.diagnoses || [];
+    renderDiagnoses();
+  };
+  const renderDiagnoses = () => {
+    list.replaceChildren();
+    for (const d of diagnoses) {
+      const li = document.createElement("li");
+      li.textContent = `${d.code} ${d.description || ""} `;
+      const remove = document.createElement("button");
+      remove.type = "button";
+      remove.className = "link";
+      remove.textContent = t("remove");
+      remove.disabled = signed;
+      remove.addEventListener("click", () => { diagnoses = diagnoses.filter((x) => x.code !== d.code); renderDiagnoses(); changed(); });
+      li.append(remove);
+      list.append(li);
+    }
+  };
+  const lock = (note) => {
+    signed = true;
+    for (const el of form.elements) el.disabled = true;
+    status.textContent = t("signed", { time: new Date(note.signed_at).toLocaleString() });
+    renderDiagnoses();
+  };
+  const keepLocally = () => {
+    localStorage.setItem(key, JSON.stringify({ at: Date.now(), body: { ...collect(), diagnoses } }));
+  };
+  const save = async () => {
+    const body = collect();
+    keepLocally();
+    status.textContent = t("saving");
+    try {
+      const resp = await fetch(url, { method: "PUT", headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
+        body: JSON.stringify(body) });
+      const data = await resp.json();
+      if (!resp.ok) { status.textContent = data.error.message; return false; }
+      localStorage.removeItem(key);
+      status.textContent = t("saved", { time: new Date(data.note.draft_saved_at).toLocaleTimeString() });
+      return true;
+    } catch {
+      status.textContent = t("offline");
+      clearTimeout(timer);
+      timer = setTimeout(save, 5000);
+      return false;
+    }
+  };
+  const changed = () => {
+    if (signed) return;
+    // Every keystroke is kept in the browser at once; the server gets it after a pause in typing.
+    keepLocally();
+    clearTimeout(timer);
+    timer = setTimeout(save, SAVE_AFTER_MS);
+  };
+  window.addEventListener("pagehide", () => {
+    if (signed || !localStorage.getItem(key)) return;
+    fetch(url, { method: "PUT", keepalive: true, headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
+      body: JSON.stringify(collect()) });
+  });
+  form.addEventListener("input", (ev) => { if (ev.target !== icdInput) changed(); });
+  form.addEventListener("change", (ev) => { if (ev.target !== icdInput) changed(); });
+
+  let lookup = null;
+  icdInput.addEventListener("input", () => {
+    const q = icdInput.value.trim();
+    const chosen = [...options.options].find((o) => o.value === q);
+    if (chosen) {
+      if (!diagnoses.some((d) => d.code === chosen.dataset.code)) {
+        diagnoses.push({ code: chosen.dataset.code, description: chosen.dataset.description });
+        renderDiagnoses();
+        changed();
+      }
+      icdInput.value = "";
+      return;
+    }
+    clearTimeout(lookup);
+    if (q.length < 2) return;
+    lookup = setTimeout(async () => {
+      const resp = await fetch(`/api/icd10?q=${encodeURIComponent(q)}`);
+      if (!resp.ok) return;
+      options.replaceChildren();
+      for (const r of (await resp.json()).results) {
+        const o = document.createElement("option");
+        o.value = `${r.code} ${r.description}`;
+        o.dataset.code = r.code;
+        o.dataset.description = r.description;
+        options.append(o);
+      }
+    }, 250);
+  });
+
+  document.getElementById("btn-sign").addEventListener("click", async () => {
+    if (!(await save())) return;
+    const resp = await fetch(`${url}/sign`, { method: "POST", headers: { "Content-Type": "application/json",
+      "X-CSRF-Token": csrf }, body: "{}" });
+    const data = await resp.json();
+    if (!resp.ok) { status.textContent = data.error.message; return; }
+    lock(data.note);
+    onSigned(data.note);
+  });
+
+  (async () => {
+    const resp = await fetch(url);
+    const server = resp.ok ? (await resp.json()).note : null;
+    const local = JSON.parse(localStorage.getItem(key) || "null");
+    if (server) fill(server);
+    if (server && server.signed_at) { lock(server); localStorage.removeItem(key); return; }
+    if (local && (!server || local.at > Date.parse(server.draft_saved_at))) {
+      fill({ ...local.body, diagnoses: local.body.diagnoses });
+      status.textContent = t("restored");
+      changed();
+    }
+  })();
+}
