@@ -233,6 +233,26 @@ slots = sa.Table(
     sa.Column("booked_at", UTCDateTime, nullable=True),
 )
 
+# Up (上转, to a hospital, usually with a reserved slot) or down (下转, to a member unit with a care plan).
+referrals = sa.Table(
+    "referrals", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("consultation_id", sa.Integer, sa.ForeignKey("consultations.id"), nullable=False, index=True),
+    sa.Column("direction", sa.String(10), nullable=False),
+    sa.Column("from_org_id", sa.Integer, sa.ForeignKey("organisations.id"), nullable=False),
+    sa.Column("to_org_id", sa.Integer, sa.ForeignKey("organisations.id"), nullable=False, index=True),
+    sa.Column("department", sa.String(60), nullable=False, server_default=""),
+    sa.Column("slot_id", sa.Integer, sa.ForeignKey("slots.id"), nullable=True),
+    # Referred from the grassroots: priority for visit, examination and admission.
+    sa.Column("priority", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("care_plan", sa.Text, nullable=False, server_default=""),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("outcome", sa.Text, nullable=False, server_default=""),
+    sa.Column("created_by", sa.Integer, sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("closed_at", UTCDateTime, nullable=True),
+)
+
 attachments = sa.Table(
     "attachments", metadata,
     sa.Column("id", sa.Integer, primary_key=True),

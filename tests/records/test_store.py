@@ -42,7 +42,8 @@ async def test_migrations_from_empty_reach_head(database_url: str) -> None:
         async with engine.connect() as conn:
             tables = await conn.run_sync(lambda c: set(sa.inspect(c).get_table_names()))
         assert {"alliances", "organisations", "users", "patients", "consultations", "events", "call_sessions",
-                "notes", "addenda", "slots", "attachments", "audit_log", "agreements", "web_sessions"} <= tables
+                "notes", "addenda", "slots", "attachments", "audit_log", "agreements", "web_sessions",
+                "referrals"} <= tables
         await migrate(engine)  # a second run changes nothing
         assert (await schema_status(engine))[0] == head
     finally:
@@ -171,3 +172,19 @@ async def test_web_sessions_expire(store: Store) -> None:
     await store.insert_web_session("h" * 64, user.id, "csrf", now=NOW, ttl=dt.timedelta(minutes=5))
     assert await store.get_web_session("h" * 64, NOW + dt.timedelta(minutes=4)) is not None
     assert await store.get_web_session("h" * 64, NOW + dt.timedelta(minutes=6)) is None
+
+
+async def test_migrations_produce_exactly_the_declared_schema(database_url: str) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from telehealth.records.schema import metadata
+
+    engine = create_engine(database_url)
+    try:
+        await migrate(engine)
+        async with engine.connect() as conn:
+            diff = await conn.run_sync(lambda c: compare_metadata(MigrationContext.configure(c), metadata))
+        assert diff == []
+    finally:
+        await engine.dispose()
