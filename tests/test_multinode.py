@@ -102,3 +102,35 @@ async def test_specialists_on_both_nodes_race_take_next_and_each_request_goes_on
     taken = [cid for won in results for cid in won]
     assert sorted(taken) == sorted(created)  # every request once, none twice, none left
     assert sum(1 for won in results if won) >= 2  # the work really was shared
+
+
+@pytest.mark.media
+async def test_a_real_call_between_a_clinic_and_a_specialist_on_different_nodes(
+        cluster: list[Node], monkeypatch: pytest.MonkeyPatch) -> None:
+    import aioice.ice
+
+    from telehealth.media import CallPeer, TelehealthClient
+    from telehealth.records.seed import DEMO_PASSWORD
+
+    monkeypatch.setattr(aioice.ice, "get_host_addresses", lambda use_ipv4, use_ipv6: ["127.0.0.1"])
+    a, b = cluster
+    specialist = await TelehealthClient.login(b.base, "cardio.chief", DEMO_PASSWORD)
+    clinic = await TelehealthClient.login(a.base, "village2", DEMO_PASSWORD)
+    peers: list[CallPeer] = []
+    try:
+        await specialist.call("presence.set", status="available")
+        cid = (await clinic.call("consultation.create", **CREATE))["consultation"]["id"]
+        await specialist.next_event("offer", consultation_id=cid)
+        await specialist.call("offer.accept", consultation_id=cid)
+        await clinic.next_event("session_ready", consultation_id=cid)
+        peers = [CallPeer(specialist, cid), CallPeer(clinic, cid)]
+        for peer in peers:
+            await peer.join()
+        for peer in peers:
+            assert await peer.wait_frames("video", 10) >= 10
+            assert await peer.wait_frames("audio", 10) >= 10
+    finally:
+        for peer in peers:
+            await peer.close()
+        await specialist.close()
+        await clinic.close()

@@ -110,6 +110,9 @@ async def _on_shutdown(app: web.Application) -> None:
 def create_app(settings: Settings) -> web.Application:
     """Build the whole server from validated settings (secrets already final)."""
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+    # These log bound SQL parameters (patient names among them) at debug level: never let them.
+    for name in ("aiosqlite", "sqlalchemy.engine", "asyncpg"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     app = web.Application(
         middlewares=[error_middleware, access_middleware],
         client_max_size=settings.uploads.max_bytes + 1024 * 1024,

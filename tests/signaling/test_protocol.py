@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -229,3 +230,16 @@ async def test_presence_is_kept_alive_while_connected_and_ends_with_the_last_tab
     await specialist.close()
     await asyncio.sleep(0.3)
     assert await broker.get_presence(uid) is None
+
+
+async def test_no_patient_data_in_any_log_line(node: Node, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    clinic, specialist, cid, sid = await start_call(node)
+    await clinic.ok("session.chat", session_id=sid, text="血压 150/95")
+    await clinic.error("consultation.create", **{**CREATE, "urgency": "whenever"})
+    await specialist.ok("session.hangup", session_id=sid)
+    await asyncio.sleep(0.3)
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert logged  # the server did log
+    for secret in ("李四", "palpitations since morning", "DC-7", "150/95", "1962"):
+        assert secret not in logged
