@@ -6,6 +6,8 @@ Everything runs on loopback against a real `telehealth serve` process (embedded 
 in-process broker), started by this script with the per-connection rate limit raised so that one
 connection can be driven at full speed:
 
+The relay runs first, on a fresh server; then the idle connections; then the calls.
+
 * idle connections: N authenticated WebSockets (API tokens of the demo accounts) held open;
   ws_bytes_per_connection is the server's RSS growth divided by N.
 * relay: pairs of participants in open sessions send `session.signal` (kind candidate) to each other as
@@ -350,9 +352,6 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
         server = Server(data)
         try:
             await server.ready()
-            result.update(await idle_connections(server, args.connections))
-            print(f"idle: {result['ws_idle_connections']} connections, {result['ws_bytes_per_connection']} B each "
-                  f"(RSS {result['server_rss_kib_before']} -> {result['server_rss_kib_after']} KiB)", flush=True)
             peak = await relay(server, args.relay_seconds, args.pairs, args.window, None)
             print(f"relay, as fast as it goes: {peak['msgs_per_s']} msg/s (p50 {peak['p50_ms']} ms, "
                   f"p99 {peak['p99_ms']} ms)", flush=True)
@@ -362,6 +361,9 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             result.update({"relay_max_msgs_per_s": peak["msgs_per_s"], "relay_msgs_per_s": paced["msgs_per_s"],
                            "relay_p50_ms": paced["p50_ms"], "relay_p99_ms": paced["p99_ms"],
                            "relay_lost": paced["sent"] - paced["received"], "relay_pairs": args.pairs})
+            result.update(await idle_connections(server, args.connections))
+            print(f"idle: {result['ws_idle_connections']} connections, {result['ws_bytes_per_connection']} B each "
+                  f"(RSS {result['server_rss_kib_before']} -> {result['server_rss_kib_after']} KiB)", flush=True)
             result.update(await setup_times(server, args.calls))
             print(f"setup to first frame: {result['setup_to_first_frame_ms']} ms through the server, "
                   f"{result['direct_setup_to_first_frame_ms']} ms bare relay, ratio {result['setup_ratio']}",

@@ -8,10 +8,15 @@ consultation is never given to two specialists, however many callers race.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import enum
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
+
+log = logging.getLogger("telehealth.broker")
 
 
 class LiveState(enum.StrEnum):
@@ -102,6 +107,34 @@ class Message:
 
 
 MessageHandler = Callable[[Message], Awaitable[None]]
+
+
+class OrderedDelivery:
+    """Hands messages to one handler in order, on a task of its own, so a slow handler never holds up
+    the publisher or other subscribers. Both backends' subscriptions build on it."""
+
+    def __init__(self, handler: MessageHandler) -> None:
+        self._handler = handler
+        self._queue: asyncio.Queue[Message | None] = asyncio.Queue()
+        self._task = asyncio.create_task(self._deliver(), name="broker-subscription")
+
+    def put(self, message: Message) -> None:
+        self._queue.put_nowait(message)
+
+    async def _deliver(self) -> None:
+        while True:
+            message = await self._queue.get()
+            if message is None:
+                return
+            try:
+                await self._handler(message)
+            except Exception:  # one failing message must not stop delivery of the next ones
+                log.exception("a subscriber failed on a message of %s", message.channel)
+
+    async def stop_delivery(self) -> None:
+        self._queue.put_nowait(None)
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._task
 
 
 class Subscription(Protocol):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -18,6 +16,7 @@ from telehealth.matching.broker import (
     LiveState,
     Message,
     MessageHandler,
+    OrderedDelivery,
     QueueEntry,
     ReleaseOutcome,
     SpecialistPresence,
@@ -39,26 +38,11 @@ class _Live:
         return LiveConsultation(self.entry, self.state, frozenset(self.ringing), self.owner, self.deadline)
 
 
-class _MemorySubscription:
+class _MemorySubscription(OrderedDelivery):
     def __init__(self, broker: MemoryBroker, handler: MessageHandler) -> None:
+        super().__init__(handler)
         self._broker = broker
-        self._handler = handler
         self.channels: set[str] = set()
-        self._queue: asyncio.Queue[Message | None] = asyncio.Queue()
-        self._task = asyncio.create_task(self._deliver(), name="memory-broker-subscription")
-
-    def put(self, message: Message) -> None:
-        self._queue.put_nowait(message)
-
-    async def _deliver(self) -> None:
-        while True:
-            message = await self._queue.get()
-            if message is None:
-                return
-            try:
-                await self._handler(message)
-            except Exception:  # one failing handler must not stop delivery of later messages
-                continue
 
     async def add(self, *channels: str) -> None:
         for channel in channels:
@@ -76,9 +60,7 @@ class _MemorySubscription:
 
     async def close(self) -> None:
         await self.remove(*list(self.channels))
-        self._queue.put_nowait(None)
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        await self.stop_delivery()
 
 
 class MemoryBroker:

@@ -35,6 +35,7 @@ from telehealth.matching.broker import (
     LiveState,
     Message,
     MessageHandler,
+    OrderedDelivery,
     QueueEntry,
     ReleaseOutcome,
     SpecialistPresence,
@@ -227,26 +228,11 @@ def _live(fields: dict[str, str]) -> LiveConsultation:
         owner=int(owner) if owner else None, offer_deadline=float(fields.get("deadline") or 0))
 
 
-class _RedisSubscription:
+class _RedisSubscription(OrderedDelivery):
     def __init__(self, broker: RedisBroker, handler: MessageHandler) -> None:
+        super().__init__(handler)
         self._broker = broker
-        self._handler = handler
         self.channels: set[str] = set()
-        self._queue: asyncio.Queue[Message | None] = asyncio.Queue()
-        self._task = asyncio.create_task(self._deliver(), name="redis-broker-subscription")
-
-    def put(self, message: Message) -> None:
-        self._queue.put_nowait(message)
-
-    async def _deliver(self) -> None:
-        while True:
-            message = await self._queue.get()
-            if message is None:
-                return
-            try:
-                await self._handler(message)
-            except Exception:
-                log.exception("a subscriber failed on a message of %s", message.channel)
 
     async def add(self, *channels: str) -> None:
         new = [c for c in channels if c not in self.channels]
@@ -260,9 +246,7 @@ class _RedisSubscription:
 
     async def close(self) -> None:
         await self.remove(*list(self.channels))
-        self._queue.put_nowait(None)
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        await self.stop_delivery()
 
 
 class RedisBroker:

@@ -19,7 +19,7 @@ from telehealth.records.seed import seed_demo
 from telehealth.records.store import Store
 from telehealth.server import api, consult_pages, health, keys, notes_api, pages, ws
 from telehealth.server.i18n import Renderer, web_dir
-from telehealth.server.middlewares import access_middleware, error_middleware, security_headers
+from telehealth.server.middlewares import edge_middleware, security_headers
 from telehealth.server.ratelimit import SlidingWindowLimiter
 from telehealth.signaling.hub import Hub
 from telehealth.signaling.sessions import SessionManager
@@ -114,7 +114,7 @@ def create_app(settings: Settings) -> web.Application:
     for name in ("aiosqlite", "sqlalchemy.engine", "asyncpg"):
         logging.getLogger(name).setLevel(logging.WARNING)
     app = web.Application(
-        middlewares=[error_middleware, access_middleware],
+        middlewares=[edge_middleware],
         client_max_size=settings.uploads.max_bytes + 1024 * 1024,
     )
     app[keys.SETTINGS] = settings

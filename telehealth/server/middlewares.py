@@ -43,9 +43,11 @@ def error_response(request: web.Request, error: TelehealthError) -> web.StreamRe
 
 
 @web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Access control, then errors mapped to responses. One middleware, not two: a WebSocket lives inside
+    it for hours, and every middleware layer is a frame kept alive for each open connection."""
     try:
-        return await handler(request)
+        return await check_access(request, handler)
     except TelehealthError as exc:
         return error_response(request, exc)
     except web.HTTPException as exc:
@@ -64,8 +66,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
                                                        "Something went wrong on the server."))
 
 
-@web.middleware
-async def access_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def check_access(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Deny by default: a handler without an access declaration is refused to everyone."""
     route = request.match_info.route
     if isinstance(route.resource, StaticResource):

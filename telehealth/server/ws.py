@@ -25,7 +25,6 @@ from telehealth.signaling.messages import parse_body
 
 log = logging.getLogger("telehealth.ws")
 
-MAX_REMEMBERED_IDS = 1024
 QUEUE_UPDATE_DELAY_S = 0.05
 
 
@@ -95,18 +94,10 @@ async def handle_ws(request: web.Request) -> web.StreamResponse:
     if user is None:
         await ws.close(code=CLOSE_POLICY, message=b"authentication failed")
         return ws
+    user = app[keys.HUB].intern_user(user)
 
-    async def send_text(text: str) -> None:
-        await ws.send_str(text)
-
-    async def close(code: int, reason: str) -> None:
-        await ws.close(code=code, message=reason.encode())
-
-    def abort() -> None:
-        if request.transport is not None:
-            request.transport.abort()
-
-    conn = Connection(user, send_text, close, sig.send_queue_size, sessions.node, abort)
+    transport = request.transport
+    conn = Connection(user, ws, sig.send_queue_size, sessions.node, transport.abort if transport else None)
     hub = app[keys.HUB]
     await hub.add(conn)
     app[keys.WEBSOCKETS].add(ws)
@@ -114,7 +105,6 @@ async def handle_ws(request: web.Request) -> web.StreamResponse:
     conn.send(messages.event("hello", {"user": user_view(user), "node": sessions.node,
                                        "connection_id": conn.id}))
     bucket = TokenBucket(sig.rate_per_s, sig.rate_burst)
-    seen_ids: set[int] = set()
     try:
         async for msg in ws:
             if msg.type == WSMsgType.TEXT:
@@ -122,7 +112,7 @@ async def handle_ws(request: web.Request) -> web.StreamResponse:
                     conn.send(messages.error(messages.peek_id(msg.data), ErrorCode.rate_limited,
                                              "too many messages; slow down"))
                     continue
-                reply = await dispatch(ctx, msg.data, seen_ids, sig.max_message_bytes)
+                reply = await dispatch(ctx, msg.data, sig.max_message_bytes)
                 conn.send(reply)
             elif msg.type == WSMsgType.BINARY:
                 conn.send(messages.error(None, ErrorCode.invalid_message, "binary messages are not accepted"))
@@ -153,20 +143,18 @@ async def _after_close(app: web.Application, conn: Connection) -> None:
             log.warning("could not clear the presence of user %s", user.id, exc_info=True)
 
 
-async def dispatch(ctx: Context, raw: str, seen_ids: set[int], max_bytes: int) -> dict[str, Any]:
+async def dispatch(ctx: Context, raw: str, max_bytes: int) -> dict[str, Any]:
     """Parse, check and run one command; every failure becomes an error result for that id only."""
     try:
         env = messages.parse_envelope(raw, max_bytes)
     except TelehealthError as exc:
         return messages.error(messages.peek_id(raw) if exc.code is not ErrorCode.message_too_large else None,
                               exc.code, exc.message)
-    if env.id in seen_ids or env.id <= ctx.conn.last_ids - MAX_REMEMBERED_IDS:
-        return messages.error(env.id, ErrorCode.id_reused, f"id {env.id} was already used on this connection")
-    seen_ids.add(env.id)
-    ctx.conn.last_ids = max(ctx.conn.last_ids, env.id)
-    if len(seen_ids) > MAX_REMEMBERED_IDS:
-        for old in sorted(seen_ids)[: len(seen_ids) - MAX_REMEMBERED_IDS]:
-            seen_ids.discard(old)
+    # Ids increase on a connection, so remembering the last one is enough to refuse any reuse.
+    if env.id <= ctx.conn.last_ids:
+        return messages.error(env.id, ErrorCode.id_reused,
+                              f"id {env.id} is not greater than the last id used on this connection")
+    ctx.conn.last_ids = env.id
     command = REGISTRY.get(env.type)
     if command is None:
         return messages.error(env.id, ErrorCode.unknown_command, f"unknown command type {env.type!r}")
@@ -211,7 +199,7 @@ class QueueUpdates:
                 if consultation is None or consultation.specialty != specialty:
                     continue
                 if not consultation.state.is_waiting:
-                    conn.watching.discard(cid)
+                    conn.unwatch(cid)
                 status = await matcher.status(consultation)
                 conn.send(messages.event("queue_position", {
                     "consultation_id": cid, "state": status.state, "position": status.position,

@@ -24,7 +24,7 @@ MAX_TEXT = 4000
 MAX_SDP = 60_000
 
 
-@dataclass
+@dataclass(slots=True)
 class Context:
     conn: Connection
     store: Store
@@ -286,7 +286,7 @@ async def handle_offer_decline(ctx: Context, body: DeclineBody) -> dict[str, Any
 
 async def handle_create(ctx: Context, body: CreateBody) -> dict[str, Any]:
     consultation = await ctx.matcher.submit(body.to_request(), ctx.user)
-    ctx.conn.watching.add(consultation.id)
+    ctx.conn.watch(consultation.id)
     await ctx.hub.watch_queue(ctx.conn, consultation.specialty)
     status = await ctx.matcher.status(consultation)
     return {"consultation": consultation_view(consultation, status)}
@@ -310,7 +310,7 @@ async def handle_requeue(ctx: Context, body: ConsultationRef) -> dict[str, Any]:
 
 async def handle_watch(ctx: Context, body: ConsultationRef) -> dict[str, Any]:
     consultation = await _own_consultation(ctx, body.consultation_id)
-    ctx.conn.watching.add(consultation.id)
+    ctx.conn.watch(consultation.id)
     await ctx.hub.watch_queue(ctx.conn, consultation.specialty)
     status = await ctx.matcher.status(consultation)
     return {"consultation": consultation_view(consultation, status)}

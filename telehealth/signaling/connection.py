@@ -8,8 +8,8 @@ import contextlib
 import itertools
 import json
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from telehealth.records.models import User
 
@@ -17,8 +17,16 @@ log = logging.getLogger("telehealth.signaling")
 
 _ids = itertools.count(1)
 
-SendText = Callable[[str], Awaitable[None]]
-Close = Callable[[int, str], Coroutine[Any, Any, None]]
+
+
+class Socket(Protocol):
+    """What a connection needs of its WebSocket (aiohttp's WebSocketResponse has it)."""
+
+    async def send_str(self, data: str, compress: int | None = None) -> None: ...
+
+    async def close(self, *, code: int = ..., message: bytes = ..., drain: bool = ...) -> bool: ...
+
+_NONE: frozenset[int] = frozenset()
 
 CLOSE_GOING_AWAY = 1001
 CLOSE_POLICY = 1008
@@ -33,23 +41,41 @@ class Connection:
     task exists only while there is something to send, so an idle connection costs no task.
     """
 
-    __slots__ = ("_abort", "_close", "_queue", "_send_text", "_writer", "closed", "id", "joined_sessions",
-                 "last_ids", "queue_size", "user", "watching")
+    __slots__ = ("_abort", "_queue", "_socket", "_writer", "closed", "id", "joined_sessions", "last_ids",
+                 "queue_size", "user", "watching")
 
-    def __init__(self, user: User, send_text: SendText, close: Close, queue_size: int, node: str,
+    def __init__(self, user: User, socket: Socket, queue_size: int, node: str,
                  abort: Callable[[], None] | None = None) -> None:
         self.id = f"{node}-{next(_ids)}"
         self.user = user
-        self._send_text = send_text
-        self._close = close
+        self._socket = socket
         self._abort = abort
         self.queue_size = queue_size
         self._queue: collections.deque[str] = collections.deque()
         self._writer: asyncio.Task[None] | None = None
         self.closed = False
-        self.joined_sessions: set[int] = set()
-        self.watching: set[int] = set()
+        # Shared empty sets until first used: most of thousands of idle connections never need their own.
+        self.joined_sessions: frozenset[int] | set[int] = _NONE
+        self.watching: frozenset[int] | set[int] = _NONE
         self.last_ids = 0
+
+    def join_session(self, session_id: int) -> None:
+        if not isinstance(self.joined_sessions, set):
+            self.joined_sessions = set()
+        self.joined_sessions.add(session_id)
+
+    def leave_session(self, session_id: int) -> None:
+        if isinstance(self.joined_sessions, set):
+            self.joined_sessions.discard(session_id)
+
+    def watch(self, consultation_id: int) -> None:
+        if not isinstance(self.watching, set):
+            self.watching = set()
+        self.watching.add(consultation_id)
+
+    def unwatch(self, consultation_id: int) -> None:
+        if isinstance(self.watching, set):
+            self.watching.discard(consultation_id)
 
     def send(self, message: dict[str, Any]) -> bool:
         return self.send_raw(json.dumps(message, separators=(",", ":"), ensure_ascii=False, default=str))
@@ -76,12 +102,12 @@ class Connection:
         if self._abort is not None:
             self._abort()
         else:
-            asyncio.get_running_loop().create_task(self._close(CLOSE_TOO_SLOW, "too slow"))
+            asyncio.get_running_loop().create_task(self.close(CLOSE_TOO_SLOW, "too slow"))
 
     async def _write_loop(self) -> None:
         try:
             while self._queue:
-                await self._send_text(self._queue.popleft())
+                await self._socket.send_str(self._queue.popleft())
         except (ConnectionError, RuntimeError):
             self.closed = True
         finally:
@@ -98,4 +124,4 @@ class Connection:
 
     async def close(self, code: int, reason: str) -> None:
         self.closed = True
-        await self._close(code, reason)
+        await self._socket.close(code=code, message=reason.encode())

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import weakref
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 
 from telehealth.matching.broker import Broker, Message, Subscription
 from telehealth.matching.service import queue_channel, split_event, user_channel
+from telehealth.records.models import User
 from telehealth.signaling.connection import Connection
 
 log = logging.getLogger("telehealth.signaling")
@@ -32,6 +34,7 @@ class Hub:
         self._queue_watchers: dict[str, set[Connection]] = defaultdict(set)
         self._subscription: Subscription | None = None
         self._lock = asyncio.Lock()
+        self._users: weakref.WeakValueDictionary[int, User] = weakref.WeakValueDictionary()
         # Called for each event a local connection receives, before it is sent (sessions use it to
         # keep their view of who is in a call current).
         self.event_hooks: list[EventHook] = []
@@ -49,6 +52,14 @@ class Hub:
     @property
     def connection_count(self) -> int:
         return sum(len(c) for c in self._by_user.values())
+
+    def intern_user(self, user: User) -> User:
+        """The one copy of this account's record that this node's connections share (if it is unchanged)."""
+        known = self._users.get(user.id)
+        if known == user:
+            return known
+        self._users[user.id] = user
+        return user
 
     def connections_of(self, user_id: int) -> set[Connection]:
         return set(self._by_user.get(user_id, ()))

@@ -100,7 +100,7 @@ class SessionManager:
         if name == "session_ended":
             sid = int(data.get("session_id", 0))
             self._cache.pop(sid, None)
-            conn.joined_sessions.discard(sid)
+            conn.leave_session(sid)
 
     # -- opening and joining --------------------------------------------------------------------
 
@@ -171,7 +171,7 @@ class SessionManager:
         previous = await self.broker.fetch(marker_key(session.id, user.id))
         resumed = previous == "dropped"
         await self.broker.put(marker_key(session.id, user.id), "live", self.grace)
-        conn.joined_sessions.add(session.id)
+        conn.join_session(session.id)
         self._log(consultation_id, "rejoined" if resumed else "joined", user.id, session.id,
                   {"node": self.node, "connection": conn.id})
         peer = session.peer_of(user.id)

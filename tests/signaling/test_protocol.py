@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import json
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -234,7 +234,7 @@ async def test_presence_is_kept_alive_while_connected_and_ends_with_the_last_tab
 
 async def test_no_patient_data_in_any_log_line(node: Node, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
-    clinic, specialist, cid, sid = await start_call(node)
+    clinic, specialist, _cid, sid = await start_call(node)
     await clinic.ok("session.chat", session_id=sid, text="血压 150/95")
     await clinic.error("consultation.create", **{**CREATE, "urgency": "whenever"})
     await specialist.ok("session.hangup", session_id=sid)
