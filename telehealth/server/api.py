@@ -11,6 +11,7 @@ from aiohttp import web
 from telehealth.accounts import api_token_digest, new_token, verify_password_async
 from telehealth.domain import Role
 from telehealth.errors import ErrorCode, TelehealthError
+from telehealth.records.durations import derive_durations
 from telehealth.records.models import Consultation, User
 from telehealth.server import keys
 from telehealth.server.auth import allow, current_user, public
@@ -134,10 +135,12 @@ async def handle_get_consultation(request: web.Request) -> web.StreamResponse:
     view["chief_complaint"] = consultation.chief_complaint
     view["history"] = consultation.history
     view["patient"] = await store.get_patient_summary(consultation.patient_id)
+    sessions = await store.list_call_sessions(consultation.id)
     view["sessions"] = [{
         "id": s.id, "started_at": s.started_at.isoformat(), "connected_at": s.connected_at.isoformat()
         if s.connected_at else None, "ended_at": s.ended_at.isoformat() if s.ended_at else None,
-        "end_reason": s.end_reason} for s in await store.list_call_sessions(consultation.id)]
+        "end_reason": s.end_reason} for s in sessions]
+    view["durations"] = derive_durations(await store.list_events(consultation.id), sessions).as_dict()
     return web.json_response({"consultation": view})
 
 

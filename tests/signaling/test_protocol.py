@@ -167,6 +167,11 @@ async def test_a_whole_consultation_over_the_protocol(node: Node) -> None:
                  "sdp_offer", "sdp_answer", "ice_state", "quality", "session_ended", "call_ended"):
         assert kind in kinds, kind
     assert "李四" not in json.dumps((await events.json())["events"])
+    record = await node.http.get(node.url(f"/api/consultations/{cid}"),
+                                 headers={"Authorization": f"Bearer {await node.token('village1')}"})
+    durations = (await record.json())["consultation"]["durations"]
+    assert durations["waiting_s"] >= 0 and durations["ringing_s"] >= 0
+    assert durations["talking_s"] > 0  # connected (ice state reported) until the hang-up
 
 
 async def test_only_the_two_participants_may_signal(node: Node) -> None:
