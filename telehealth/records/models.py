@@ -118,6 +118,8 @@ class Consultation:
     consent_by: str | None = field(repr=False, default=None)
     consent_name: str | None = field(repr=False, default=None)
     consent_relation: str | None = field(repr=False, default=None)
+    clinic_decision: str | None = None
+    clinic_decision_note: str = field(repr=False, default="")
 
 
 @dataclass(frozen=True)

@@ -167,6 +167,10 @@ consultations = sa.Table(
     sa.Column("cancelled_at", UTCDateTime, nullable=True),
     sa.Column("expired_at", UTCDateTime, nullable=True),
     sa.Column("updated_at", UTCDateTime, nullable=False),
+    # The inviting party decides: accept the advice, adapt it, or refer as suggested (then closed).
+    sa.Column("clinic_decision", sa.String(30), nullable=True),
+    sa.Column("clinic_decision_note", sa.Text, nullable=False, server_default=""),
+    sa.Column("decided_by", sa.Integer, sa.ForeignKey("users.id"), nullable=True),
 )
 
 call_sessions = sa.Table(

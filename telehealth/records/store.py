@@ -89,7 +89,8 @@ def _consultation(row: Any) -> Consultation:
         version=row.version, created_at=row.created_at, queued_at=row.queued_at, accepted_at=row.accepted_at,
         ended_at=row.ended_at, consent_at=row.consent_at, updated_at=row.updated_at, reason=row.reason,
         purpose=row.purpose, chief_complaint=row.chief_complaint, history=row.history,
-        consent_by=row.consent_by, consent_name=row.consent_name, consent_relation=row.consent_relation)
+        consent_by=row.consent_by, consent_name=row.consent_name, consent_relation=row.consent_relation,
+        clinic_decision=row.clinic_decision, clinic_decision_note=row.clinic_decision_note)
 
 
 NOTE_FIELDS = frozenset({"subjective", "objective", "assessment", "diagnoses", "plan", "disposition"})
@@ -429,6 +430,18 @@ class Store:
             actor_id=actor_id, at=now, data=data))
         # The row as written: the old one with the new values, without reading it back.
         return _consultation(_Row({**row._mapping, **values}))
+
+    async def close_with_decision(self, consultation_id: int, doctor_id: int, decision: str, note: str, *,
+                                  now: dt.datetime) -> Consultation:
+        """The clinic doctor records their decision on the signed opinion; the consultation is closed."""
+        c = t.consultations
+        async with self._tx() as conn:
+            await conn.execute(c.update().where(c.c.id == consultation_id, c.c.state == ConsultationState.signed.value)
+                               .values(clinic_decision=decision, clinic_decision_note=note, decided_by=doctor_id))
+            return await self._transition(
+                conn, consultation_id, ConsultationState.closed, actor_id=doctor_id, now=now,
+                expected=[ConsultationState.signed], assigned_specialist_id=_UNSET, event_kind="acknowledged",
+                event_data={"decision": decision}, session_id=None, consent=None)
 
     async def update_accompanying_doctor(self, consultation_id: int, doctor_id: int, *, actor_id: int,
                                          now: dt.datetime) -> None:

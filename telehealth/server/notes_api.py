@@ -71,6 +71,21 @@ class AddendumBody:
         require(0 < len(self.text.strip()) <= MAX_TEXT, "`text` must be 1 to 8000 characters")
 
 
+DECISIONS = ("accept_advice", "adapt_advice", "refer_as_suggested")
+
+
+@dataclass(frozen=True)
+class DecisionBody:
+    decision: str
+    note: str = ""
+
+    def validate(self) -> None:
+        require(self.decision in DECISIONS, f"`decision` must be one of: {', '.join(DECISIONS)}")
+        require(len(self.note) <= MAX_TEXT, "`note` is too long")
+        require(self.decision != "adapt_advice" or bool(self.note.strip()),
+                "say how the advice was adapted in `note`")
+
+
 @dataclass(frozen=True)
 class SignBody:
     # Answered in writing without a call (store-and-forward).
@@ -161,6 +176,22 @@ async def handle_add_addendum(request: web.Request) -> web.StreamResponse:
                              status=201)
 
 
+@allow(Role.clinic_doctor)
+async def handle_decision(request: web.Request) -> web.StreamResponse:
+    """The clinic doctor, who stays responsible for the patient, records their decision and closes the record."""
+    consultation = await get_visible_consultation(request, path_id(request))
+    body = parse_body(DecisionBody, await read_json(request))
+    closed = await request.app[keys.STORE].close_with_decision(
+        consultation.id, current_user(request).id, body.decision, body.note.strip(), now=dt.datetime.now(dt.UTC))
+    await audit(request, "consultation.decision", f"consultation:{consultation.id}")
+    if closed.assigned_specialist_id:
+        await request.app[keys.BROKER].publish(user_channel(closed.assigned_specialist_id), encode_event(
+            "consultation_state", {"consultation_id": closed.id, "state": closed.state.value,
+                                   "decision": body.decision}))
+    return web.json_response({"consultation": {"id": closed.id, "state": closed.state.value,
+                                               "clinic_decision": closed.clinic_decision}})
+
+
 @functools.cache
 def _icd_index() -> tuple[tuple[str, str, str], ...]:
     """(code, description, lower-case search text) of every category and subcategory, built once."""
@@ -193,3 +224,4 @@ def add_routes(app: web.Application) -> None:
     r.add_post("/api/consultations/{consultation_id}/note/sign", handle_sign_note)
     r.add_post("/api/consultations/{consultation_id}/note/addenda", handle_add_addendum)
     r.add_get("/api/icd10", handle_icd10_search)
+    r.add_post("/api/consultations/{consultation_id}/decision", handle_decision)

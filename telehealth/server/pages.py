@@ -134,8 +134,11 @@ async def handle_language(request: web.Request) -> web.StreamResponse:
 @page(Role.clinic_doctor)
 async def handle_clinic_home(request: web.Request) -> web.StreamResponse:
     user = current_user(request)
-    recent = await request.app[keys.STORE].list_consultations(clinic_org_id=user.organisation_id, limit=50)
-    return await _role_home(request, "clinic/home.html", consultations=recent)
+    store = request.app[keys.STORE]
+    recent = await store.list_consultations(clinic_org_id=user.organisation_id, limit=50)
+    to_decide = await store.list_consultations(clinic_org_id=user.organisation_id,
+                                               states=[ConsultationState.signed], limit=200)
+    return await _role_home(request, "clinic/home.html", consultations=recent, to_decide=to_decide)
 
 
 @page(Role.specialist)

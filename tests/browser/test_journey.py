@@ -118,6 +118,13 @@ async def test_request_ring_accept_call_chat_hangup(browsers: Any) -> None:
     assert "Stable angina pectoris" in record and "I20.8" in record and "2026-12-08" in record
     await clinic.shot("record")
 
+    # The clinic doctor decides, which closes the record.
+    await clinic.page.check("input[name=decision][value=accept_advice]")
+    await clinic.page.click("#decision-form button[type=submit]")
+    await clinic.page.wait_for_selector("#decision[data-decision=accept_advice]")
+    await clinic.page.wait_for_selector("#state[data-state=closed]")
+    await clinic.shot("closed")
+
 
 async def test_clinic_cancels_while_waiting(browsers: Any) -> None:
     clinic = await browsers("clinic", locale="zh-CN")

@@ -157,3 +157,30 @@ async def test_a_request_answered_in_writing_when_no_call_could_be_held(node: No
     status, body = await api(node, "GET", f"/api/consultations/{cid}/events", "village6")
     kinds = [e["kind"] for e in body["events"]]
     assert "answered_in_writing" in kinds and kinds[-1] == "note_signed"
+
+
+async def test_the_clinic_decides_and_the_record_closes(node: Node) -> None:
+    cid = await accepted_consultation(node)
+    await api(node, "PUT", f"/api/consultations/{cid}/note", "neuro.chief", DRAFT)
+    status, body = await api(node, "POST", f"/api/consultations/{cid}/decision", "village6",
+                             {"decision": "accept_advice"})
+    assert status == 409  # nothing signed to decide on yet
+    await api(node, "POST", f"/api/consultations/{cid}/note/sign", "neuro.chief", {})
+    status, body = await api(node, "POST", f"/api/consultations/{cid}/decision", "village6",
+                             {"decision": "adapt_advice"})
+    assert status == 400  # adapting needs a word on how
+    status, body = await api(node, "POST", f"/api/consultations/{cid}/decision", "neuro.chief",
+                             {"decision": "accept_advice"})
+    assert status == 403  # the specialist advises; the clinic decides
+    status, body = await api(node, "POST", f"/api/consultations/{cid}/decision", "village1",
+                             {"decision": "accept_advice"})
+    assert status == 403  # another clinic
+    status, body = await api(node, "POST", f"/api/consultations/{cid}/decision", "village6",
+                             {"decision": "refer_as_suggested", "note": "Ambulance booked for 14:00."})
+    assert status == 200 and body["consultation"]["state"] == "closed"
+    status, body = await api(node, "GET", f"/api/consultations/{cid}/events", "village6")
+    assert body["events"][-1]["kind"] == "acknowledged"
+    assert body["events"][-1]["data"]["decision"] == "refer_as_suggested"
+    status, body = await api(node, "POST", f"/api/consultations/{cid}/decision", "village6",
+                             {"decision": "accept_advice"})
+    assert status == 409  # closed: decided once

@@ -92,6 +92,16 @@ document.getElementById("btn-requeue").addEventListener("click", async () => {
 });
 document.getElementById("btn-join").addEventListener("click", startCall);
 document.getElementById("btn-print")?.addEventListener("click", () => window.print());
+document.getElementById("decision-form")?.addEventListener("submit", async (ev) => {
+  ev.preventDefault();
+  const form = ev.target;
+  const resp = await fetch(`/api/consultations/${cid}/decision`, {
+    method: "POST", headers: { "Content-Type": "application/json", "X-CSRF-Token": document.body.dataset.csrf },
+    body: JSON.stringify({ decision: form.elements.decision.value, note: document.getElementById("decision-note").value }),
+  });
+  if (resp.ok) location.reload();
+  else showError({ message: (await resp.json()).error.message });
+});
 
 signal.ready.then(async () => {
   await watch();
