@@ -66,7 +66,7 @@ class CallPeer:
     # -- joining and negotiation ----------------------------------------------------------------
 
     async def join(self) -> dict[str, Any]:
-        joined = await self.client.call("session.join", consultation_id=self.consultation_id)
+        joined = await self.client.call("session.join", consultation_id=self.consultation_id, fresh=True)
         self.session_id = int(joined["session_id"])
         self.role = str(joined["role"])
         self.ice_servers = list(joined["ice_servers"])
@@ -80,7 +80,7 @@ class CallPeer:
 
     async def resume(self) -> dict[str, Any]:
         """After the WebSocket came back: join again; the media path did not change, so no renegotiation."""
-        return await self.client.call("session.join", consultation_id=self.consultation_id)
+        return await self.client.call("session.join", consultation_id=self.consultation_id, fresh=False)
 
     def _configuration(self) -> RTCConfiguration:
         servers = [RTCIceServer(urls=s["urls"], username=s.get("username"), credential=s.get("credential"))
@@ -133,8 +133,13 @@ class CallPeer:
             self.ended = data
             return
         if name == "peer_joined":
-            if self.role == "offerer" and (not data.get("resumed") or self._path_broken()):
+            if self.role != "offerer":
+                return
+            if data.get("fresh", True):
+                # The other side has a new peer connection: start over with one of ours.
                 await self._offer(restart=bool(data.get("resumed")))
+            elif self._path_broken():
+                await self._offer(restart=True)
             return
         kind, payload = data["kind"], data.get("payload") or {}
         if kind == "offer":

@@ -154,6 +154,14 @@ class SignalBody:
 
 
 @dataclass(frozen=True)
+class JoinBody:
+    consultation_id: int
+    # True when the client joins with a new peer connection (first join, page reload): the offerer
+    # then starts a new one too. False after only the WebSocket was lost: media may still be flowing.
+    fresh: bool = True
+
+
+@dataclass(frozen=True)
 class SessionRef:
     session_id: int
 
@@ -316,8 +324,8 @@ async def handle_watch(ctx: Context, body: ConsultationRef) -> dict[str, Any]:
     return {"consultation": consultation_view(consultation, status)}
 
 
-async def handle_session_join(ctx: Context, body: ConsultationRef) -> dict[str, Any]:
-    return await ctx.sessions.join(ctx.conn, body.consultation_id)
+async def handle_session_join(ctx: Context, body: JoinBody) -> dict[str, Any]:
+    return await ctx.sessions.join(ctx.conn, body.consultation_id, fresh=body.fresh)
 
 
 async def handle_signal(ctx: Context, body: SignalBody) -> dict[str, Any]:
@@ -369,7 +377,7 @@ COMMANDS: tuple[Command, ...] = (
             "Queue an expired request again (clinic) or give an accepted one back (specialist)."),
     Command("consultation.watch", ConsultationRef, ALL_ROLES - {Role.admin}, handle_watch,
             "Follow a consultation's state and queue position."),
-    Command("session.join", ConsultationRef, ALL_ROLES - {Role.admin}, handle_session_join,
+    Command("session.join", JoinBody, ALL_ROLES - {Role.admin}, handle_session_join,
             "Enter the call of a consultation."),
     Command("session.signal", SignalBody, ALL_ROLES - {Role.admin}, handle_signal,
             "Relay SDP or ICE to the other participant."),

@@ -143,7 +143,7 @@ class SessionManager:
             raise TelehealthError(ErrorCode.session_ended, "this session has ended")
         return session
 
-    async def join(self, conn: Connection, consultation_id: int) -> dict[str, Any]:
+    async def join(self, conn: Connection, consultation_id: int, *, fresh: bool = True) -> dict[str, Any]:
         """A participant's tab enters the call (first time, after a reload, or after a reconnect)."""
         user = conn.user
         consultation = await self.store.get_consultation(consultation_id)
@@ -177,7 +177,7 @@ class SessionManager:
         peer = session.peer_of(user.id)
         peer_marker = await self.broker.fetch(marker_key(session.id, peer))
         await self._emit(peer, "peer_joined", {"session_id": session.id, "resumed": resumed,
-                                               "user_id": user.id})
+                                               "fresh": fresh, "user_id": user.id})
         return {
             "session_id": session.id,
             "consultation_id": consultation_id,

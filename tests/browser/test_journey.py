@@ -156,3 +156,53 @@ async def request_consultation_zh(clinic: Any) -> int:
     await page.click("main button[type=submit]")
     await page.wait_for_url("**/clinic/consultations/*")
     return int(page.url.rsplit("/", 1)[1])
+
+
+async def test_the_clinic_reloads_its_tab_mid_call_and_the_call_resumes(browsers: Any) -> None:
+    clinic = await browsers("clinic")
+    specialist = await browsers("specialist")
+    await clinic.login("village3")
+    await specialist.login("med.assoc")
+    await specialist.page.wait_for_selector("#connection[data-state=online]")
+    cid = await request_consultation(clinic, "Irregular pulse since yesterday")
+    await specialist.page.wait_for_selector(f"#offer[data-consultation='{cid}']:not([hidden])")
+    await specialist.page.click("#btn-accept")
+    assert await wait_for_frames(clinic.page) >= 5
+    assert await wait_for_frames(specialist.page) >= 5
+
+    await clinic.page.reload()
+    await clinic.shot("reloaded")
+    # A new page, a new peer connection: frames arrive again on both sides.
+    assert await wait_for_frames(clinic.page, 10) >= 10
+    before = int(await specialist.page.evaluate(FRAMES_DECODED))
+    assert await wait_for_frames(specialist.page, before + 10) >= before + 10
+    await clinic.page.wait_for_selector("#call-state[data-state=connected]")
+    await clinic.shot("resumed")
+    await specialist.shot("resumed")
+
+
+async def test_a_declined_offer_passes_to_the_next_specialist(browsers: Any) -> None:
+    clinic = await browsers("clinic")
+    first = await browsers("first")
+    second = await browsers("second")
+    await clinic.login("village4")
+    await first.login("cardio.chief")
+    await first.page.wait_for_selector("#connection[data-state=online]")
+    await second.login("med.assoc")
+    await second.page.wait_for_selector("#connection[data-state=online]")
+    cid = await request_consultation(clinic, "Shortness of breath on stairs")
+    # One of them is rung (the one idle longest); they decline with a reason; the other is rung.
+    rung, other = first, second
+    try:
+        await first.page.wait_for_selector(f"#offer[data-consultation='{cid}']:not([hidden])", timeout=5_000)
+    except Exception:
+        rung, other = second, first
+    await rung.page.select_option("#decline-reason", "busy_with_patient")
+    await rung.shot("declining")
+    await rung.page.click("#btn-decline")
+    await rung.page.wait_for_selector("#offer", state="hidden")
+    await other.page.wait_for_selector(f"#offer[data-consultation='{cid}']:not([hidden])")
+    await other.shot("rung-after-decline")
+    await other.page.click("#btn-accept")
+    await other.page.wait_for_url(f"**/specialist/consultations/{cid}")
+    await clinic.page.wait_for_selector("#ready-banner:not([hidden])")

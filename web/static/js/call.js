@@ -39,15 +39,20 @@ export class Call {
   }
 
   async join(resuming) {
-    const joined = await this.signal.call("session.join", { consultation_id: this.consultationId });
-    const fresh = joined.session_id !== this.sessionId;
+    // A new peer connection on this side (first join, or after a page reload) makes the other side
+    // start a new one too; after a WebSocket drop only, the existing connection may still carry media.
+    const fresh = !this.pc;
+    const joined = await this.signal.call("session.join", { consultation_id: this.consultationId, fresh });
+    const newSession = joined.session_id !== this.sessionId;
     this.sessionId = joined.session_id;
     this.role = joined.role;
     this.iceServers = joined.ice_servers;
-    if (!this.pc || fresh) this.createPeerConnection();
+    if (!this.pc || newSession) this.createPeerConnection();
     this.ui.onState(joined.peer_present ? "connecting" : "waiting_for_peer", "info");
-    if (this.role === "offerer" && joined.peer_present) await this.makeOffer(resuming);
-    if (this.role === "answerer" && resuming) {
+    const flowing = ["connected", "completed"].includes(this.pc.iceConnectionState);
+    const kept = resuming && !fresh && !newSession;
+    if (this.role === "offerer" && joined.peer_present && !(kept && flowing)) await this.makeOffer(kept);
+    if (this.role === "answerer" && kept && !flowing) {
       await this.signal.call("session.signal", { session_id: this.sessionId, kind: "restart_request", payload: {} });
     }
   }
@@ -102,13 +107,21 @@ export class Call {
   async onPeerJoined(d) {
     if (d.session_id !== this.sessionId) return;
     this.ui.onState(d.resumed ? "peer_back" : "connecting", "info");
-    if (this.role === "offerer") await this.makeOffer(d.resumed);
+    if (this.role !== "offerer") return;
+    if (d.fresh) {
+      // The other side starts over with a new peer connection: so do we.
+      if (d.resumed) this.createPeerConnection();
+      await this.makeOffer(false);
+    } else if (!["connected", "completed"].includes(this.pc.iceConnectionState)) {
+      await this.makeOffer(true);
+    }
   }
 
   async onSignal(d) {
     if (d.session_id !== this.sessionId || !this.pc) return;
     const p = d.payload;
     if (d.kind === "offer") {
+      if (this.pc.remoteDescription && !p.ice_restart) this.createPeerConnection(); // the offerer started over
       await this.pc.setRemoteDescription({ type: "offer", sdp: p.sdp });
       await this.flushCandidates();
       const answer = await this.pc.createAnswer();
