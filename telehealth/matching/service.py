@@ -435,22 +435,35 @@ class Matcher:
                 return
             await self._emit(queue_channel(outcome.entry.specialty), "queue_changed",
                              {"specialty": outcome.entry.specialty})
-            declined = await self._declined_by(consultation_id)
-            await self._dispatch_excluding(outcome.entry, declined)
+            refusals = await self._refusals(consultation_id)
+            if not await self._dispatch_excluding(outcome.entry, set(refusals)):
+                await self._tell_clinic_nobody_took_it(consultation_id, refusals)
 
-    async def _declined_by(self, consultation_id: int) -> set[int]:
+    async def _refusals(self, consultation_id: int) -> dict[int, str]:
+        """Who declined or let it ring out so far, with the reason."""
         events = await self.store.list_events(consultation_id)
-        return {int(e.data["specialist"]) for e in events if e.kind in ("declined", "ring_timeout")
-                and "specialist" in e.data}
+        return {int(e.data["specialist"]): str(e.data.get("reason", "ring_timeout")) for e in events
+                if e.kind in ("declined", "ring_timeout") and "specialist" in e.data}
 
-    async def _dispatch_excluding(self, entry: QueueEntry, exclude: Iterable[int]) -> None:
+    async def _tell_clinic_nobody_took_it(self, consultation_id: int, refusals: dict[int, str]) -> None:
+        """Every specialist free now has refused: the clinic hears why, and that the request still waits."""
+        consultation = await self.store.get_consultation(consultation_id)
+        if consultation is None:
+            return
+        reasons = sorted(set(refusals.values()))
+        await self._emit(user_channel(consultation.requesting_doctor_id), "consultation_state", {
+            "consultation_id": consultation_id, "state": consultation.state.value, "refusals": reasons,
+            "reason": "every specialist available now has declined (" + ", ".join(reasons) + "); the request "
+                      "stays in the queue for the next one, or you can cancel it"})
+
+    async def _dispatch_excluding(self, entry: QueueEntry, exclude: Iterable[int]) -> list[int]:
         now = self.clock()
         candidates = await self.broker.available_specialists(entry.specialty)
         ranked = rank_specialists(entry, candidates, now, exclude=exclude)
         if not ranked:
-            return
+            return []
         targets = [p.user_id for p in ranked] if entry.urgency == Urgency.emergency.value else [ranked[0].user_id]
-        await self._ring(entry, targets, now)
+        return await self._ring(entry, targets, now)
 
     # -- timers ---------------------------------------------------------------------------------
 

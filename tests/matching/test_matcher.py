@@ -179,6 +179,9 @@ async def test_decline_passes_the_request_on_and_never_back(world: World) -> Non
     assert len(world.events("att", "offer")) == 1
     declines = [e.data for e in await world.store.list_events(c.id) if e.kind == "declined"]
     assert [d["reason"] for d in declines] == ["busy_with_patient", "other"]
+    told = world.events("doc", "consultation_state")[-1]
+    assert told["state"] == "queued" and told["refusals"] == ["busy_with_patient", "other"]
+    assert "declined" in told["reason"]
 
 
 async def test_ring_timeout_passes_it_on_and_sets_the_silent_one_away(world: World) -> None:
