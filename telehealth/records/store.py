@@ -627,6 +627,35 @@ class Store:
             rows = (await conn.execute(sa.select(a).where(a.c.note_id == note_id).order_by(a.c.id))).all()
         return [Addendum(r.id, r.note_id, r.author_id, r.text, r.signed_at) for r in rows]
 
+    # -- attachments ---------------------------------------------------------------------------------
+
+    async def insert_attachment(self, consultation_id: int, sha256: str, content_type: str, size: int,
+                                filename: str, uploaded_by: int, *, now: dt.datetime) -> dict[str, Any]:
+        a = t.attachments
+        async with self._tx() as conn:
+            res = await conn.execute(a.insert().values(
+                consultation_id=consultation_id, sha256=sha256, content_type=content_type, size=size,
+                filename=filename, uploaded_by=uploaded_by, created_at=now))
+            await conn.execute(t.events.insert().values(
+                consultation_id=consultation_id, kind="attachment_added", actor_id=uploaded_by, at=now,
+                data={"content_type": content_type, "size": size}))
+        return {"id": _new_id(res), "consultation_id": consultation_id, "sha256": sha256,
+                "content_type": content_type, "size": size, "filename": filename, "created_at": now}
+
+    async def list_attachments(self, consultation_id: int) -> list[dict[str, Any]]:
+        a = t.attachments
+        async with self._tx() as conn:
+            rows = (await conn.execute(sa.select(a).where(a.c.consultation_id == consultation_id)
+                                       .order_by(a.c.id))).all()
+        return [dict(r._mapping) for r in rows]
+
+    async def get_attachment(self, consultation_id: int, attachment_id: int) -> dict[str, Any] | None:
+        a = t.attachments
+        async with self._tx() as conn:
+            row = (await conn.execute(sa.select(a).where(a.c.id == attachment_id,
+                                                         a.c.consultation_id == consultation_id))).first()
+        return dict(row._mapping) if row else None
+
     # -- audit -----------------------------------------------------------------------------------
 
     async def insert_audit(self, action: str, *, actor_id: int | None, target: str, remote: str,

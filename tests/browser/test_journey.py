@@ -4,11 +4,16 @@ video both ways, chat, hang up."""
 from __future__ import annotations
 
 import asyncio
+import base64
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 pytestmark = pytest.mark.browser
+
+# A 1x1 PNG: enough for the content check and for the page to show it.
+PNG = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")
 
 FRAMES_DECODED = """
 async () => {
@@ -55,7 +60,7 @@ async def request_consultation(clinic: Any, complaint: str = "Chest pain for two
     return int(page.url.rsplit("/", 1)[1])
 
 
-async def test_request_ring_accept_call_chat_hangup(browsers: Any) -> None:
+async def test_request_ring_accept_call_chat_hangup(browsers: Any, tmp_path: Path) -> None:
     clinic = await browsers("clinic")
     specialist = await browsers("specialist")
     await clinic.login("village1")
@@ -64,6 +69,11 @@ async def test_request_ring_accept_call_chat_hangup(browsers: Any) -> None:
 
     cid = await request_consultation(clinic)
     await clinic.page.wait_for_selector("#state[data-state=offered]")
+    ecg = tmp_path / "ecg.png"
+    ecg.write_bytes(PNG)
+    await clinic.page.set_input_files("#upload-file", str(ecg))
+    await clinic.page.click("#upload-form button[type=submit]")
+    await clinic.page.wait_for_selector("#attachment-list li:has-text('ecg.png')")
 
     # The request rings on the specialist's dashboard; accepting opens the call view.
     await specialist.page.wait_for_selector(f"#offer[data-consultation='{cid}']:not([hidden])")
@@ -71,6 +81,8 @@ async def test_request_ring_accept_call_chat_hangup(browsers: Any) -> None:
     await specialist.page.click("#btn-accept")
     await specialist.page.wait_for_url(f"**/specialist/consultations/{cid}")
 
+    # The specialist sees the clinic's attachment beside the call.
+    await specialist.page.wait_for_selector("#attachment-list li:has-text('ecg.png') img")
     # The clinic is told, and both see the other's video.
     await clinic.page.wait_for_selector("#ready-banner:not([hidden])")
     assert await wait_for_frames(clinic.page) >= 5

@@ -2,6 +2,7 @@
 
 import { Signal } from "./signal.js";
 import { openCall } from "./callview.js";
+import { openAttachments } from "./attachments.js";
 import { texts, showError } from "./texts.js";
 
 const page = document.getElementById("page");
@@ -102,6 +103,8 @@ document.getElementById("decision-form")?.addEventListener("submit", async (ev) 
   if (resp.ok) location.reload();
   else showError({ message: (await resp.json()).error.message });
 });
+
+openAttachments();
 
 signal.ready.then(async () => {
   await watch();

@@ -2,6 +2,7 @@
 
 import { Signal } from "./signal.js";
 import { openCall } from "./callview.js";
+import { openAttachments } from "./attachments.js";
 import { openNotes } from "./notes.js";
 import { texts } from "./texts.js";
 
@@ -25,6 +26,7 @@ function startCall() {
   setState("in_call");
 }
 
+openAttachments();
 if (document.getElementById("note")) openNotes(cid, { onSigned: () => setState("signed") });
 
 signal.on("session_ready", (d) => { if (d.consultation_id === cid) startCall(); });

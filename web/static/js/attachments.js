@@ -1,0 +1,52 @@
+// The attachments of a consultation: list (images shown small), and the clinic's upload.
+
+import { texts } from "./texts.js";
+
+export async function openAttachments() {
+  const box = document.getElementById("attachments");
+  if (!box) return;
+  const t = texts("attachment-texts");
+  const url = `/api/consultations/${box.dataset.consultation}/attachments`;
+  const list = document.getElementById("attachment-list");
+  const refresh = async () => {
+    const resp = await fetch(url);
+    if (!resp.ok) return;
+    const items = (await resp.json()).attachments;
+    list.replaceChildren();
+    for (const a of items) {
+      const li = document.createElement("li");
+      const link = document.createElement("a");
+      link.href = a.url;
+      link.target = "_blank";
+      link.rel = "noopener";
+      if (a.content_type.startsWith("image/")) {
+        const img = document.createElement("img");
+        img.src = a.url;
+        img.alt = a.filename;
+        img.loading = "lazy";
+        link.append(img);
+      }
+      link.append(document.createTextNode(` ${a.filename} (${Math.ceil(a.size / 1024)} KB)`));
+      li.append(link);
+      list.append(li);
+    }
+    document.getElementById("attachments-empty").hidden = items.length > 0;
+  };
+  const form = document.getElementById("upload-form");
+  if (form) {
+    form.addEventListener("submit", async (ev) => {
+      ev.preventDefault();
+      const input = document.getElementById("upload-file");
+      if (!input.files.length) return;
+      const status = document.getElementById("upload-status");
+      status.textContent = t("uploading");
+      const body = new FormData();
+      body.append("file", input.files[0]);
+      const resp = await fetch(url, { method: "POST", body, headers: { "X-CSRF-Token": document.body.dataset.csrf } });
+      const data = await resp.json();
+      status.textContent = resp.ok ? t("uploaded") : data.error.message;
+      if (resp.ok) { input.value = ""; await refresh(); }
+    });
+  }
+  await refresh();
+}
