@@ -164,9 +164,12 @@ export class Call {
         }
         if (r.jitter !== undefined) s.jitter_ms = Math.max(s.jitter_ms || 0, r.jitter * 1000);
       }
-      if (r.type === "candidate-pair" && r.nominated && r.currentRoundTripTime !== undefined) {
-        s.rtt_ms = r.currentRoundTripTime * 1000;
-      }
+    });
+    // The round trip of the pair the transport actually selected.
+    report.forEach((r) => {
+      if (r.type !== "transport" || !r.selectedCandidatePairId) return;
+      const pair = report.get(r.selectedCandidatePairId);
+      if (pair && pair.currentRoundTripTime !== undefined) s.rtt_ms = pair.currentRoundTripTime * 1000;
     });
     s.loss_pct = received + lost > 0 ? (100 * lost) / (received + lost) : 0;
     if (this.lastBytes !== null) s.bitrate_kbps = ((bytes - this.lastBytes) * 8) / STATS_EVERY_MS;
