@@ -101,16 +101,9 @@ async def fill_queue(broker: Broker, count: int, far_clinic: int, start_id: int)
             expires_at=now + 86400))
 
 
-async def specialist_side(kind: str, redis_url: str, prefix: str, db_url: str, probe_id: int,
-                          ready: Any, results: Any, rounds: int) -> None:
-    """Node B: holds the specialists' subscriptions; answers each offer by declining it."""
-    engine = create_engine(db_url)
-    store = Store(engine)
-    broker = make_broker(kind, redis_url, prefix, "node-b")
-    await broker.start()
-    matcher = Matcher(store, broker, SETTINGS)
-    probe = await store.get_user(probe_id)
-    assert probe is not None
+async def probe_loop(broker: Broker, matcher: Matcher, probe: User, results: Any, rounds: int, node: str,
+                     ready: Any = None) -> None:
+    """The probed specialist: takes each offer it is rung for, hands it back, and is available again."""
     received: asyncio.Queue[tuple[float, int]] = asyncio.Queue()
 
     async def on_message(message: Message) -> None:
@@ -118,18 +111,30 @@ async def specialist_side(kind: str, redis_url: str, prefix: str, db_url: str, p
         if name == "offer":
             received.put_nowait((time.perf_counter(), data["consultation_id"]))
 
-    sub = await broker.subscribe(on_message, f"user:{probe_id}")
-    await matcher.set_presence(probe, Presence.available, "node-b")
-    ready.put(("ready", time.perf_counter()))
+    sub = await broker.subscribe(on_message, f"user:{probe.id}")
+    await matcher.set_presence(probe, Presence.available, node)
+    if ready is not None:
+        ready.put(("ready", time.perf_counter()))
     for _ in range(rounds):
         at, cid = await asyncio.wait_for(received.get(), 30)
         results.put(("offer", at, cid))
-        # Hand the request back and become available again for the next round.
-        await broker.release_offer(cid, probe_id)
+        await broker.release_offer(cid, probe.id)
         await broker.remove(cid)
-        await matcher.set_presence(probe, Presence.available, "node-b")
+        await matcher.set_presence(probe, Presence.available, node)
         results.put(("done", time.perf_counter(), cid))
     await sub.close()
+
+
+async def specialist_side(kind: str, redis_url: str, prefix: str, db_url: str, probe_id: int,
+                          ready: Any, results: Any, rounds: int) -> None:
+    """Node B: holds the probed specialist's subscription."""
+    engine = create_engine(db_url)
+    store = Store(engine)
+    broker = make_broker(kind, redis_url, prefix, "node-b")
+    await broker.start()
+    probe = await store.get_user(probe_id)
+    assert probe is not None
+    await probe_loop(broker, Matcher(store, broker, SETTINGS), probe, results, rounds, "node-b", ready)
     await broker.close()
     await engine.dispose()
 
@@ -161,7 +166,7 @@ async def offer_latency(kind: str, redis_url: str, db_url: str, queued: int, rou
             def put(self, item: Any) -> None:
                 results.put_nowait(item)
 
-        task = asyncio.create_task(specialist_side_local(broker, matcher, probe, LocalQueue(), rounds))
+        task = asyncio.create_task(probe_loop(broker, matcher, probe, LocalQueue(), rounds, "node-a"))
         await asyncio.sleep(0.05)
         for _ in range(rounds):
             start = time.perf_counter()
@@ -195,26 +200,6 @@ async def offer_latency(kind: str, redis_url: str, db_url: str, queued: int, rou
     await engine.dispose()
     return {"offer_latency_p50_ms": round(statistics.median(latencies), 3),
             "offer_latency_p99_ms": round(pct(latencies, 0.99), 3), "queued": queue_size, "rounds": rounds}
-
-
-async def specialist_side_local(broker: Broker, matcher: Matcher, probe: User, results: Any, rounds: int) -> None:
-    received: asyncio.Queue[tuple[float, int]] = asyncio.Queue()
-
-    async def on_message(message: Message) -> None:
-        name, data = decode_event(message.data)
-        if name == "offer":
-            received.put_nowait((time.perf_counter(), data["consultation_id"]))
-
-    sub = await broker.subscribe(on_message, f"user:{probe.id}")
-    await matcher.set_presence(probe, Presence.available, "node-a")
-    for _ in range(rounds):
-        at, cid = await asyncio.wait_for(received.get(), 30)
-        results.put(("offer", at, cid))
-        await broker.release_offer(cid, probe.id)
-        await broker.remove(cid)
-        await matcher.set_presence(probe, Presence.available, "node-a")
-        results.put(("done", time.perf_counter(), cid))
-    await sub.close()
 
 
 # -- racing claims ----------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import functools
 from dataclasses import dataclass, field
@@ -210,7 +211,8 @@ async def handle_icd10_search(request: web.Request) -> web.StreamResponse:
     if len(query) < 2:
         raise TelehealthError(ErrorCode.invalid_input, "type at least two characters")
     words = query.split()
-    found = [{"code": code, "description": description} for code, description, text in _icd_index()
+    index = await asyncio.to_thread(_icd_index)  # built once, off the event loop
+    found = [{"code": code, "description": description} for code, description, text in index
              if all(w in text for w in words)]
     # Codes that start with the query first, then by code.
     found.sort(key=lambda r: (not r["code"].lower().startswith(words[0]), r["code"]))

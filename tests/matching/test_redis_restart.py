@@ -10,13 +10,11 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from aiohttp.test_utils import TestServer
 
 from telehealth.server import keys
-from telehealth.server.app import create_app
 from tests.conftest import make_settings
 from tests.support.processes import free_port
-from tests.support.wsclient import Node
+from tests.support.wsclient import Node, serve
 
 CREATE = {
     "patient": {"name": "Lin Fang", "sex": "female", "birth_year": 1984}, "specialty": "cardiology",
@@ -58,14 +56,8 @@ async def node(tmp_path: Path, redis_process: RedisProcess) -> AsyncIterator[Nod
     await asyncio.sleep(0.2)
     settings = make_settings(tmp_path, redis_url=f"redis://127.0.0.1:{redis_process.port}/0",
                              matching={"ring_timeout_s": 20})
-    server = TestServer(create_app(settings), host="127.0.0.1")
-    await server.start_server()
-    n = Node(server)
-    try:
+    async with serve(settings) as n:
         yield n
-    finally:
-        await n.close()
-        await server.close()
 
 
 async def test_a_redis_restart_loses_no_consultation(node: Node, redis_process: RedisProcess) -> None:

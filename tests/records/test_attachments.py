@@ -9,12 +9,10 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
 
-from telehealth.server.app import create_app
 from tests.conftest import make_settings
 from tests.records.test_notes import CREATE, api
-from tests.support.wsclient import Node
+from tests.support.wsclient import Node, serve
 
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00\x10JFIF" + bytes(range(256)) * 8
 PDF = b"%PDF-1.4\n" + b"1 0 obj << >> endobj\n" * 50 + b"%%EOF"
@@ -22,15 +20,9 @@ PDF = b"%PDF-1.4\n" + b"1 0 obj << >> endobj\n" * 50 + b"%%EOF"
 
 @pytest.fixture
 async def node(tmp_path: Path) -> AsyncIterator[Node]:
-    server = TestServer(create_app(make_settings(tmp_path, uploads={"max_bytes": 64 * 1024})), host="127.0.0.1")
-    await server.start_server()
-    n = Node(server)
-    n.data_dir = tmp_path / "data"  # type: ignore[attr-defined]
-    try:
+    async with serve(make_settings(tmp_path, uploads={"max_bytes": 64 * 1024})) as n:
+        n.data_dir = tmp_path / "data"  # type: ignore[attr-defined]
         yield n
-    finally:
-        await n.close()
-        await server.close()
 
 
 async def upload(node: Node, user: str, cid: int, data: bytes, name: str) -> tuple[int, dict[str, object]]:

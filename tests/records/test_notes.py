@@ -9,13 +9,11 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from aiohttp.test_utils import TestServer
 
 from telehealth.domain import EndReason
 from telehealth.server import keys
-from telehealth.server.app import create_app
 from tests.conftest import make_settings
-from tests.support.wsclient import Node
+from tests.support.wsclient import Node, serve
 
 CREATE = {
     "patient": {"name": "Hu Jun", "sex": "male", "birth_year": 1950}, "specialty": "neurology",
@@ -32,14 +30,8 @@ DRAFT = {
 
 @pytest.fixture
 async def node(tmp_path: Path) -> AsyncIterator[Node]:
-    server = TestServer(create_app(make_settings(tmp_path)), host="127.0.0.1")
-    await server.start_server()
-    n = Node(server)
-    try:
+    async with serve(make_settings(tmp_path)) as n:
         yield n
-    finally:
-        await n.close()
-        await server.close()
 
 
 async def api(node: Node, method: str, path: str, user: str, body: Any = None) -> tuple[int, Any]:

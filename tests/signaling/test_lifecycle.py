@@ -16,10 +16,9 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from telehealth.server import keys
-from telehealth.server.app import create_app
 from tests.conftest import TEST_SECRET, make_settings
 from tests.support.processes import ServerProcess, free_port
-from tests.support.wsclient import Node
+from tests.support.wsclient import Node, serve
 
 CREATE = {
     "patient": {"name": "Qian Yu", "sex": "female", "birth_year": 1990}, "specialty": "paediatrics",
@@ -31,14 +30,8 @@ CREATE = {
 @pytest.fixture
 async def tight_node(tmp_path: Path) -> AsyncIterator[Node]:
     settings = make_settings(tmp_path, signaling={"send_queue_size": 8, "rate_per_s": 100000, "rate_burst": 100000})
-    server = TestServer(create_app(settings), host="127.0.0.1")
-    await server.start_server()
-    node = Node(server)
-    try:
+    async with serve(settings) as node:
         yield node
-    finally:
-        await node.close()
-        await server.close()
 
 
 async def start_call(node: Node) -> tuple[object, object, int, int]:

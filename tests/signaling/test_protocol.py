@@ -10,28 +10,19 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
 
 from telehealth.records.seed import DEMO_PASSWORD
 from telehealth.server import keys
-from telehealth.server.app import create_app
 from tests.conftest import csrf_from, make_settings
-from tests.support.wsclient import Node, Peer
+from tests.support.wsclient import Node, Peer, serve
 
 SDP = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
 
 
 @pytest.fixture
 async def node(tmp_path: Path) -> AsyncIterator[Node]:
-    settings = make_settings(tmp_path)
-    server = TestServer(create_app(settings), host="127.0.0.1")
-    await server.start_server()
-    n = Node(server)
-    try:
+    async with serve(make_settings(tmp_path)) as n:
         yield n
-    finally:
-        await n.close()
-        await server.close()
 
 
 CREATE = {

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 from aiohttp.test_utils import TestServer
 
+from telehealth.config import Settings
 from telehealth.records.seed import DEMO_PASSWORD
+from telehealth.server.app import create_app
 
 
 class Peer:
@@ -113,3 +117,16 @@ class Node:
         for peer in self.peers:
             await peer.close()
         await self.http.close()
+
+
+@contextlib.asynccontextmanager
+async def serve(settings: Settings) -> AsyncIterator[Node]:
+    """A real server on a loopback port, built by the app factory, and a Node to talk to it."""
+    server = TestServer(create_app(settings), host="127.0.0.1")
+    await server.start_server()
+    node = Node(server)
+    try:
+        yield node
+    finally:
+        await node.close()
+        await server.close()
