@@ -95,6 +95,7 @@ class Matcher:
         self._partners: dict[int, tuple[float, frozenset[int], frozenset[int]]] = {}
         self._names: dict[int, tuple[float, str, str]] = {}
         self.offer_latency_observer: Callable[[float], None] | None = None
+        self.claim_latency_observer: Callable[[float], None] | None = None
         # When the live queue was last rebuilt from the store (0: never on this node).
         self.rebuilt_at = 0.0
 
@@ -377,6 +378,15 @@ class Matcher:
 
     async def _record_claim(self, consultation_id: int, specialist: User, via: str,
                             before: LiveConsultation | None) -> Consultation:
+        started = time.perf_counter()
+        try:
+            return await self._write_claim(consultation_id, specialist, via, before)
+        finally:
+            if self.claim_latency_observer is not None:
+                self.claim_latency_observer(time.perf_counter() - started)
+
+    async def _write_claim(self, consultation_id: int, specialist: User, via: str,
+                           before: LiveConsultation | None) -> Consultation:
         now = self.clock()
         live = before
         try:

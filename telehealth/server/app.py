@@ -17,7 +17,7 @@ from telehealth.matching.service import Matcher
 from telehealth.records.db import create_engine, migrate, schema_status
 from telehealth.records.seed import seed_demo
 from telehealth.records.store import Store
-from telehealth.server import api, attachments_api, consult_pages, health, keys, notes_api, pages, ws
+from telehealth.server import api, attachments_api, consult_pages, health, keys, metrics, notes_api, pages, ws
 from telehealth.server.i18n import Renderer, web_dir
 from telehealth.server.middlewares import edge_middleware, security_headers
 from telehealth.server.ratelimit import SlidingWindowLimiter
@@ -76,6 +76,8 @@ async def _signaling_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
     store, broker = app[keys.STORE], app[keys.BROKER]
     matcher = Matcher(store, broker, settings.matching)
+    matcher.offer_latency_observer = app[keys.METRICS].offer_latency.observe
+    matcher.claim_latency_observer = app[keys.METRICS].claim_latency.observe
     hub = Hub(broker)
     await hub.start()
     sessions = SessionManager(store, broker, hub, matcher, settings, app[keys.NODE])
@@ -120,6 +122,7 @@ def create_app(settings: Settings) -> web.Application:
     app[keys.SETTINGS] = settings
     app[keys.NODE] = node_name(settings)
     app[keys.STARTUP_NOTES] = []
+    app[keys.METRICS] = metrics.Metrics()
     app[keys.WEBSOCKETS] = set()
     root = web_dir()
     app[keys.RENDERER] = Renderer(root / "templates", root / "translations")
@@ -148,6 +151,7 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/healthz", health.handle_healthz)
     r.add_get("/readyz", health.handle_readyz)
     r.add_get("/ws", ws.handle_ws)
+    r.add_get("/metrics", metrics.handle_metrics)
     api.add_routes(app)
     consult_pages.add_routes(app)
     notes_api.add_routes(app)

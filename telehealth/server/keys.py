@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from telehealth.matching.service import Matcher
     from telehealth.records.store import Store
     from telehealth.server.i18n import Renderer
+    from telehealth.server.metrics import Metrics
     from telehealth.server.ratelimit import SlidingWindowLimiter
     from telehealth.server.ws import QueueUpdates
     from telehealth.signaling.hub import Hub
@@ -31,6 +32,7 @@ STARTUP_NOTES: web.AppKey[list[str]] = web.AppKey("startup_notes")
 WEBSOCKETS: web.AppKey[set[web.WebSocketResponse]] = web.AppKey("websockets")
 QUEUE_UPDATES: web.AppKey[QueueUpdates] = web.AppKey("queue_updates")
 NODE: web.AppKey[str] = web.AppKey("node")
+METRICS: web.AppKey[Metrics] = web.AppKey("metrics")
 
 # Per-request values set by the access middleware.
 USER: web.RequestKey[User] = web.RequestKey("user", User)

@@ -30,6 +30,7 @@ def wants_json(request: web.Request) -> bool:
 
 def error_response(request: web.Request, error: TelehealthError) -> web.StreamResponse:
     status = error.http_status
+    request.app[keys.METRICS].count_error(error.code)
     if wants_json(request):
         return web.json_response({"error": {"code": error.code.value, "message": error.message}}, status=status)
     app = request.app

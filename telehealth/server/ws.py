@@ -105,14 +105,19 @@ async def handle_ws(request: web.Request) -> web.StreamResponse:
     conn.send(messages.event("hello", {"user": user_view(user), "node": sessions.node,
                                        "connection_id": conn.id}))
     bucket = TokenBucket(sig.rate_per_s, sig.rate_burst)
+    metrics = app[keys.METRICS]
     try:
         async for msg in ws:
             if msg.type == WSMsgType.TEXT:
                 if not bucket.take():
+                    metrics.count_error(ErrorCode.rate_limited)
                     conn.send(messages.error(messages.peek_id(msg.data), ErrorCode.rate_limited,
                                              "too many messages; slow down"))
                     continue
                 reply = await dispatch(ctx, msg.data, sig.max_message_bytes)
+                metrics.messages.inc()
+                if not reply["success"]:
+                    metrics.count_error(ErrorCode(reply["error"]["code"]))
                 conn.send(reply)
             elif msg.type == WSMsgType.BINARY:
                 conn.send(messages.error(None, ErrorCode.invalid_message, "binary messages are not accepted"))
