@@ -374,6 +374,33 @@ class Store:
             rows = (await conn.execute(query)).all()
         return [_consultation(r) for r in rows]
 
+    async def search_consultations(
+        self, *, alliance_id: int | None, start: dt.datetime | None = None, end: dt.datetime | None = None,
+        clinic_org_id: int | None = None, specialist_id: int | None = None, specialty: str | None = None,
+        urgency: str | None = None, state: str | None = None, limit: int = 50, offset: int = 0,
+    ) -> tuple[list[Consultation], int]:
+        """A page of consultations matching the filters (newest first) and how many match in all.
+
+        `alliance_id` None means every alliance (a system administrator).
+        """
+        c, o = t.consultations, t.organisations
+        conditions: list[Any] = []
+        if alliance_id is not None:
+            conditions.append(c.c.clinic_org_id.in_(sa.select(o.c.id).where(o.c.alliance_id == alliance_id)))
+        if start is not None:
+            conditions.append(c.c.created_at >= start)
+        if end is not None:
+            conditions.append(c.c.created_at < end)
+        for column, wanted in ((c.c.clinic_org_id, clinic_org_id), (c.c.assigned_specialist_id, specialist_id),
+                               (c.c.specialty, specialty), (c.c.urgency, urgency), (c.c.state, state)):
+            if wanted is not None:
+                conditions.append(column == wanted)
+        async with self._tx() as conn:
+            total = (await conn.execute(sa.select(sa.func.count()).select_from(c).where(*conditions))).scalar_one()
+            rows = (await conn.execute(sa.select(c).where(*conditions).order_by(c.c.id.desc())
+                                       .limit(limit).offset(offset))).all()
+        return [_consultation(r) for r in rows], int(total)
+
     async def transition_consultation(
         self, consultation_id: int, target: ConsultationState, *, actor_id: int | None, now: dt.datetime,
         expected: Iterable[ConsultationState] | None = None, assigned_specialist_id: int | None = _UNSET,

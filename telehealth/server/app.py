@@ -17,7 +17,18 @@ from telehealth.matching.service import Matcher
 from telehealth.records.db import create_engine, migrate, schema_status
 from telehealth.records.seed import seed_demo
 from telehealth.records.store import Store
-from telehealth.server import api, attachments_api, consult_pages, health, keys, metrics, notes_api, pages, ws
+from telehealth.server import (
+    admin_pages,
+    api,
+    attachments_api,
+    consult_pages,
+    health,
+    keys,
+    metrics,
+    notes_api,
+    pages,
+    ws,
+)
 from telehealth.server.i18n import Renderer, web_dir
 from telehealth.server.middlewares import edge_middleware, security_headers
 from telehealth.server.ratelimit import SlidingWindowLimiter
@@ -156,3 +167,4 @@ def add_routes(app: web.Application) -> None:
     consult_pages.add_routes(app)
     notes_api.add_routes(app)
     attachments_api.add_routes(app)
+    admin_pages.add_routes(app)

@@ -1,0 +1,99 @@
+"""Administrators: the session log, filtered and paginated, and one consultation's timeline."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from aiohttp import web
+
+from telehealth.domain import SPECIALTIES, ConsultationState, Role, Urgency
+from telehealth.errors import ErrorCode, TelehealthError
+from telehealth.records.durations import derive_durations
+from telehealth.records.models import User
+from telehealth.server import keys
+from telehealth.server.api import audit, get_visible_consultation, path_id
+from telehealth.server.auth import current_user, page
+from telehealth.server.pages import render
+
+PAGE_SIZE = 50
+
+
+async def admin_scope(request: web.Request, user: User) -> int | None:
+    """The alliance an administrator sees; None for a system administrator (every alliance)."""
+    if user.is_system_admin:
+        return None
+    org = await request.app[keys.STORE].get_organisation(user.organisation_id) if user.organisation_id else None
+    if org is None or org.alliance_id is None:
+        raise TelehealthError(ErrorCode.forbidden, "this administrator account belongs to no alliance")
+    return org.alliance_id
+
+
+def _day(value: str | None) -> dt.datetime | None:
+    if not value:
+        return None
+    try:
+        return dt.datetime.combine(dt.date.fromisoformat(value), dt.time(), dt.UTC)
+    except ValueError:
+        raise TelehealthError(ErrorCode.invalid_input, f"{value!r} is not a date such as 2026-11-02") from None
+
+
+def _int(value: str | None) -> int | None:
+    if not value:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise TelehealthError(ErrorCode.invalid_input, f"{value!r} is not a number") from None
+
+
+@page(Role.admin)
+async def handle_session_log(request: web.Request) -> web.StreamResponse:
+    user = current_user(request)
+    alliance = await admin_scope(request, user)
+    store = request.app[keys.STORE]
+    q = request.query
+    specialty = q.get("specialty") or None
+    urgency = q.get("urgency") or None
+    state = q.get("state") or None
+    if specialty not in (None, *SPECIALTIES) or urgency not in (None, *(u.value for u in Urgency)) or \
+            state not in (None, *(s.value for s in ConsultationState)):
+        raise TelehealthError(ErrorCode.invalid_input, "unknown specialty, urgency or state in the filter")
+    page_no = max(1, _int(q.get("page")) or 1)
+    start, end = _day(q.get("from")), _day(q.get("to"))
+    consultations, total = await store.search_consultations(
+        alliance_id=alliance, start=start, end=end + dt.timedelta(days=1) if end else None,
+        clinic_org_id=_int(q.get("clinic")), specialist_id=_int(q.get("specialist")), specialty=specialty,
+        urgency=urgency, state=state, limit=PAGE_SIZE, offset=(page_no - 1) * PAGE_SIZE)
+    orgs = {o.id: o for o in await store.list_organisations(alliance)}
+    rows: list[dict[str, Any]] = []
+    for c in consultations:
+        sessions = await store.list_call_sessions(c.id)
+        durations = derive_durations(await store.list_events(c.id), sessions)
+        rows.append({"c": c, "clinic": orgs.get(c.clinic_org_id), "durations": durations,
+                     "end_reason": sessions[-1].end_reason if sessions else None})
+    await audit(request, "admin.session_log", "consultations", {"page": page_no, "results": len(rows)})
+    pages = max(1, (total + PAGE_SIZE - 1) // PAGE_SIZE)
+    return render(request, "admin/sessions.html", {
+        "rows": rows, "total": total, "page": page_no, "pages": pages, "filters": dict(q),
+        "clinics": [o for o in orgs.values() if not o.level.is_hospital], "specialties": SPECIALTIES,
+        "urgencies": [u.value for u in Urgency], "states": [s.value for s in ConsultationState]})
+
+
+@page(Role.admin)
+async def handle_session_detail(request: web.Request) -> web.StreamResponse:
+    consultation = await get_visible_consultation(request, path_id(request))
+    store = request.app[keys.STORE]
+    events = await store.list_events(consultation.id)
+    sessions = await store.list_call_sessions(consultation.id)
+    await audit(request, "admin.session_detail", f"consultation:{consultation.id}")
+    quality = [e for e in events if e.kind == "quality"]
+    return render(request, "admin/session.html", {
+        "consultation": consultation, "events": [e for e in events if e.kind != "quality"], "quality": quality,
+        "sessions": sessions, "durations": derive_durations(events, sessions),
+        "clinic": await store.get_organisation(consultation.clinic_org_id)})
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/admin/consultations", handle_session_log)
+    app.router.add_get("/admin/consultations/{consultation_id}", handle_session_detail)
