@@ -115,10 +115,11 @@ async def browsers(playwright: Any, live_server: TestServer, tmp_path: Path,
     # Tests reach the server as localhost: a secure context for the camera without TLS.
     base = base.replace("127.0.0.1", "localhost")
 
-    async def make(name: str, locale: str = "en-GB") -> Browser:
+    async def make(name: str, locale: str = "en-GB", viewport: tuple[int, int] = (1100, 900)) -> Browser:
         ctx = await playwright.chromium.launch_persistent_context(
             str(tmp_path / f"profile-{name}"), executable_path=CHROMIUM, headless=True, args=ARGS,
-            permissions=["camera", "microphone"], locale=locale, viewport={"width": 1100, "height": 900})
+            permissions=["camera", "microphone"], locale=locale,
+            viewport={"width": viewport[0], "height": viewport[1]})
         contexts.append(ctx)
         await ctx.add_init_script(LOOPBACK_ONLY)
         b = Browser(ctx, base, name, request.node.name)

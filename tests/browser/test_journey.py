@@ -218,3 +218,48 @@ async def test_a_declined_offer_passes_to_the_next_specialist(browsers: Any) -> 
     await other.page.click("#btn-accept")
     await other.page.wait_for_url(f"**/specialist/consultations/{cid}")
     await clinic.page.wait_for_selector("#ready-banner:not([hidden])")
+
+
+PAGES = {
+    "village1": ["/clinic", "/clinic/consultations/new"],
+    "cardio.chief": ["/specialist"],
+    "admin": ["/admin", "/admin/consultations"],
+}
+HEADINGS = {
+    "zh-CN": {"/clinic": "远程会诊", "/clinic/consultations/new": "发起会诊", "/specialist": "会诊队列",
+              "/admin": "系统管理", "/admin/consultations": "会诊日志"},
+    "en-GB": {"/clinic": "Remote consultations", "/clinic/consultations/new": "New consultation",
+              "/specialist": "Consultation queue", "/admin": "Administration", "/admin/consultations": "Session log"},
+}
+
+
+@pytest.mark.parametrize("locale", ["zh-CN", "en-GB"])
+async def test_every_page_in_both_languages(browsers: Any, locale: str) -> None:
+    for username, paths in PAGES.items():
+        person = await browsers(f"{username}-{locale}", locale=locale)
+        await person.login(username)
+        for path in paths:
+            await person.goto(path)
+            assert await person.page.get_attribute("html", "lang") == ("zh-CN" if locale == "zh-CN" else "en")
+            assert HEADINGS[locale][path] in await person.page.inner_text("h1")
+            # Every control has an accessible name.
+            unnamed = await person.page.evaluate("""() => [...document.querySelectorAll(
+                'input:not([type=hidden]), select, textarea, button')].filter((el) => {
+                  const id = el.id && document.querySelector(`label[for="${el.id}"]`);
+                  return !(id || el.closest('label') || el.getAttribute('aria-label') || el.textContent.trim());
+                }).map((el) => el.outerHTML.slice(0, 80))""")
+            assert unnamed == [], (path, unnamed)
+
+
+async def test_the_clinic_side_fits_a_phone(browsers: Any) -> None:
+    phone = await browsers("phone", locale="zh-CN", viewport=(390, 844))
+    await phone.login("village2")
+    for path in ("/clinic", "/clinic/consultations/new"):
+        await phone.goto(path, f"phone{path.replace('/', '_')}")
+        overflow = await phone.page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+        assert overflow <= 0, (path, overflow)
+    cid = await request_consultation_zh(phone)
+    await phone.page.wait_for_selector("#state[data-state=queued]")
+    await phone.shot("phone-waiting")
+    overflow = await phone.page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0 and cid > 0
