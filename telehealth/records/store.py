@@ -378,6 +378,7 @@ class Store:
         self, *, alliance_id: int | None, start: dt.datetime | None = None, end: dt.datetime | None = None,
         clinic_org_id: int | None = None, specialist_id: int | None = None, specialty: str | None = None,
         urgency: str | None = None, state: str | None = None, limit: int = 50, offset: int = 0,
+        before_id: int | None = None, count: bool = True,
     ) -> tuple[list[Consultation], int]:
         """A page of consultations matching the filters (newest first) and how many match in all.
 
@@ -395,11 +396,34 @@ class Store:
                                (c.c.specialty, specialty), (c.c.urgency, urgency), (c.c.state, state)):
             if wanted is not None:
                 conditions.append(column == wanted)
+        if before_id is not None:
+            conditions.append(c.c.id < before_id)  # keyset paging: steady cost however deep the page
         async with self._tx() as conn:
-            total = (await conn.execute(sa.select(sa.func.count()).select_from(c).where(*conditions))).scalar_one()
+            total = (await conn.execute(sa.select(sa.func.count()).select_from(c).where(*conditions))).scalar_one() \
+                if count else -1
             rows = (await conn.execute(sa.select(c).where(*conditions).order_by(c.c.id.desc())
                                        .limit(limit).offset(offset))).all()
         return [_consultation(r) for r in rows], int(total)
+
+    async def iter_consultation_pages(self, *, alliance_id: int | None, batch: int = 500,
+                                      **filters: Any) -> AsyncIterator[list[tuple[Consultation, list[CallSession]]]]:
+        """Every consultation matching the filters, newest first, a batch at a time with its sessions:
+        for exports that must not hold the whole set in memory."""
+        before: int | None = None
+        while True:
+            page, _ = await self.search_consultations(alliance_id=alliance_id, limit=batch, before_id=before,
+                                                      count=False, **filters)
+            if not page:
+                return
+            s = t.call_sessions
+            async with self._tx() as conn:
+                rows = (await conn.execute(sa.select(s).where(s.c.consultation_id.in_([c.id for c in page]))
+                                           .order_by(s.c.id))).all()
+            sessions: dict[int, list[CallSession]] = {}
+            for row in rows:
+                sessions.setdefault(row.consultation_id, []).append(_call_session(row))
+            yield [(c, sessions.get(c.id, [])) for c in page]
+            before = page[-1].id
 
     async def transition_consultation(
         self, consultation_id: int, target: ConsultationState, *, actor_id: int | None, now: dt.datetime,

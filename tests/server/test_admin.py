@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -80,3 +82,26 @@ async def test_the_timeline_of_one_consultation(admin_client: TestClient) -> Non
     text = await resp.text()
     assert resp.status == 200 and 'data-kind="requested"' in text and 'data-kind="queued"' in text
     assert "P0" not in text  # the log page shows no patient name
+
+
+async def test_csv_export_streams_every_matching_row(admin_client: TestClient) -> None:  # type: ignore[type-arg]
+    store = admin_client.app[keys.STORE]  # type: ignore[union-attr]
+    doctor = await store.get_user_by_username("village2")
+    now = dt.datetime.now(dt.UTC)
+    for i in range(1100):  # more than two export batches
+        await store.insert_consultation(NewConsultation(
+            patient_name=f"Q{i}", patient_sex="male", patient_birth_year=1950, patient_local_id="",
+            specialty="paediatrics", urgency=Urgency.routine, chief_complaint="c", consent_by="patient",
+            consent_name="Q"), clinic_org_id=doctor.organisation_id, doctor_id=doctor.id, now=now, queue=True)
+    await login(admin_client, "alliance.admin")
+    resp = await admin_client.get("/admin/consultations.csv?specialty=paediatrics")
+    assert resp.status == 200 and resp.headers["Content-Type"].startswith("text/csv")
+    assert resp.headers.get("Transfer-Encoding") == "chunked"
+    rows = list(csv.reader(io.StringIO(await resp.text())))
+    assert rows[0][0] == "consultation" and len(rows) == 1 + 1100
+    ids = [int(r[0]) for r in rows[1:]]
+    assert ids == sorted(ids, reverse=True) and len(set(ids)) == 1100
+    assert all(r[3] == "paediatrics" for r in rows[1:])
+    assert "Q1" not in await resp.text()  # no patient names in the export
+    resp = await admin_client.get("/admin/consultations.csv?specialty=nope")
+    assert resp.status == 400
