@@ -290,6 +290,12 @@ class Matcher:
                 entry.consultation_id, S.offered, actor_id=None, now=_utc(now), expected=[S.queued],
                 event_kind="offered", event_data={"specialists": rung})
         except TelehealthError as exc:
+            current = await self.store.get_consultation(entry.consultation_id)
+            if current is not None and current.state in (S.accepted, S.in_call):
+                # A rung specialist accepted before the ring was logged: the offer did its job.
+                await self.store.insert_event(entry.consultation_id, "offered", actor_id=None, now=_utc(now),
+                                              data={"specialists": rung, "logged_after_accept": True})
+                return rung
             log.info("offer of %s dropped: %s", entry.consultation_id, exc.code)
             for uid in rung:
                 await self.broker.release_offer(entry.consultation_id, uid)

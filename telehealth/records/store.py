@@ -43,6 +43,7 @@ _STATE_STAMP = {
     ConsultationState.expired: "expired_at",
 }
 GENESIS_HASH = "0" * 64
+CONFLICT_RETRIES = 3
 
 
 class StoreUnavailable(TelehealthError):
@@ -433,14 +434,23 @@ class Store:
     ) -> Consultation:
         """Move a consultation to `target`, checked against the state machine, stamped and logged as one write.
 
-        `expected` narrows the states the caller is prepared to move from; a concurrent change between
-        read and write is detected by the version column and reported as a conflict.
+        `expected` narrows the states the caller is prepared to move from. A concurrent change between
+        read and write is caught by the version column; the move is then judged again against the state
+        that change left (it may still be legal: a ring logged while the specialist already accepted), and
+        only a move that is no longer legal fails.
         """
-        async with self._tx() as conn:
-            return await self._transition(
-                conn, consultation_id, target, actor_id=actor_id, now=now, expected=expected,
-                assigned_specialist_id=assigned_specialist_id, event_kind=event_kind, event_data=event_data,
-                session_id=session_id, consent=consent)
+        expected = list(expected) if expected is not None else None
+        for attempt in range(CONFLICT_RETRIES):
+            try:
+                async with self._tx() as conn:
+                    return await self._transition(
+                        conn, consultation_id, target, actor_id=actor_id, now=now, expected=expected,
+                        assigned_specialist_id=assigned_specialist_id, event_kind=event_kind,
+                        event_data=event_data, session_id=session_id, consent=consent)
+            except TelehealthError as exc:
+                if exc.code is not ErrorCode.conflict or attempt == CONFLICT_RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable")
 
     async def _transition(
         self, conn: AsyncConnection, consultation_id: int, target: ConsultationState, *, actor_id: int | None,
