@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 ENV_PREFIX = "TELEHEALTH_"
@@ -106,6 +107,29 @@ class UploadSettings:
 
 
 @dataclass(frozen=True)
+class SlotSettings:
+    # The hospitals' local time: a slot's day, and its release cut-off, are counted in it.
+    timezone: str = "Asia/Shanghai"
+    # Unbooked reserved slots go back to the general pool this many hours before their day starts.
+    release_hours_before: float = 24.0
+    # How often the server looks for reserved slots past their cut-off.
+    release_interval_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ConfigError(f"slots.timezone: {self.timezone!r} is not a known time zone") from None
+        if self.release_hours_before < 0:
+            raise ConfigError("slots.release_hours_before must not be negative")
+        _positive(self, "release_interval_s")
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+@dataclass(frozen=True)
 class Settings:
     mode: str = "development"
     host: str = "127.0.0.1"
@@ -124,6 +148,7 @@ class Settings:
     signaling: SignalingSettings = field(default_factory=SignalingSettings)
     ice: IceSettings = field(default_factory=IceSettings)
     uploads: UploadSettings = field(default_factory=UploadSettings)
+    slots: SlotSettings = field(default_factory=SlotSettings)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -247,7 +272,7 @@ def _read_secret(env: Mapping[str, str], name: str) -> str | None:
 
 
 def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
-    sections = {"security", "matching", "signaling", "ice", "uploads"}
+    sections = {"security", "matching", "signaling", "ice", "uploads", "slots"}
     data: dict[str, Any] = {}
     for key, value in env.items():
         if not key.startswith(ENV_PREFIX) or key.endswith("_FILE") or key in SPECIAL_VARIABLES:

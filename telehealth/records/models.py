@@ -187,3 +187,76 @@ class Addendum:
     author_id: int
     text: str
     signed_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One outpatient appointment a hospital department publishes; reserved ones are for grassroots referrals."""
+
+    id: int
+    hospital_org_id: int
+    department: str
+    starts_at: dt.datetime
+    duration_min: int
+    location: str
+    reserved: bool
+    released_at: dt.datetime | None
+    booked_consultation_id: int | None
+    booked_at: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class SlotDay:
+    """A department's day of slots, counted: what the reserved-slot figures are made of."""
+
+    hospital_org_id: int
+    department: str
+    day: dt.date
+    total: int
+    reserved: int
+    booked: int
+    released: int
+
+
+@dataclass(frozen=True)
+class ReferralTask:
+    id: int
+    referral_id: int
+    text: str
+    due_date: dt.date | None
+    done_at: dt.datetime | None
+    done_by: int | None
+
+
+@dataclass(frozen=True)
+class Referral:
+    """Where the disposition sends the patient: up to a hospital (with a booked slot) or down to a member unit
+    (with a care plan and follow-up tasks, closed by the clinic's outcome)."""
+
+    id: int
+    consultation_id: int
+    direction: str
+    from_org_id: int
+    to_org_id: int
+    department: str
+    slot_id: int | None
+    priority: bool
+    care_plan: str
+    status: str
+    outcome: str
+    created_by: int
+    created_at: dt.datetime
+    closed_at: dt.datetime | None
+    tasks: tuple[ReferralTask, ...] = ()
+
+
+@dataclass(frozen=True)
+class NewReferral:
+    direction: str  # "up" or "down"
+    from_org_id: int
+    to_org_id: int
+    department: str = ""
+    slot_id: int | None = None
+    priority: bool = False
+    care_plan: str = ""
+    tasks: tuple[tuple[str, dt.date | None], ...] = ()

@@ -230,11 +230,16 @@ slots = sa.Table(
     sa.Column("hospital_org_id", sa.Integer, sa.ForeignKey("organisations.id"), nullable=False, index=True),
     sa.Column("department", sa.String(60), nullable=False),
     sa.Column("starts_at", UTCDateTime, nullable=False, index=True),
+    sa.Column("duration_min", sa.Integer, nullable=False, server_default="30"),
+    # Building, floor, room: where the patient goes.
+    sa.Column("location", sa.String(200), nullable=False, server_default=""),
     sa.Column("reserved", sa.Boolean, nullable=False),
     sa.Column("released_at", UTCDateTime, nullable=True),
     sa.Column("booked_consultation_id", sa.Integer, sa.ForeignKey("consultations.id"), nullable=True,
               unique=True),
     sa.Column("booked_at", UTCDateTime, nullable=True),
+    # One slot per department and start time: a re-imported timetable adds nothing twice.
+    sa.Index("ix_slots_department_day", "hospital_org_id", "department", "starts_at", unique=True),
 )
 
 # Up (上转, to a hospital, usually with a reserved slot) or down (下转, to a member unit with a care plan).
@@ -255,6 +260,17 @@ referrals = sa.Table(
     sa.Column("created_by", sa.Integer, sa.ForeignKey("users.id"), nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("closed_at", UTCDateTime, nullable=True),
+)
+
+# The follow-up a refer-down care plan asks of the receiving clinic.
+referral_tasks = sa.Table(
+    "referral_tasks", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("referral_id", sa.Integer, sa.ForeignKey("referrals.id"), nullable=False, index=True),
+    sa.Column("text", sa.String(500), nullable=False),
+    sa.Column("due_date", sa.Date, nullable=True),
+    sa.Column("done_at", UTCDateTime, nullable=True),
+    sa.Column("done_by", sa.Integer, sa.ForeignKey("users.id"), nullable=True),
 )
 
 attachments = sa.Table(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 from telehealth.accounts import hash_password_async
 from telehealth.domain import OrgLevel, Role, Title
@@ -93,6 +94,33 @@ async def seed_demo(store: Store, now: dt.datetime, password: str = DEMO_PASSWOR
             organisation_id=org_ids[user.org] if user.org else None, now=now, title=user.title,
             specialties=user.specialties, is_system_admin=user.system_admin)
     return True
+
+
+DEMO_DEPARTMENTS = ("cardiology", "neurology", "paediatrics", "internal_medicine")
+DEMO_SLOT_DAYS = 7
+# Morning outpatient sessions: 08:00 to 11:30, every 30 minutes (eight slots a department a day).
+DEMO_SLOT_TIMES = tuple(dt.time(8 + i // 2, 30 * (i % 2)) for i in range(8))
+
+
+async def seed_demo_slots(store: Store, now: dt.datetime, tz: ZoneInfo, days: int = DEMO_SLOT_DAYS) -> int:
+    """Publish the demo hospitals' outpatient slots for the coming days (idempotent: days already published are
+    left as they are). Returns how many slots were added."""
+    added = 0
+    today = now.astimezone(tz).date()
+    for org in ORGS:
+        if not org.level.is_hospital:
+            continue
+        hospital = await store.get_organisation_by_name(org.name)
+        if hospital is None:
+            continue
+        for department in DEMO_DEPARTMENTS:
+            starts = [dt.datetime.combine(today + dt.timedelta(days=d), t, tz).astimezone(dt.UTC)
+                      for d in range(1, days + 1) for t in DEMO_SLOT_TIMES]
+            created, _ = await store.publish_slots(hospital.id, department, starts, duration_min=30,
+                                                   location=f"Outpatient building, {department.replace('_', ' ')}",
+                                                   tz=tz)
+            added += created
+    return added
 
 
 def demo_logins() -> list[tuple[str, str]]:

@@ -8,6 +8,7 @@ import json
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -15,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from telehealth.domain import ConsultationState, OrgLevel, Role, Title, Urgency, check_transition
 from telehealth.errors import ErrorCode, TelehealthError
+from telehealth.records import quota
 from telehealth.records import schema as t
 from telehealth.records.models import (
     Addendum,
@@ -24,8 +26,13 @@ from telehealth.records.models import (
     Diagnosis,
     Event,
     NewConsultation,
+    NewReferral,
     Note,
     Organisation,
+    Referral,
+    ReferralTask,
+    Slot,
+    SlotDay,
     User,
     WebSession,
 )
@@ -104,6 +111,11 @@ def _note(row: Any) -> Note:
         diagnoses=tuple(Diagnosis(d["code"], d["description"]) for d in (row.diagnoses or [])), plan=row.plan,
         disposition=dict(row.disposition or {}), store_and_forward=row.store_and_forward,
         draft_saved_at=row.draft_saved_at, signed_at=row.signed_at, signed_by=row.signed_by)
+
+
+def _slot(row: Any) -> Slot:
+    return Slot(row.id, row.hospital_org_id, row.department, row.starts_at, row.duration_min, row.location,
+                row.reserved, row.released_at, row.booked_consultation_id, row.booked_at)
 
 
 def _call_session(row: Any) -> CallSession:
@@ -645,8 +657,8 @@ class Store:
         return _note(saved)
 
     async def sign_note(self, consultation_id: int, signer_id: int, *, now: dt.datetime,
-                        store_and_forward: bool) -> Note:
-        """Sign the note and move the consultation to `signed`, in one write."""
+                        store_and_forward: bool, referral: NewReferral | None = None) -> Note:
+        """Sign the note, move the consultation to `signed` and open the disposition's referral, in one write."""
         n = t.notes
         async with self._tx() as conn:
             row = (await conn.execute(sa.select(n).where(n.c.consultation_id == consultation_id)
@@ -666,8 +678,30 @@ class Store:
                                    expected=[ConsultationState.ended], assigned_specialist_id=_UNSET,
                                    event_kind="note_signed", event_data={"note": row.id}, session_id=None,
                                    consent=None)
+            if referral is not None:
+                await self._open_referral(conn, consultation_id, referral, signer_id, now)
             signed = (await conn.execute(sa.select(n).where(n.c.id == row.id))).one()
         return _note(signed)
+
+    async def _open_referral(self, conn: AsyncConnection, consultation_id: int, referral: NewReferral,
+                             created_by: int, now: dt.datetime) -> None:
+        if referral.slot_id is not None:
+            held = (await conn.execute(sa.select(t.slots.c.booked_consultation_id).where(
+                t.slots.c.id == referral.slot_id))).scalar()
+            if held != consultation_id:
+                raise TelehealthError(ErrorCode.slot_taken, "the booked slot is no longer held; book one again")
+        res = await conn.execute(t.referrals.insert().values(
+            consultation_id=consultation_id, direction=referral.direction, from_org_id=referral.from_org_id,
+            to_org_id=referral.to_org_id, department=referral.department, slot_id=referral.slot_id,
+            priority=referral.priority, care_plan=referral.care_plan, status="open", created_by=created_by,
+            created_at=now))
+        referral_id = _new_id(res)
+        if referral.tasks:
+            await conn.execute(t.referral_tasks.insert(), [
+                {"referral_id": referral_id, "text": text, "due_date": due} for text, due in referral.tasks])
+        await conn.execute(t.events.insert().values(
+            consultation_id=consultation_id, kind="referral_opened", actor_id=created_by, at=now,
+            data={"referral": referral_id, "direction": referral.direction, "slot": referral.slot_id}))
 
     async def insert_addendum(self, consultation_id: int, author_id: int, text: str, *, now: dt.datetime) -> Addendum:
         n, a = t.notes, t.addenda
@@ -763,6 +797,230 @@ class Store:
         async with self._tx() as conn:
             rows = (await conn.execute(query)).all()
         return [dict(r._mapping) for r in rows]
+
+    # -- reserved slots ------------------------------------------------------------------------------
+
+    async def publish_slots(self, hospital_org_id: int, department: str, starts: Sequence[dt.datetime], *,
+                            duration_min: int, location: str, tz: ZoneInfo) -> tuple[int, int]:
+        """Add a department's slots (a start already published is skipped) and top up each touched day's
+        reserved share. All or nothing. Returns (slots created, slots newly reserved)."""
+        s = t.slots
+        async with self._tx() as conn:
+            org_row = (await conn.execute(sa.select(t.organisations).where(
+                t.organisations.c.id == hospital_org_id))).first()
+            if org_row is None:
+                raise TelehealthError(ErrorCode.not_found, f"organisation {hospital_org_id} does not exist")
+            org = _organisation(org_row)
+            wanted = sorted(set(starts))
+            existing: set[dt.datetime] = set()
+            if wanted:
+                existing = set((await conn.execute(sa.select(s.c.starts_at).where(
+                    s.c.hospital_org_id == hospital_org_id, s.c.department == department,
+                    s.c.starts_at >= wanted[0], s.c.starts_at <= wanted[-1]))).scalars())
+            fresh = [w for w in wanted if w not in existing]
+            if fresh:
+                await conn.execute(s.insert(), [
+                    {"hospital_org_id": hospital_org_id, "department": department, "starts_at": w,
+                     "duration_min": duration_min, "location": location, "reserved": False} for w in fresh])
+            reserved = 0
+            for day in sorted({quota.local_day(w, tz) for w in fresh}):
+                reserved += await self._top_up_reserved(conn, org, department, day, tz)
+        return len(fresh), reserved
+
+    async def _top_up_reserved(self, conn: AsyncConnection, org: Organisation, department: str, day: dt.date,
+                               tz: ZoneInfo) -> int:
+        s = t.slots
+        start, end = quota.day_bounds(day, tz)
+        rows = (await conn.execute(sa.select(s.c.id, s.c.reserved, s.c.booked_consultation_id, s.c.released_at)
+                                   .where(s.c.hospital_org_id == org.id, s.c.department == department,
+                                          s.c.starts_at >= start, s.c.starts_at < end)
+                                   .order_by(s.c.starts_at))).all()
+        missing = quota.reserved_needed(len(rows), quota.reserved_share(org)) - sum(1 for r in rows if r.reserved)
+        candidates = [r.id for r in rows if not r.reserved and r.booked_consultation_id is None]
+        chosen = quota.spread(candidates, missing)
+        if chosen:
+            await conn.execute(s.update().where(s.c.id.in_(chosen)).values(reserved=True))
+        return len(chosen)
+
+    async def get_slot(self, slot_id: int) -> Slot | None:
+        async with self._tx() as conn:
+            row = (await conn.execute(sa.select(t.slots).where(t.slots.c.id == slot_id))).first()
+        return _slot(row) if row else None
+
+    async def list_slots(self, *, hospital_org_ids: Iterable[int] | None = None, department: str | None = None,
+                         start: dt.datetime | None = None, end: dt.datetime | None = None,
+                         open_reserved: bool = False, limit: int = 500) -> list[Slot]:
+        """Slots by time; `open_reserved`: only reserved slots neither booked nor released."""
+        s = t.slots
+        query = sa.select(s).order_by(s.c.starts_at, s.c.id).limit(limit)
+        if hospital_org_ids is not None:
+            query = query.where(s.c.hospital_org_id.in_(list(hospital_org_ids)))
+        if department:
+            query = query.where(s.c.department == department)
+        if start is not None:
+            query = query.where(s.c.starts_at >= start)
+        if end is not None:
+            query = query.where(s.c.starts_at < end)
+        if open_reserved:
+            query = query.where(s.c.reserved.is_(True), s.c.booked_consultation_id.is_(None),
+                                s.c.released_at.is_(None))
+        async with self._tx() as conn:
+            rows = (await conn.execute(query)).all()
+        return [_slot(r) for r in rows]
+
+    async def get_booking(self, consultation_id: int) -> Slot | None:
+        s = t.slots
+        async with self._tx() as conn:
+            row = (await conn.execute(sa.select(s).where(s.c.booked_consultation_id == consultation_id))).first()
+        return _slot(row) if row else None
+
+    async def book_slot(self, consultation_id: int, slot_id: int, *, now: dt.datetime, tz: ZoneInfo,
+                        release_hours: float) -> Slot:
+        """Book a reserved slot for a consultation's referral, atomically: of any number of concurrent bookings
+        of one slot exactly one succeeds; the others get `slot_taken` and change nothing. A consultation holds
+        at most one slot: booking another gives the first back."""
+        s = t.slots
+        async with self._tx() as conn:
+            row = (await conn.execute(sa.select(s).where(s.c.id == slot_id))).first()
+            if row is None:
+                raise TelehealthError(ErrorCode.not_found, f"slot {slot_id} does not exist")
+            if row.booked_consultation_id == consultation_id:
+                return _slot(row)
+            if not row.reserved:
+                raise TelehealthError(ErrorCode.slot_taken, "this slot is not in the reserved pool")
+            if row.released_at is not None or now >= quota.release_cutoff(row.starts_at, tz, release_hours):
+                raise TelehealthError(ErrorCode.slot_taken, "this slot has gone back to the general pool")
+            await conn.execute(s.update().where(s.c.booked_consultation_id == consultation_id)
+                               .values(booked_consultation_id=None, booked_at=None))
+            result = await conn.execute(s.update().where(
+                s.c.id == slot_id, s.c.booked_consultation_id.is_(None), s.c.released_at.is_(None),
+            ).values(booked_consultation_id=consultation_id, booked_at=now))
+            if result.rowcount != 1:
+                raise TelehealthError(ErrorCode.slot_taken, "this slot was just booked by someone else")
+            await conn.execute(t.events.insert().values(
+                consultation_id=consultation_id, kind="slot_booked", actor_id=None, at=now, data={"slot": slot_id}))
+            booked = (await conn.execute(sa.select(s).where(s.c.id == slot_id))).one()
+        return _slot(booked)
+
+    async def cancel_booking(self, consultation_id: int, *, now: dt.datetime) -> bool:
+        """Give a consultation's slot back to the reserved pool (before the note is signed)."""
+        s = t.slots
+        async with self._tx() as conn:
+            result = await conn.execute(s.update().where(s.c.booked_consultation_id == consultation_id)
+                                        .values(booked_consultation_id=None, booked_at=None))
+            if result.rowcount:
+                await conn.execute(t.events.insert().values(
+                    consultation_id=consultation_id, kind="slot_cancelled", actor_id=None, at=now, data={}))
+        return bool(result.rowcount)
+
+    async def release_reserved_slots(self, *, now: dt.datetime, tz: ZoneInfo, release_hours: float) -> int:
+        """Hand unbooked reserved slots whose cut-off has passed back to the general pool. Idempotent; a booking
+        racing it either lands first (the slot stays booked) or finds the slot released."""
+        s = t.slots
+        horizon = now + dt.timedelta(hours=release_hours) + dt.timedelta(days=1, hours=14)
+        async with self._tx() as conn:
+            rows = (await conn.execute(sa.select(s.c.id, s.c.starts_at).where(
+                s.c.reserved.is_(True), s.c.booked_consultation_id.is_(None), s.c.released_at.is_(None),
+                s.c.starts_at < horizon))).all()
+            due = [r.id for r in rows if now >= quota.release_cutoff(r.starts_at, tz, release_hours)]
+            released = 0
+            for chunk in range(0, len(due), 500):
+                result = await conn.execute(s.update().where(
+                    s.c.id.in_(due[chunk:chunk + 500]), s.c.booked_consultation_id.is_(None),
+                    s.c.released_at.is_(None)).values(released_at=now))
+                released += result.rowcount
+        return released
+
+    async def slot_days(self, *, hospital_org_ids: Iterable[int] | None, start: dt.datetime, end: dt.datetime,
+                        tz: ZoneInfo) -> list[SlotDay]:
+        """Per hospital, department and local day: published, reserved, booked and released counts."""
+        s = t.slots
+        query = sa.select(s.c.hospital_org_id, s.c.department, s.c.starts_at, s.c.reserved,
+                          s.c.booked_consultation_id, s.c.released_at).where(
+            s.c.starts_at >= start, s.c.starts_at < end)
+        if hospital_org_ids is not None:
+            query = query.where(s.c.hospital_org_id.in_(list(hospital_org_ids)))
+        counts: dict[tuple[int, str, dt.date], list[int]] = {}
+        async with self.engine.connect() as conn:
+            result = await conn.stream(query)
+            async for r in result:
+                c = counts.setdefault((r.hospital_org_id, r.department, quota.local_day(r.starts_at, tz)), [0] * 4)
+                c[0] += 1
+                if r.reserved:
+                    c[1] += 1
+                    c[2] += r.booked_consultation_id is not None
+                    c[3] += r.released_at is not None
+        return [SlotDay(k[0], k[1], k[2], *v) for k, v in sorted(counts.items())]
+
+    # -- referrals -----------------------------------------------------------------------------------
+
+    async def get_referral(self, referral_id: int) -> Referral | None:
+        async with self._tx() as conn:
+            row = (await conn.execute(sa.select(t.referrals).where(t.referrals.c.id == referral_id))).first()
+            return await self._with_tasks(conn, row) if row else None
+
+    async def list_referrals(self, *, consultation_id: int | None = None, to_org_id: int | None = None,
+                             direction: str | None = None, created_by: int | None = None, open_only: bool = False,
+                             limit: int = 200) -> list[Referral]:
+        r = t.referrals
+        query = sa.select(r).order_by(r.c.id.desc()).limit(limit)
+        if created_by is not None:
+            query = query.where(r.c.created_by == created_by)
+        if consultation_id is not None:
+            query = query.where(r.c.consultation_id == consultation_id)
+        if to_org_id is not None:
+            query = query.where(r.c.to_org_id == to_org_id)
+        if direction:
+            query = query.where(r.c.direction == direction)
+        if open_only:
+            query = query.where(r.c.closed_at.is_(None))
+        async with self._tx() as conn:
+            rows = (await conn.execute(query)).all()
+            return [await self._with_tasks(conn, row) for row in rows]
+
+    async def _with_tasks(self, conn: AsyncConnection, row: Any) -> Referral:
+        k = t.referral_tasks
+        tasks = (await conn.execute(sa.select(k).where(k.c.referral_id == row.id).order_by(k.c.id))).all()
+        return Referral(
+            row.id, row.consultation_id, row.direction, row.from_org_id, row.to_org_id, row.department, row.slot_id,
+            row.priority, row.care_plan, row.status, row.outcome, row.created_by, row.created_at, row.closed_at,
+            tuple(ReferralTask(x.id, x.referral_id, x.text, x.due_date, x.done_at, x.done_by) for x in tasks))
+
+    async def complete_referral_task(self, referral_id: int, task_id: int, user_id: int, *, now: dt.datetime) -> bool:
+        k = t.referral_tasks
+        async with self._tx() as conn:
+            ref = (await conn.execute(sa.select(t.referrals).where(t.referrals.c.id == referral_id))).first()
+            if ref is None:
+                raise TelehealthError(ErrorCode.not_found, f"referral {referral_id} does not exist")
+            if ref.closed_at is not None:
+                raise TelehealthError(ErrorCode.invalid_transition, "the referral is closed")
+            result = await conn.execute(k.update().where(k.c.id == task_id, k.c.referral_id == referral_id,
+                                                         k.c.done_at.is_(None)).values(done_at=now, done_by=user_id))
+            if result.rowcount:
+                await conn.execute(t.events.insert().values(
+                    consultation_id=ref.consultation_id, kind="referral_task_done", actor_id=user_id, at=now,
+                    data={"referral": referral_id, "task": task_id}))
+                return True
+            exists = (await conn.execute(sa.select(k.c.id).where(k.c.id == task_id, k.c.referral_id == referral_id)))
+            if exists.first() is None:
+                raise TelehealthError(ErrorCode.not_found, f"task {task_id} is not part of referral {referral_id}")
+        return False
+
+    async def close_referral(self, referral_id: int, outcome: str, user_id: int, *, now: dt.datetime) -> Referral:
+        """The receiving clinic records the outcome: the loop is closed for the referrer."""
+        r = t.referrals
+        async with self._tx() as conn:
+            result = await conn.execute(r.update().where(r.c.id == referral_id, r.c.closed_at.is_(None))
+                                        .values(outcome=outcome, status="closed", closed_at=now))
+            row = (await conn.execute(sa.select(r).where(r.c.id == referral_id))).first()
+            if row is None:
+                raise TelehealthError(ErrorCode.not_found, f"referral {referral_id} does not exist")
+            if result.rowcount != 1:
+                raise TelehealthError(ErrorCode.invalid_transition, "the referral is already closed")
+            await conn.execute(t.events.insert().values(
+                consultation_id=row.consultation_id, kind="referral_closed", actor_id=user_id, at=now,
+                data={"referral": referral_id}))
+            return await self._with_tasks(conn, row)
 
 
 class _Row:

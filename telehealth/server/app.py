@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import socket
@@ -12,10 +13,11 @@ from aiohttp import web
 
 from telehealth.config import Settings
 from telehealth.domain import EndReason
+from telehealth.errors import TelehealthError
 from telehealth.matching.broker import Broker
 from telehealth.matching.service import Matcher
 from telehealth.records.db import create_engine, migrate, schema_status
-from telehealth.records.seed import seed_demo
+from telehealth.records.seed import seed_demo, seed_demo_slots
 from telehealth.records.store import Store
 from telehealth.server import (
     admin_pages,
@@ -27,6 +29,8 @@ from telehealth.server import (
     metrics,
     notes_api,
     pages,
+    record_pages,
+    referrals_api,
     ws,
 )
 from telehealth.server.i18n import Renderer, web_dir
@@ -65,8 +69,11 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
             if current != head:
                 raise RuntimeError(f"the database schema is at {current or 'nothing'}, this code needs {head}: "
                                    "run `telehealth migrate` first")
-        if settings.demo and await seed_demo(store, dt.datetime.now(dt.UTC)):
-            app[keys.STARTUP_NOTES].append("seeded the demo medical alliance")
+        if settings.demo:
+            if await seed_demo(store, dt.datetime.now(dt.UTC)):
+                app[keys.STARTUP_NOTES].append("seeded the demo medical alliance")
+            if await seed_demo_slots(store, dt.datetime.now(dt.UTC), settings.slots.tz):
+                app[keys.STARTUP_NOTES].append("published the demo hospitals' outpatient slots for the coming week")
         app[keys.STORE] = store
         yield
     finally:
@@ -97,7 +104,8 @@ async def _signaling_ctx(app: web.Application) -> AsyncIterator[None]:
     app[keys.MATCHER], app[keys.HUB], app[keys.SESSIONS], app[keys.QUEUE_UPDATES] = matcher, hub, sessions, updates
     stop = asyncio.Event()
     tasks = [asyncio.create_task(matcher.run_background(stop), name="matching-sweeper"),
-             asyncio.create_task(sessions.run_background(stop, lambda: matcher.rebuilt_at), name="session-keeper")]
+             asyncio.create_task(sessions.run_background(stop, lambda: matcher.rebuilt_at), name="session-keeper"),
+             asyncio.create_task(_release_slots(store, settings, stop), name="slot-release")]
     try:
         yield
     finally:
@@ -112,6 +120,22 @@ async def _signaling_ctx(app: web.Application) -> AsyncIterator[None]:
             except Exception:
                 log.warning("could not close open sessions at shutdown", exc_info=True)
         await hub.close()
+
+
+async def _release_slots(store: Store, settings: Settings, stop: asyncio.Event) -> None:
+    """Hand reserved slots past their cut-off back to the general pool. Every node may run it: it is
+    idempotent, and a booking racing it is decided by the database."""
+    slots = settings.slots
+    while not stop.is_set():
+        try:
+            released = await store.release_reserved_slots(now=dt.datetime.now(dt.UTC), tz=slots.tz,
+                                                          release_hours=slots.release_hours_before)
+            if released:
+                log.info("released %d unbooked reserved slots to the general pool", released)
+        except TelehealthError:
+            log.warning("slot release skipped: the records store is unavailable")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), slots.release_interval_s)
 
 
 async def _on_shutdown(app: web.Application) -> None:
@@ -166,5 +190,7 @@ def add_routes(app: web.Application) -> None:
     api.add_routes(app)
     consult_pages.add_routes(app)
     notes_api.add_routes(app)
+    referrals_api.add_routes(app)
+    record_pages.add_routes(app)
     attachments_api.add_routes(app)
     admin_pages.add_routes(app)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import functools
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from telehealth.records.models import Consultation, Note
 from telehealth.server import keys
 from telehealth.server.api import audit, get_visible_consultation, path_id, read_json
 from telehealth.server.auth import allow, current_user
+from telehealth.server.referrals_api import referral_for
 from telehealth.signaling.messages import parse_body, require
 
 MAX_TEXT = 8000
@@ -30,20 +32,42 @@ class DiagnosisBody:
     code: str
 
 
+def _check_date(value: str, where: str) -> None:
+    if value:
+        try:
+            dt.date.fromisoformat(value)
+        except ValueError:
+            require(False, f"`{where}` must be a date such as 2026-12-01")
+
+
+@dataclass(frozen=True)
+class TaskBody:
+    """A follow-up task a refer-down care plan gives the receiving clinic."""
+
+    text: str
+    due_date: str = ""
+
+    def validate(self) -> None:
+        require(0 < len(self.text.strip()) <= 500, "a task's `text` must be 1 to 500 characters")
+        _check_date(self.due_date, "disposition.tasks.due_date")
+
+
 @dataclass(frozen=True)
 class DispositionBody:
     kind: str
     details: str = ""
     follow_up_date: str = ""
+    # Refer down: the member unit that takes the patient (0: the requesting clinic), and its follow-up tasks.
+    to_org_id: int = 0
+    tasks: list[TaskBody] = field(default_factory=list)
 
     def validate(self) -> None:
         require(self.kind in DISPOSITIONS, f"`disposition.kind` must be one of: {', '.join(DISPOSITIONS)}")
         require(len(self.details) <= MAX_TEXT, "`disposition.details` is too long")
-        if self.follow_up_date:
-            try:
-                dt.date.fromisoformat(self.follow_up_date)
-            except ValueError:
-                require(False, "`disposition.follow_up_date` must be a date such as 2026-12-01")
+        require(self.to_org_id >= 0, "`disposition.to_org_id` must be an organisation id")
+        require(len(self.tasks) <= 20, "at most 20 follow-up tasks")
+        require(not self.tasks or self.kind == "refer_down", "follow-up tasks belong to a referral down")
+        _check_date(self.follow_up_date, "disposition.follow_up_date")
 
 
 @dataclass(frozen=True)
@@ -140,7 +164,7 @@ async def handle_save_note(request: web.Request) -> web.StreamResponse:
         "subjective": body.subjective, "objective": body.objective, "assessment": body.assessment,
         "plan": body.plan,
         "diagnoses": [{"code": d.code, "description": icd.get_description(d.code)} for d in body.diagnoses],
-        "disposition": body.disposition.__dict__ if body.disposition else {},
+        "disposition": dataclasses.asdict(body.disposition) if body.disposition else {},
     }
     note = await request.app[keys.STORE].save_note_draft(consultation.id, current_user(request).id, fields,
                                                          now=dt.datetime.now(dt.UTC))
@@ -155,9 +179,11 @@ async def handle_sign_note(request: web.Request) -> web.StreamResponse:
     draft = await store.get_note(consultation.id)
     if draft is None or not draft.assessment.strip() or not draft.disposition.get("kind"):
         raise TelehealthError(ErrorCode.invalid_input, "a note needs an assessment and a disposition to be signed")
-    note = await store.sign_note(consultation.id, current_user(request).id, now=dt.datetime.now(dt.UTC),
+    now = dt.datetime.now(dt.UTC)
+    referral = await referral_for(request, consultation, draft.disposition, now)
+    note = await store.sign_note(consultation.id, current_user(request).id, now=now,
                                  store_and_forward=body.store_and_forward or consultation.state is
-                                 ConsultationState.accepted)
+                                 ConsultationState.accepted, referral=referral)
     await audit(request, "note.sign", f"consultation:{consultation.id}")
     await request.app[keys.BROKER].publish(user_channel(consultation.requesting_doctor_id), encode_event(
         "consultation_state", {"consultation_id": consultation.id, "state": ConsultationState.signed.value}))

@@ -24,7 +24,7 @@ DRAFT = {
     "subjective": "Weakness since 08:00.", "objective": "BP 170/100, left arm 3/5.",
     "assessment": "Probable ischaemic stroke.", "diagnoses": [{"code": "I63.9"}, {"code": "I10"}],
     "plan": "CT at the county hospital today.",
-    "disposition": {"kind": "refer_up", "details": "Stroke centre, Qingshan First People's Hospital"},
+    "disposition": {"kind": "follow_up", "details": "Review blood pressure at the clinic", "follow_up_date": "2026-12-08"},
 }
 
 

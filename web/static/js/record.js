@@ -1,0 +1,2 @@
+// The printable referral record.
+document.getElementById("btn-print")?.addEventListener("click", () => window.print());
