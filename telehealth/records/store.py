@@ -804,28 +804,65 @@ class Store:
                             duration_min: int, location: str, tz: ZoneInfo) -> tuple[int, int]:
         """Add a department's slots (a start already published is skipped) and top up each touched day's
         reserved share. All or nothing. Returns (slots created, slots newly reserved)."""
-        s = t.slots
         async with self._tx() as conn:
-            org_row = (await conn.execute(sa.select(t.organisations).where(
-                t.organisations.c.id == hospital_org_id))).first()
-            if org_row is None:
-                raise TelehealthError(ErrorCode.not_found, f"organisation {hospital_org_id} does not exist")
-            org = _organisation(org_row)
-            wanted = sorted(set(starts))
-            existing: set[dt.datetime] = set()
-            if wanted:
-                existing = set((await conn.execute(sa.select(s.c.starts_at).where(
-                    s.c.hospital_org_id == hospital_org_id, s.c.department == department,
-                    s.c.starts_at >= wanted[0], s.c.starts_at <= wanted[-1]))).scalars())
-            fresh = [w for w in wanted if w not in existing]
-            if fresh:
-                await conn.execute(s.insert(), [
-                    {"hospital_org_id": hospital_org_id, "department": department, "starts_at": w,
-                     "duration_min": duration_min, "location": location, "reserved": False} for w in fresh])
-            reserved = 0
-            for day in sorted({quota.local_day(w, tz) for w in fresh}):
-                reserved += await self._top_up_reserved(conn, org, department, day, tz)
+            return await self._publish(conn, hospital_org_id, department,
+                                       [(w, duration_min, location) for w in starts], tz)
+
+    async def publish_timetable(self, rows: Sequence[tuple[int, str, dt.datetime, int, str]], *,
+                                tz: ZoneInfo) -> tuple[int, int]:
+        """Publish an imported timetable of (hospital, department, start, minutes, location) rows in one
+        transaction: every row lands or none does."""
+        groups: dict[tuple[int, str], list[tuple[dt.datetime, int, str]]] = {}
+        for hospital_org_id, department, starts_at, minutes, location in rows:
+            groups.setdefault((hospital_org_id, department), []).append((starts_at, minutes, location))
+        created = reserved = 0
+        async with self._tx() as conn:
+            for (hospital_org_id, department), items in groups.items():
+                c, r = await self._publish(conn, hospital_org_id, department, items, tz)
+                created, reserved = created + c, reserved + r
+        return created, reserved
+
+    async def _publish(self, conn: AsyncConnection, hospital_org_id: int, department: str,
+                       items: Sequence[tuple[dt.datetime, int, str]], tz: ZoneInfo) -> tuple[int, int]:
+        s = t.slots
+        org_row = (await conn.execute(sa.select(t.organisations).where(
+            t.organisations.c.id == hospital_org_id))).first()
+        if org_row is None:
+            raise TelehealthError(ErrorCode.not_found, f"organisation {hospital_org_id} does not exist")
+        org = _organisation(org_row)
+        by_start = {w: (minutes, location) for w, minutes, location in items}
+        wanted = sorted(by_start)
+        existing: set[dt.datetime] = set()
+        if wanted:
+            existing = set((await conn.execute(sa.select(s.c.starts_at).where(
+                s.c.hospital_org_id == hospital_org_id, s.c.department == department,
+                s.c.starts_at >= wanted[0], s.c.starts_at <= wanted[-1]))).scalars())
+        fresh = [w for w in wanted if w not in existing]
+        if fresh:
+            await conn.execute(s.insert(), [
+                {"hospital_org_id": hospital_org_id, "department": department, "starts_at": w,
+                 "duration_min": by_start[w][0], "location": by_start[w][1], "reserved": False} for w in fresh])
+        reserved = 0
+        for day in sorted({quota.local_day(w, tz) for w in fresh}):
+            reserved += await self._top_up_reserved(conn, org, department, day, tz)
         return len(fresh), reserved
+
+    async def set_reserved_share(self, org_id: int, pct: int | None, *, now: dt.datetime, tz: ZoneInfo) -> int:
+        """Set a hospital's reserved share (None: the policy floor) and top up its days still ahead. A lower
+        share never takes back slots already reserved. Returns how many slots were newly reserved."""
+        o, s = t.organisations, t.slots
+        async with self._tx() as conn:
+            await conn.execute(o.update().where(o.c.id == org_id).values(reserved_share_pct=pct))
+            row = (await conn.execute(sa.select(o).where(o.c.id == org_id))).first()
+            if row is None:
+                raise TelehealthError(ErrorCode.not_found, f"organisation {org_id} does not exist")
+            org = _organisation(row)
+            ahead = (await conn.execute(sa.select(s.c.department, s.c.starts_at).where(
+                s.c.hospital_org_id == org_id, s.c.starts_at >= now))).all()
+            reserved = 0
+            for department, day in sorted({(r.department, quota.local_day(r.starts_at, tz)) for r in ahead}):
+                reserved += await self._top_up_reserved(conn, org, department, day, tz)
+        return reserved
 
     async def _top_up_reserved(self, conn: AsyncConnection, org: Organisation, department: str, day: dt.date,
                                tz: ZoneInfo) -> int:

@@ -31,6 +31,7 @@ from telehealth.server import (
     pages,
     record_pages,
     referrals_api,
+    slot_pages,
     ws,
 )
 from telehealth.server.i18n import Renderer, web_dir
@@ -192,5 +193,6 @@ def add_routes(app: web.Application) -> None:
     notes_api.add_routes(app)
     referrals_api.add_routes(app)
     record_pages.add_routes(app)
+    slot_pages.add_routes(app)
     attachments_api.add_routes(app)
     admin_pages.add_routes(app)
