@@ -14,6 +14,7 @@ from telehealth.server.api import audit, get_visible_consultation
 from telehealth.server.auth import current_user, page
 from telehealth.server.forms import parse_consultation_form
 from telehealth.server.pages import render
+from telehealth.server.referrals_api import slot_view
 
 
 def _id(request: web.Request) -> int:
@@ -69,6 +70,7 @@ async def _call_context(request: web.Request, consultation: Consultation) -> dic
     store = request.app[keys.STORE]
     clinic = await store.get_organisation(consultation.clinic_org_id)
     note = await store.get_note(consultation.id)
+    booking = await store.get_booking(consultation.id)
     specialist = (await store.get_user(consultation.assigned_specialist_id)
                   if consultation.assigned_specialist_id else None)
     return {
@@ -76,6 +78,8 @@ async def _call_context(request: web.Request, consultation: Consultation) -> dic
         "clinic": clinic, "specialist": specialist,
         "status": await request.app[keys.MATCHER].status(consultation),
         "note": note, "addenda": await store.list_addenda(note.id) if note else [],
+        "booking": slot_view(booking, {o.id: o for o in await store.list_organisations()},
+                             request.app[keys.SETTINGS].slots.tz) if booking else None,
     }
 
 

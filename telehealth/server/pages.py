@@ -138,7 +138,10 @@ async def handle_clinic_home(request: web.Request) -> web.StreamResponse:
     recent = await store.list_consultations(clinic_org_id=user.organisation_id, limit=50)
     to_decide = await store.list_consultations(clinic_org_id=user.organisation_id,
                                                states=[ConsultationState.signed], limit=200)
-    return await _role_home(request, "clinic/home.html", consultations=recent, to_decide=to_decide)
+    referrals = await store.list_referrals(to_org_id=user.organisation_id, direction="down", open_only=True) \
+        if user.organisation_id else []
+    return await _role_home(request, "clinic/home.html", consultations=recent, to_decide=to_decide,
+                            referrals=referrals)
 
 
 @page(Role.specialist)
@@ -147,7 +150,9 @@ async def handle_specialist_home(request: web.Request) -> web.StreamResponse:
     active = await request.app[keys.STORE].list_consultations(
         specialist_id=user.id, states=[ConsultationState.accepted, ConsultationState.in_call,
                                        ConsultationState.ended], limit=50)
-    return await _role_home(request, "specialist/home.html", active=active)
+    referrals = await request.app[keys.STORE].list_referrals(created_by=user.id, limit=20)
+    orgs = {o.id: o for o in await request.app[keys.STORE].list_organisations()}
+    return await _role_home(request, "specialist/home.html", active=active, referrals=referrals, orgs=orgs)
 
 
 @page(Role.admin)

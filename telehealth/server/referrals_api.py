@@ -15,7 +15,8 @@ from telehealth.records import quota
 from telehealth.records.models import Consultation, NewReferral, Referral, Slot
 from telehealth.server import keys
 from telehealth.server.api import audit, get_visible_consultation, path_id, read_json
-from telehealth.server.auth import allow, current_user
+from telehealth.server.auth import allow, current_user, page
+from telehealth.server.pages import see_other
 from telehealth.signaling.messages import parse_body, require
 
 # How far ahead a specialist is offered reserved slots.
@@ -218,8 +219,32 @@ async def handle_outcome(request: web.Request) -> web.StreamResponse:
     return web.json_response({"referral": referral_view(closed, await _orgs(request))})
 
 
+@page(Role.clinic_doctor)
+async def handle_task_done_form(request: web.Request) -> web.StreamResponse:
+    referral = await receiving_referral(request)
+    task_id = path_id(request, "task_id")
+    await request.app[keys.STORE].complete_referral_task(referral.id, task_id, current_user(request).id,
+                                                         now=dt.datetime.now(dt.UTC))
+    await audit(request, "referral.task_done", f"consultation:{referral.consultation_id}", {"task": task_id})
+    return see_other("/clinic#referrals")
+
+
+@page(Role.clinic_doctor)
+async def handle_outcome_form(request: web.Request) -> web.StreamResponse:
+    referral = await receiving_referral(request)
+    outcome = str((await request.post()).get("outcome", "")).strip()
+    if not 0 < len(outcome) <= 8000:
+        raise TelehealthError(ErrorCode.invalid_input, "describe the outcome (up to 8000 characters)")
+    await request.app[keys.STORE].close_referral(referral.id, outcome, current_user(request).id,
+                                                 now=dt.datetime.now(dt.UTC))
+    await audit(request, "referral.close", f"consultation:{referral.consultation_id}")
+    return see_other("/clinic#referrals")
+
+
 def add_routes(app: web.Application) -> None:
     r = app.router
+    r.add_post("/clinic/referrals/{referral_id}/tasks/{task_id}/done", handle_task_done_form)
+    r.add_post("/clinic/referrals/{referral_id}/outcome", handle_outcome_form)
     r.add_get("/api/consultations/{consultation_id}/slots", handle_open_slots)
     r.add_get("/api/consultations/{consultation_id}/booking", handle_get_booking)
     r.add_put("/api/consultations/{consultation_id}/booking", handle_book)

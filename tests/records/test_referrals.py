@@ -211,3 +211,31 @@ async def test_the_record_page_shows_the_booking_and_is_audited(node: Node) -> N
         await outsider.close()
     actions = [e["action"] for e in await node.server.app[keys.STORE].list_audit(limit=50)]  # type: ignore[union-attr]
     assert "record.view" in actions and "consultation.view_denied" in actions
+
+
+async def test_the_clinic_works_through_the_tasks_on_its_home_page(node: Node) -> None:
+    cid = await accepted_consultation(node)
+    await api(node, "PUT", f"/api/consultations/{cid}/note", "neuro.chief", DOWN)
+    await api(node, "POST", f"/api/consultations/{cid}/note/sign", "neuro.chief", {})
+    status, body = await api(node, "GET", "/api/referrals", "village6")
+    (ref,) = body["referrals"]
+    task = ref["tasks"][0]["id"]
+    session = await page_session(node, "village6")
+    try:
+        async with session.get(node.url("/clinic")) as resp:
+            home = await resp.text()
+        assert 'id="referrals"' in home and "Blood pressure twice a week" in home
+        done = f"/clinic/referrals/{ref['id']}/tasks/{task}/done"
+        csrf = csrf_from(home, done)
+        async with session.post(node.url(done), data={"csrf_token": "forged"}) as resp:
+            assert resp.status == 403
+        async with session.post(node.url(done), data={"csrf_token": csrf}) as resp:
+            assert resp.status == 200
+        async with session.post(node.url(f"/clinic/referrals/{ref['id']}/outcome"),
+                                data={"csrf_token": csrf, "outcome": "Stable; back to routine care."}) as resp:
+            assert resp.status == 200 and 'id="referrals"' not in await resp.text()
+    finally:
+        await session.close()
+    status, body = await api(node, "GET", "/api/referrals?all=1", "village6")
+    (closed,) = body["referrals"]
+    assert closed["status"] == "closed" and closed["tasks"][0]["done_at"] and not closed["tasks"][1]["done_at"]

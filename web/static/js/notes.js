@@ -27,7 +27,8 @@ export function openNotes(consultationId, { onSigned = () => {} } = {}) {
       assessment: field("note-assessment").value, plan: field("note-plan").value,
       diagnoses: diagnoses.map((d) => ({ code: d.code })),
       ...(kind ? { disposition: { kind, details: field("note-details").value,
-        follow_up_date: field("note-follow-up").value } } : {}),
+        follow_up_date: field("note-follow-up").value,
+        ...(kind === "refer_down" ? { tasks: taskLines() } : {}) } } : {}),
     };
   };
   const fill = (note) => {
@@ -39,9 +40,52 @@ export function openNotes(consultationId, { onSigned = () => {} } = {}) {
     field("note-disposition").value = disp.kind || "";
     field("note-details").value = disp.details || "";
     field("note-follow-up").value = disp.follow_up_date || "";
+    field("note-tasks").value = (disp.tasks || []).map((k) => k.text).join("\n");
+    showDispositionPanels();
     diagnoses = note.diagnoses || [];
     renderDiagnoses();
   };
+  const taskLines = () => field("note-tasks").value.split("\n").map((l) => l.trim()).filter(Boolean)
+    .slice(0, 20).map((text) => ({ text: text.slice(0, 500) }));
+  const slotLabel = (s) => `${s.local_time} · ${s.hospital} · ${s.location || s.department}`;
+  const showBooking = (booking) => {
+    const current = field("booking-current");
+    current.hidden = !booking;
+    current.textContent = booking ? t("booked", { slot: slotLabel(booking) }) : "";
+  };
+  const loadSlots = async () => {
+    const resp = await fetch(`/api/consultations/${consultationId}/slots`);
+    if (!resp.ok) return;
+    const data = await resp.json();
+    const select = field("booking-slot");
+    select.replaceChildren();
+    for (const s of data.slots) {
+      const o = document.createElement("option");
+      o.value = s.id;
+      o.textContent = slotLabel(s);
+      select.append(o);
+    }
+    field("btn-book").disabled = signed || data.slots.length === 0;
+    if (!data.slots.length && !data.booking) status.textContent = t("no_slots");
+    showBooking(data.booking);
+  };
+  const showDispositionPanels = () => {
+    const kind = field("note-disposition").value;
+    field("booking-panel").hidden = kind !== "refer_up";
+    field("tasks-panel").hidden = kind !== "refer_down";
+    if (kind === "refer_up" && !signed) loadSlots();
+  };
+  field("note-disposition").addEventListener("change", showDispositionPanels);
+  field("btn-book").addEventListener("click", async () => {
+    const slotId = Number(field("booking-slot").value);
+    if (!slotId) return;
+    const resp = await fetch(`/api/consultations/${consultationId}/booking`, { method: "PUT",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf }, body: JSON.stringify({ slot_id: slotId }) });
+    const data = await resp.json();
+    if (!resp.ok) { status.textContent = data.error.message; await loadSlots(); return; }
+    showBooking(data.booking);
+    await loadSlots();
+  });
   const renderDiagnoses = () => {
     list.replaceChildren();
     for (const d of diagnoses) {
