@@ -237,5 +237,6 @@ async def test_the_clinic_works_through_the_tasks_on_its_home_page(node: Node) -
     finally:
         await session.close()
     status, body = await api(node, "GET", "/api/referrals?all=1", "village6")
+    assert status == 200
     (closed,) = body["referrals"]
     assert closed["status"] == "closed" and closed["tasks"][0]["done_at"] and not closed["tasks"][1]["done_at"]
