@@ -34,7 +34,7 @@ async def admin_client(aiohttp_client: object, tmp_path: Path) -> AsyncIterator[
     now = dt.datetime.now(dt.UTC)
     for i in range(120):
         request = NewConsultation(
-            patient_name=f"P{i}", patient_sex="female", patient_birth_year=1970, patient_local_id="",
+            patient_name=f"Patient Wu {i:03d}", patient_sex="female", patient_birth_year=1970, patient_local_id="",
             specialty="cardiology" if i % 3 else "neurology", urgency=Urgency.urgent if i % 2 else Urgency.routine,
             chief_complaint="c", consent_by="patient", consent_name="P")
         await store.insert_consultation(request, clinic_org_id=doctor.organisation_id, doctor_id=doctor.id, now=now,
@@ -81,7 +81,7 @@ async def test_the_timeline_of_one_consultation(admin_client: TestClient) -> Non
     resp = await admin_client.get("/admin/consultations/1")
     text = await resp.text()
     assert resp.status == 200 and 'data-kind="requested"' in text and 'data-kind="queued"' in text
-    assert "P0" not in text  # the log page shows no patient name
+    assert "Patient Wu" not in text  # the log page shows no patient name
 
 
 async def test_csv_export_streams_every_matching_row(admin_client: TestClient) -> None:  # type: ignore[type-arg]
