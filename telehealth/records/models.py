@@ -32,6 +32,21 @@ class Organisation:
 
 
 @dataclass(frozen=True)
+class Agreement:
+    """A remote-care cooperation agreement between a grassroots institution and a hospital."""
+
+    id: int
+    clinic_org_id: int
+    hospital_org_id: int
+    valid_from: dt.datetime
+    valid_to: dt.datetime | None
+    created_by: int | None
+
+    def valid_at(self, now: dt.datetime) -> bool:
+        return self.valid_from <= now and (self.valid_to is None or self.valid_to > now)
+
+
+@dataclass(frozen=True)
 class User:
     id: int
     username: str

@@ -20,6 +20,7 @@ from telehealth.records import quota
 from telehealth.records import schema as t
 from telehealth.records.models import (
     Addendum,
+    Agreement,
     Alliance,
     CallSession,
     Consultation,
@@ -229,6 +230,39 @@ class Store:
             partners = alliance | {r.hospital_org_id for r in rows}
         return alliance, partners
 
+    async def update_organisation(self, org_id: int, *, name: str, name_zh: str, region: str,
+                                  city_group_pilot: bool) -> Organisation:
+        try:
+            async with self._tx() as conn:
+                await conn.execute(t.organisations.update().where(t.organisations.c.id == org_id).values(
+                    name=name, name_zh=name_zh, region=region, city_group_pilot=city_group_pilot))
+        except IntegrityError:
+            raise TelehealthError(ErrorCode.conflict, f"an organisation named {name!r} exists") from None
+        org = await self.get_organisation(org_id)
+        if org is None:
+            raise TelehealthError(ErrorCode.not_found, "no such organisation")
+        return org
+
+    async def list_agreements(self, org_ids: Iterable[int] | None = None) -> list[Agreement]:
+        """Explicit agreements that involve any of `org_ids` (every agreement when None), newest first."""
+        a = t.agreements
+        query = sa.select(a).order_by(a.c.id.desc())
+        if org_ids is not None:
+            ids = list(org_ids)
+            query = query.where(sa.or_(a.c.clinic_org_id.in_(ids), a.c.hospital_org_id.in_(ids)))
+        async with self._tx() as conn:
+            rows = (await conn.execute(query)).all()
+        return [Agreement(r.id, r.clinic_org_id, r.hospital_org_id, r.valid_from, r.valid_to, r.created_by)
+                for r in rows]
+
+    async def end_agreement(self, agreement_id: int, *, now: dt.datetime) -> bool:
+        """End an agreement now (it stops new offers; calls in progress go on). False if it had ended."""
+        a = t.agreements
+        async with self._tx() as conn:
+            res = await conn.execute(a.update().where(
+                a.c.id == agreement_id, sa.or_(a.c.valid_to.is_(None), a.c.valid_to > now)).values(valid_to=now))
+        return bool(res.rowcount)
+
     # -- users, sessions, tokens ----------------------------------------------------------------
 
     async def insert_user(self, username: str, password_hash: str, display_name: str, role: Role, *,
@@ -275,6 +309,37 @@ class Store:
         if specialty is not None:
             users = [u for u in users if specialty in u.specialties]
         return users
+
+    async def list_all_users(self, *, organisation_ids: Iterable[int] | None = None,
+                             include_system_admins: bool = True) -> list[User]:
+        """Every account, active or not (the administrators' list)."""
+        u = t.users
+        query = sa.select(u).order_by(u.c.organisation_id, u.c.role, u.c.username)
+        if organisation_ids is not None:
+            query = query.where(u.c.organisation_id.in_(list(organisation_ids)))
+        if not include_system_admins:
+            query = query.where(u.c.is_system_admin.is_(False))
+        async with self._tx() as conn:
+            rows = (await conn.execute(query)).all()
+        return [_user(r) for r in rows]
+
+    async def update_user(self, user_id: int, *, display_name: str, title: Title | None,
+                          specialties: Iterable[str], active: bool) -> User:
+        """Change an account's profile; deactivating it also ends its sessions and revokes its API tokens."""
+        specialties = tuple(specialties)
+        async with self._tx() as conn:
+            await conn.execute(t.users.update().where(t.users.c.id == user_id).values(
+                display_name=display_name, title=title.value if title else None,
+                specialties=",".join(specialties), active=active))
+            if not active:
+                await conn.execute(t.web_sessions.delete().where(t.web_sessions.c.user_id == user_id))
+                await conn.execute(t.api_tokens.update().where(
+                    t.api_tokens.c.user_id == user_id, t.api_tokens.c.revoked_at.is_(None)).values(
+                    revoked_at=dt.datetime.now(dt.UTC)))
+        user = await self.get_user(user_id)
+        if user is None:
+            raise TelehealthError(ErrorCode.not_found, "no such user")
+        return user
 
     async def update_user_password(self, user_id: int, password_hash: str) -> None:
         async with self._tx() as conn:

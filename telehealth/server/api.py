@@ -116,12 +116,13 @@ async def may_see(request: web.Request, user: User, consultation: Consultation) 
 
 
 def path_id(request: web.Request, name: str = "consultation_id") -> int:
+    what = name.removesuffix("_id").replace("_", " ")
     try:
         value = int(request.match_info[name])
     except ValueError:
-        raise TelehealthError(ErrorCode.not_found, "no such consultation") from None
+        raise TelehealthError(ErrorCode.not_found, f"no such {what}") from None
     if value <= 0:
-        raise TelehealthError(ErrorCode.not_found, "no such consultation")
+        raise TelehealthError(ErrorCode.not_found, f"no such {what}")
     return value
 
 

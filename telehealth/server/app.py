@@ -29,6 +29,7 @@ from telehealth.server import (
     metrics,
     notes_api,
     pages,
+    people_pages,
     record_pages,
     referrals_api,
     slot_pages,
@@ -196,3 +197,4 @@ def add_routes(app: web.Application) -> None:
     slot_pages.add_routes(app)
     attachments_api.add_routes(app)
     admin_pages.add_routes(app)
+    people_pages.add_routes(app)

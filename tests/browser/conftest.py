@@ -51,9 +51,10 @@ pytestmark = pytest.mark.browser
 
 
 @pytest.fixture
-async def live_server(tmp_path: Path) -> AsyncIterator[TestServer]:
-    # People click slower than tests: a realistic ring time.
-    settings = make_settings(tmp_path, matching={"ring_timeout_s": 20})
+async def live_server(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[TestServer]:
+    # People click slower than tests: a realistic ring time, unless the test is about the ring running out.
+    marker = request.node.get_closest_marker("ring_timeout")
+    settings = make_settings(tmp_path, matching={"ring_timeout_s": marker.args[0] if marker else 20})
     server = TestServer(create_app(settings), host="127.0.0.1")
     await server.start_server()
     try:

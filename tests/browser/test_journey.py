@@ -220,16 +220,47 @@ async def test_a_declined_offer_passes_to_the_next_specialist(browsers: Any) -> 
     await clinic.page.wait_for_selector("#ready-banner:not([hidden])")
 
 
+@pytest.mark.ring_timeout(6)
+async def test_an_unanswered_offer_passes_to_the_next_specialist_when_the_ring_runs_out(browsers: Any) -> None:
+    clinic = await browsers("clinic")
+    first = await browsers("first")
+    second = await browsers("second")
+    await clinic.login("village4")
+    await first.login("cardio.chief")
+    await first.page.wait_for_selector("#connection[data-state=online]")
+    await second.login("med.assoc")
+    await second.page.wait_for_selector("#connection[data-state=online]")
+    cid = await request_consultation(clinic, "Palpitations since the morning")
+    rung, other = first, second
+    try:
+        await first.page.wait_for_selector(f"#offer[data-consultation='{cid}']:not([hidden])", timeout=5_000)
+    except Exception:
+        rung, other = second, first
+        await rung.page.wait_for_selector(f"#offer[data-consultation='{cid}']:not([hidden])")
+    # The countdown shows the seconds left; nobody answers.
+    assert (await rung.page.inner_text("#offer-countdown")).endswith(" s")
+    await rung.shot("ringing")
+    await other.page.wait_for_selector(f"#offer[data-consultation='{cid}']:not([hidden])", timeout=15_000)
+    await rung.page.wait_for_selector("#offer", state="hidden")
+    await other.shot("rung-after-timeout")
+    await other.page.click("#btn-accept")
+    await other.page.wait_for_url(f"**/specialist/consultations/{cid}")
+    await clinic.page.wait_for_selector("#ready-banner:not([hidden])")
+    await clinic.shot("ready")
+
+
 PAGES = {
     "village1": ["/clinic", "/clinic/consultations/new"],
     "cardio.chief": ["/specialist"],
-    "admin": ["/admin", "/admin/consultations"],
+    "admin": ["/admin", "/admin/consultations", "/admin/users", "/admin/organisations", "/admin/slots"],
 }
 HEADINGS = {
     "zh-CN": {"/clinic": "远程会诊", "/clinic/consultations/new": "发起会诊", "/specialist": "会诊队列",
-              "/admin": "系统管理", "/admin/consultations": "会诊日志"},
+              "/admin": "系统管理", "/admin/consultations": "会诊日志", "/admin/users": "人员管理",
+              "/admin/organisations": "机构管理", "/admin/slots": "门诊号源"},
     "en-GB": {"/clinic": "Remote consultations", "/clinic/consultations/new": "New consultation",
-              "/specialist": "Consultation queue", "/admin": "Administration", "/admin/consultations": "Session log"},
+              "/specialist": "Consultation queue", "/admin": "Administration", "/admin/consultations": "Session log",
+              "/admin/users": "People", "/admin/organisations": "Organisations", "/admin/slots": "Outpatient slots"},
 }
 
 
