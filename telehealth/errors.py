@@ -35,6 +35,7 @@ class ErrorCode(enum.StrEnum):
     no_agreement = "no_agreement"
     note_signed = "note_signed"
     slot_taken = "slot_taken"
+    colleague_in_call = "colleague_in_call"
     too_large = "too_large"
     unsupported_type = "unsupported_type"
     busy = "busy"
@@ -73,6 +74,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.no_agreement: 409,
     ErrorCode.note_signed: 409,
     ErrorCode.slot_taken: 409,
+    ErrorCode.colleague_in_call: 409,
     ErrorCode.unavailable: 503,
     ErrorCode.internal_error: 500,
 }

@@ -582,17 +582,30 @@ class Store:
                 event_data={"decision": decision}, session_id=None, consent=None)
 
     async def update_accompanying_doctor(self, consultation_id: int, doctor_id: int, *, actor_id: int,
-                                         now: dt.datetime) -> None:
+                                         now: dt.datetime, session_id: int | None = None) -> int | None:
+        """Another doctor of the clinic is now with the patient; during a call they also take the clinic's
+        place in it. Recorded as a `handover` event; returns the doctor who handed over (None if no change)."""
         c = t.consultations
         async with self._tx() as conn:
             row = (await conn.execute(sa.select(c.c.accompanying_doctor_id).where(c.c.id == consultation_id))).first()
             if row is None:
                 raise TelehealthError(ErrorCode.not_found, f"consultation {consultation_id} does not exist")
+            previous = int(row.accompanying_doctor_id)
+            if session_id is not None:
+                cs = t.call_sessions
+                res = await conn.execute(cs.update().where(
+                    cs.c.id == session_id, cs.c.consultation_id == consultation_id, cs.c.ended_at.is_(None),
+                    cs.c.clinic_user_id != doctor_id).values(clinic_user_id=doctor_id))
+                if not res.rowcount:
+                    raise TelehealthError(ErrorCode.conflict, "this call has ended or is already yours")
+            elif previous == doctor_id:
+                return None
             await conn.execute(c.update().where(c.c.id == consultation_id).values(
                 accompanying_doctor_id=doctor_id, updated_at=now))
             await conn.execute(t.events.insert().values(
-                consultation_id=consultation_id, kind="handover", actor_id=actor_id, at=now,
-                data={"from_doctor": row.accompanying_doctor_id, "to_doctor": doctor_id}))
+                consultation_id=consultation_id, kind="handover", actor_id=actor_id, at=now, session_id=session_id,
+                data={"from_doctor": previous, "to_doctor": doctor_id}))
+        return previous
 
     async def insert_event(self, consultation_id: int, kind: str, *, actor_id: int | None, now: dt.datetime,
                            session_id: int | None = None, data: dict[str, Any] | None = None) -> None:

@@ -52,8 +52,20 @@ async def handle_record_page(request: web.Request) -> web.StreamResponse:
     store = request.app[keys.STORE]
     orgs = {o.id: o for o in await store.list_organisations()}
     tz = request.app[keys.SETTINGS].slots.tz
-    durations = derive_durations(await store.list_events(consultation.id), parts.sessions)
+    events = await store.list_events(consultation.id)
+    durations = derive_durations(events, parts.sessions)
+    names: dict[int, str] = {}
+
+    async def name(user_id: Any) -> str:
+        if isinstance(user_id, int) and user_id not in names:
+            user = await store.get_user(user_id)
+            names[user_id] = user.display_name if user else "?"
+        return names.get(user_id, "?") if isinstance(user_id, int) else "?"
+
+    handovers = [{"at": e.at, "from_name": await name(e.data.get("from_doctor")),
+                  "to_name": await name(e.data.get("to_doctor"))} for e in events if e.kind == "handover"]
     context: dict[str, Any] = {
+        "accompanying": await store.get_user(consultation.accompanying_doctor_id), "handovers": handovers,
         "consultation": consultation, "patient": parts.patient, "clinic": parts.clinic,
         "requester": parts.requester, "specialist": parts.specialist, "sessions": parts.sessions,
         "durations": durations, "note": parts.note, "addenda": parts.addenda,

@@ -159,6 +159,8 @@ class JoinBody:
     # True when the client joins with a new peer connection (first join, page reload): the offerer
     # then starts a new one too. False after only the WebSocket was lost: media may still be flowing.
     fresh: bool = True
+    # A doctor of the clinic joining a call a colleague is in takes their place beside the patient.
+    take_over: bool = False
 
 
 @dataclass(frozen=True)
@@ -325,7 +327,7 @@ async def handle_watch(ctx: Context, body: ConsultationRef) -> dict[str, Any]:
 
 
 async def handle_session_join(ctx: Context, body: JoinBody) -> dict[str, Any]:
-    return await ctx.sessions.join(ctx.conn, body.consultation_id, fresh=body.fresh)
+    return await ctx.sessions.join(ctx.conn, body.consultation_id, fresh=body.fresh, take_over=body.take_over)
 
 
 async def handle_signal(ctx: Context, body: SignalBody) -> dict[str, Any]:

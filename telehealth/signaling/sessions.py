@@ -97,7 +97,9 @@ class SessionManager:
         await self.broker.publish(user_channel(user_id), encode_event(event, data))
 
     async def _on_event(self, conn: Connection, name: str, data: dict[str, Any]) -> None:
-        if name == "session_ended":
+        if name == "handed_over":
+            conn.leave_session(int(data.get("session_id", 0)))
+        elif name == "session_ended":
             sid = int(data.get("session_id", 0))
             self._cache.pop(sid, None)
             conn.leave_session(sid)
@@ -143,8 +145,13 @@ class SessionManager:
             raise TelehealthError(ErrorCode.session_ended, "this session has ended")
         return session
 
-    async def join(self, conn: Connection, consultation_id: int, *, fresh: bool = True) -> dict[str, Any]:
-        """A participant's tab enters the call (first time, after a reload, or after a reconnect)."""
+    async def join(self, conn: Connection, consultation_id: int, *, fresh: bool = True,
+                   take_over: bool = False) -> dict[str, Any]:
+        """A participant's tab enters the call (first time, after a reload, or after a reconnect).
+
+        Another doctor of the clinic who joins with `take_over` takes the colleague's place beside the
+        patient: the hand-over is recorded and the colleague's tab leaves the call.
+        """
         user = conn.user
         consultation = await self.store.get_consultation(consultation_id)
         if consultation is None:
@@ -162,11 +169,11 @@ class SessionManager:
                                       f"there is no call to join: the consultation is {consultation.state}")
             session = await self.open_for(consultation, user)
         if is_clinic and user.id != session.clinic_user_id:
-            # Another doctor of the clinic takes over the patient during the call.
-            await self.store.update_accompanying_doctor(consultation_id, user.id, actor_id=user.id,
-                                                        now=_utc(self.clock()))
-            raise TelehealthError(ErrorCode.conflict, "a colleague is in this call; the hand-over was recorded, "
-                                                      "join again after they leave")
+            if not take_over:
+                raise TelehealthError(ErrorCode.colleague_in_call,
+                                      "a colleague of your clinic is with the patient in this call; "
+                                      "join with take_over to take their place")
+            session = await self._hand_over(session, user)
         now = self.clock()
         previous = await self.broker.fetch(marker_key(session.id, user.id))
         resumed = previous == "dropped"
@@ -186,6 +193,18 @@ class SessionManager:
             "resumed": resumed,
             "ice_servers": ice_servers(self.settings.ice, user.id, now),
         }
+
+    async def _hand_over(self, session: CallSession, user: User) -> CallSession:
+        """Put `user` in the clinic's place of a live call; the colleague's tabs are told and leave."""
+        previous = session.clinic_user_id
+        await self.store.update_accompanying_doctor(session.consultation_id, user.id, actor_id=user.id,
+                                                    now=_utc(self.clock()), session_id=session.id)
+        self._cache.pop(session.id, None)
+        await self.broker.delete(marker_key(session.id, previous))
+        await self._emit(previous, "handed_over", {
+            "session_id": session.id, "consultation_id": session.consultation_id, "to_user_id": user.id,
+            "to_name": user.display_name})
+        return await self.get_session(session.id)
 
     # -- during the call ------------------------------------------------------------------------
 

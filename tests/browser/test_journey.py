@@ -5,10 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from telehealth.accounts import hash_password
+from telehealth.domain import Role
+from telehealth.records.seed import DEMO_PASSWORD
+from telehealth.server import keys
 
 pytestmark = pytest.mark.browser
 
@@ -191,6 +197,35 @@ async def test_the_clinic_reloads_its_tab_mid_call_and_the_call_resumes(browsers
     await clinic.page.wait_for_selector("#call-state[data-state=connected]")
     await clinic.shot("resumed")
     await specialist.shot("resumed")
+
+
+async def test_a_colleague_at_the_clinic_takes_over_the_call(browsers: Any, live_server: Any) -> None:
+    store = live_server.app[keys.STORE]
+    first = await store.get_user_by_username("village5")
+    await store.insert_user("village5.night", hash_password(DEMO_PASSWORD), "Night doctor", Role.clinic_doctor,
+                            organisation_id=first.organisation_id, now=dt.datetime.now(dt.UTC))
+    clinic = await browsers("clinic")
+    colleague = await browsers("colleague")
+    specialist = await browsers("specialist")
+    await clinic.login("village5")
+    await specialist.login("cardio.attending")
+    await specialist.page.wait_for_selector("#connection[data-state=online]")
+    cid = await request_consultation(clinic, "Ankle swelling for a week")
+    await specialist.page.wait_for_selector(f"#offer[data-consultation='{cid}']:not([hidden])")
+    await specialist.page.click("#btn-accept")
+    assert await wait_for_frames(clinic.page) >= 5
+    # The colleague opens the consultation: asked, not pushed, to take over.
+    await colleague.login("village5.night")
+    await colleague.goto(f"/clinic/consultations/{cid}", "consultation")
+    await colleague.page.wait_for_selector("#call-state[data-state=colleague_in_call]")
+    await colleague.page.click("#btn-take-over")
+    await clinic.page.wait_for_selector("#call-state[data-state=handed_over]")
+    assert "Night doctor" in await clinic.page.inner_text("#call-state")
+    assert await wait_for_frames(colleague.page) >= 5
+    before = int(await specialist.page.evaluate(FRAMES_DECODED))
+    assert await wait_for_frames(specialist.page, before + 10) >= before + 10
+    await colleague.shot("took-over")
+    await clinic.shot("handed-over")
 
 
 async def test_a_declined_offer_passes_to_the_next_specialist(browsers: Any) -> None:

@@ -239,3 +239,46 @@ async def test_no_patient_data_in_any_log_line(node: Node, caplog: pytest.LogCap
     assert logged  # the server did log
     for secret in ("李四", "palpitations since morning", "DC-7", "150/95", "1962"):
         assert secret not in logged
+
+
+async def test_a_colleague_takes_over_beside_the_patient_and_the_hand_over_is_recorded(node: Node) -> None:
+    import datetime as dt
+
+    from telehealth.accounts import hash_password
+    from telehealth.domain import Role
+
+    clinic, specialist, cid, sid = await start_call(node)
+    assert not isinstance(node.server, str)
+    store = node.server.app[keys.STORE]
+    first = await store.get_user_by_username("village1")
+    await store.insert_user("village1.night", hash_password(DEMO_PASSWORD), "Night doctor", Role.clinic_doctor,
+                            organisation_id=first.organisation_id, now=dt.datetime.now(dt.UTC))
+    colleague = await node.connect("village1.night")
+    # Joining without asking to take over changes nothing.
+    assert await colleague.error("session.join", consultation_id=cid) == "colleague_in_call"
+    assert (await store.get_consultation(cid)).accompanying_doctor_id == first.id
+    assert not [e for e in await store.list_events(cid) if e.kind == "handover"]
+    # A doctor of another clinic may not take over at all.
+    stranger = await node.connect("village2")
+    assert await stranger.error("session.join", consultation_id=cid, take_over=True) == "forbidden"
+    joined = await colleague.ok("session.join", consultation_id=cid, take_over=True)
+    assert joined["session_id"] == sid and joined["role"] == "answerer" and joined["peer_present"] is True
+    gone = await clinic.event("handed_over", session_id=sid)
+    assert gone["to_name"] == "Night doctor"
+    back = await specialist.event("peer_joined", session_id=sid, fresh=True, user_id=gone["to_user_id"])
+    assert back["resumed"] is False
+    # The specialist now negotiates with the colleague; the first doctor is out of the call.
+    await specialist.ok("session.signal", session_id=sid, kind="offer", payload={"sdp": SDP})
+    await colleague.event("signal", session_id=sid, kind="offer")
+    assert await clinic.error("session.signal", session_id=sid, kind="answer", payload={"sdp": SDP}) == "forbidden"
+    consultation = await store.get_consultation(cid)
+    assert consultation.accompanying_doctor_id == gone["to_user_id"] and consultation.state == "in_call"
+    assert consultation.requesting_doctor_id == first.id
+    [handover] = [e for e in await store.list_events(cid) if e.kind == "handover"]
+    assert handover.session_id == sid and handover.data == {"from_doctor": first.id, "to_doctor": gone["to_user_id"]}
+    assert (await store.get_call_session(sid)).clinic_user_id == gone["to_user_id"]
+    # The record names who is with the patient and the hand-over.
+    page = await node.http.get(node.url(f"/records/{cid}"),
+                               headers={"Authorization": f"Bearer {await node.token('village1')}"})
+    text = await page.text()
+    assert page.status == 200 and "Night doctor" in text and first.display_name in text

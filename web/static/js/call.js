@@ -24,6 +24,9 @@ export class Call {
     signal.on("peer_left", (d) => d.session_id === this.sessionId && this.ui.onState("peer_reconnecting", "warn"));
     signal.on("chat", (d) => d.session_id === this.sessionId && this.ui.onChat(d));
     signal.on("session_ended", (d) => d.session_id === this.sessionId && this.finish(d));
+    // A colleague of the clinic took this doctor's place in the call: leave it, the consultation goes on.
+    signal.on("handed_over", (d) => d.session_id === this.sessionId
+      && this.finish({ ...d, reason: "handed_over", consultation_state: "in_call" }));
     signal.onReconnect.push(() => this.rejoin());
   }
 
@@ -35,14 +38,25 @@ export class Call {
       this.localStream = await navigator.mediaDevices.getUserMedia({ audio: true }).catch(() => new MediaStream());
     }
     if (this.ui.localVideo) this.ui.localVideo.srcObject = this.localStream;
-    await this.join(false);
+    try {
+      await this.join(false);
+    } catch (err) {
+      if (err.code === "colleague_in_call") this.ui.onColleagueInCall();
+      else this.ui.onState("reconnect_failed", "warn");
+    }
   }
 
-  async join(resuming) {
+  // Take a colleague's place beside the patient in this call (the hand-over is recorded).
+  async takeOver() {
+    await this.join(false, true);
+  }
+
+  async join(resuming, takeOver = false) {
     // A new peer connection on this side (first join, or after a page reload) makes the other side
     // start a new one too; after a WebSocket drop only, the existing connection may still carry media.
     const fresh = !this.pc;
-    const joined = await this.signal.call("session.join", { consultation_id: this.consultationId, fresh });
+    const joined = await this.signal.call("session.join",
+      { consultation_id: this.consultationId, fresh, take_over: takeOver });
     const newSession = joined.session_id !== this.sessionId;
     this.sessionId = joined.session_id;
     this.role = joined.role;
@@ -109,8 +123,9 @@ export class Call {
     this.ui.onState(d.resumed ? "peer_back" : "connecting", "info");
     if (this.role !== "offerer") return;
     if (d.fresh) {
-      // The other side starts over with a new peer connection: so do we.
-      if (d.resumed) this.createPeerConnection();
+      // The other side starts over with a new peer connection (a reload, or a colleague taking over at the
+      // clinic): so do we.
+      if (d.resumed || this.pc.remoteDescription) this.createPeerConnection();
       await this.makeOffer(false);
     } else if (!["connected", "completed"].includes(this.pc.iceConnectionState)) {
       await this.makeOffer(true);

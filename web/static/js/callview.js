@@ -31,12 +31,31 @@ export function openCall(signal, consultationId, { onEnded = () => {} } = {}) {
       quality.dataset.level = level;
     },
     onChat(msg) { addChat(msg.name, msg.text); },
+    onColleagueInCall() {
+      banner.textContent = t("colleague_in_call");
+      banner.className = "banner warn";
+      banner.dataset.state = "colleague_in_call";
+      takeOver.hidden = false;
+    },
     onEnded(info) {
-      banner.textContent = t("ended");
-      banner.dataset.state = "ended";
+      const handedOver = info.reason === "handed_over";
+      banner.textContent = handedOver ? t("handed_over", { name: info.to_name }) : t("ended");
+      banner.dataset.state = handedOver ? "handed_over" : "ended";
       for (const b of panel.querySelectorAll(".controls button")) b.disabled = true;
       onEnded(info);
     },
+  });
+  const takeOver = document.getElementById("btn-take-over");
+  takeOver.addEventListener("click", async () => {
+    takeOver.disabled = true;
+    try {
+      await call.takeOver();
+      takeOver.hidden = true;
+    } catch (err) {
+      banner.textContent = err.message || String(err);
+    } finally {
+      takeOver.disabled = false;
+    }
   });
   const toggle = (id, fn) => {
     const btn = document.getElementById(id);
