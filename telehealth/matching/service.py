@@ -98,6 +98,9 @@ class Matcher:
         self.claim_latency_observer: Callable[[float], None] | None = None
         # When the live queue was last rebuilt from the store (0: never on this node).
         self.rebuilt_at = 0.0
+        # Local days are those of the alliance's time zone (set by the app; UTC otherwise).
+        self.tz: dt.tzinfo = dt.UTC
+        self._online_noted: dict[int, dt.date] = {}
 
     # -- helpers --------------------------------------------------------------------------------
 
@@ -227,9 +230,28 @@ class Matcher:
         idle_since = previous.idle_since if previous and previous.status == status.value else now
         presence = self.presence_for(user, status, idle_since, node)
         await self.broker.set_presence(presence, self.settings.presence_ttl_s)
+        if status is not Presence.away:
+            await self.note_online(user.id)
         if status is Presence.available:
             await self.offer_to_specialist(presence)
         return presence
+
+    async def note_online(self, user_id: int, *, check_presence: bool = False) -> None:
+        """Note (once per local day and node) that a specialist is online for consultations: the senior
+        coverage statistics count these days. With `check_presence`, only if their presence says so."""
+        now = self.clock()
+        day = dt.datetime.fromtimestamp(now, self.tz).date()
+        if self._online_noted.get(user_id) == day:
+            return
+        if check_presence:
+            presence = await self.broker.get_presence(user_id)
+            if presence is None or presence.status == Presence.away.value:
+                return
+        try:
+            await self.store.record_presence_day(user_id, day, _utc(now))
+        except TelehealthError:
+            return  # the store is unreachable: the next heartbeat tries again
+        self._online_noted[user_id] = day
 
     async def offer_to_specialist(self, presence: SpecialistPresence) -> int | None:
         """A specialist became free: ring them for the best request they may take, if any."""

@@ -47,6 +47,16 @@ class Agreement:
 
 
 @dataclass(frozen=True)
+class DutyDay:
+    """A clinician on outpatient duty at a (grassroots) institution on a local day."""
+
+    id: int
+    user_id: int
+    org_id: int
+    day: dt.date
+
+
+@dataclass(frozen=True)
 class User:
     id: int
     username: str

@@ -298,3 +298,25 @@ audit_log = sa.Table(
     sa.Column("prev_hash", sa.String(64), nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
 )
+
+# Senior-doctor coverage of the grassroots: the days a clinician was on outpatient duty at an institution
+# (recorded by administrators) ...
+duty_days = sa.Table(
+    "duty_days", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("org_id", sa.Integer, sa.ForeignKey("organisations.id"), nullable=False, index=True),
+    sa.Column("day", sa.Date, nullable=False),
+    sa.Column("created_by", sa.Integer, sa.ForeignKey("users.id"), nullable=True),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint("user_id", "org_id", "day", name="uq_duty_days_user_org_day"),
+)
+
+# ... and the local days on which a specialist was online for consultations (presence not `away`),
+# noted by the node they were connected to.
+presence_days = sa.Table(
+    "presence_days", metadata,
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), primary_key=True),
+    sa.Column("day", sa.Date, primary_key=True),
+    sa.Column("first_at", UTCDateTime, nullable=False),
+)

@@ -33,6 +33,7 @@ from telehealth.server import (
     record_pages,
     referrals_api,
     slot_pages,
+    stats_pages,
     ws,
 )
 from telehealth.server.i18n import Renderer, web_dir
@@ -96,6 +97,7 @@ async def _signaling_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
     store, broker = app[keys.STORE], app[keys.BROKER]
     matcher = Matcher(store, broker, settings.matching)
+    matcher.tz = settings.slots.tz
     matcher.offer_latency_observer = app[keys.METRICS].offer_latency.observe
     matcher.claim_latency_observer = app[keys.METRICS].claim_latency.observe
     hub = Hub(broker)
@@ -198,3 +200,4 @@ def add_routes(app: web.Application) -> None:
     attachments_api.add_routes(app)
     admin_pages.add_routes(app)
     people_pages.add_routes(app)
+    stats_pages.add_routes(app)

@@ -295,6 +295,7 @@ class SessionManager:
         ttl = self.settings.matching.presence_ttl_s
         for user_id in {c.user.id for c in self.hub.all_connections() if c.user.role is Role.specialist}:
             await self.broker.touch_presence(user_id, ttl)
+            await self.matcher.note_online(user_id, check_presence=True)
 
     async def refresh_markers(self) -> None:
         """Keep the liveness of every participant connected here from expiring."""
