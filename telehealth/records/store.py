@@ -877,6 +877,36 @@ class Store:
             rows = (await conn.execute(query)).all()
         return [dict(r._mapping) for r in rows]
 
+    async def search_audit(self, *, actor_ids: Iterable[int] | None = None, action: str | None = None,
+                           target: str | None = None, start: dt.datetime | None = None,
+                           end: dt.datetime | None = None, limit: int = 50,
+                           offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+        """Audit entries, newest first, filtered: by actors, by action (`note.` matches every note action),
+        by target, by time. Returns (one page, the number of matching entries)."""
+        a = t.audit_log
+        conditions: list[Any] = []
+        if actor_ids is not None:
+            conditions.append(a.c.actor_id.in_(list(actor_ids)))
+        if action:
+            conditions.append(a.c.action.startswith(action, autoescape=True) if action.endswith(".")
+                              else a.c.action == action)
+        if target:
+            conditions.append(a.c.target == target)
+        if start is not None:
+            conditions.append(a.c.at >= start)
+        if end is not None:
+            conditions.append(a.c.at < end)
+        async with self._tx() as conn:
+            total = int((await conn.execute(sa.select(sa.func.count()).select_from(a).where(*conditions))).scalar_one())
+            rows = (await conn.execute(sa.select(a).where(*conditions).order_by(a.c.id.desc())
+                                       .limit(limit).offset(offset))).all()
+        return [dict(r._mapping) for r in rows], total
+
+    async def audit_actions(self) -> list[str]:
+        a = t.audit_log
+        async with self._tx() as conn:
+            return [r[0] for r in await conn.execute(sa.select(a.c.action).distinct().order_by(a.c.action))]
+
     # -- reserved slots ------------------------------------------------------------------------------
 
     async def publish_slots(self, hospital_org_id: int, department: str, starts: Sequence[dt.datetime], *,

@@ -23,6 +23,7 @@ from telehealth.server import (
     admin_pages,
     api,
     attachments_api,
+    audit_pages,
     consult_pages,
     health,
     keys,
@@ -200,4 +201,5 @@ def add_routes(app: web.Application) -> None:
     attachments_api.add_routes(app)
     admin_pages.add_routes(app)
     people_pages.add_routes(app)
+    audit_pages.add_routes(app)
     stats_pages.add_routes(app)

@@ -168,6 +168,7 @@ async def handle_save_note(request: web.Request) -> web.StreamResponse:
     }
     note = await request.app[keys.STORE].save_note_draft(consultation.id, current_user(request).id, fields,
                                                          now=dt.datetime.now(dt.UTC))
+    await audit(request, "note.draft", f"consultation:{consultation.id}")
     return web.json_response({"note": note_view(note)})
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hmac
 import secrets
 from typing import Any
@@ -96,8 +97,13 @@ async def handle_login(request: web.Request) -> web.StreamResponse:
     if not ok or user is None or not user.active:
         for k in limit_keys:
             limiter.hit(k)
+        await request.app[keys.STORE].insert_audit(
+            "login.failed", actor_id=user.id if user else None, target=f"user:{user.id}" if user else "",
+            remote=request.remote or "", now=dt.datetime.now(dt.UTC))
         return _login_page(request, "Wrong username or password.", status=401, username=username)
     limiter.reset(limit_keys[0])
+    await request.app[keys.STORE].insert_audit("login.ok", actor_id=user.id, target=f"user:{user.id}",
+                                                remote=request.remote or "", now=dt.datetime.now(dt.UTC))
     target = _safe_next(str(form.get("next", ""))) or home_path(user)
     response = see_other(target)
     await start_session(request, response, user)
