@@ -457,7 +457,8 @@ class Store:
         self, *, alliance_id: int | None, start: dt.datetime | None = None, end: dt.datetime | None = None,
         clinic_org_id: int | None = None, specialist_id: int | None = None, specialty: str | None = None,
         urgency: str | None = None, state: str | None = None, limit: int = 50, offset: int = 0,
-        before_id: int | None = None, count: bool = True,
+        before_id: int | None = None, count: bool = True, hospital_org_id: int | None = None,
+        end_reason: str | None = None,
     ) -> tuple[list[Consultation], int]:
         """A page of consultations matching the filters (newest first) and how many match in all.
 
@@ -475,6 +476,13 @@ class Store:
                                (c.c.specialty, specialty), (c.c.urgency, urgency), (c.c.state, state)):
             if wanted is not None:
                 conditions.append(column == wanted)
+        if hospital_org_id is not None:  # the hospital of the specialist who took it
+            u = t.users
+            conditions.append(c.c.assigned_specialist_id.in_(
+                sa.select(u.c.id).where(u.c.organisation_id == hospital_org_id)))
+        if end_reason is not None:  # any of its call sessions ended so
+            cs = t.call_sessions
+            conditions.append(c.c.id.in_(sa.select(cs.c.consultation_id).where(cs.c.end_reason == end_reason)))
         if before_id is not None:
             conditions.append(c.c.id < before_id)  # keyset paging: steady cost however deep the page
         async with self._tx() as conn:

@@ -9,13 +9,14 @@ from typing import Any
 
 from aiohttp import web
 
-from telehealth.domain import SPECIALTIES, ConsultationState, Role, Urgency
+from telehealth.domain import SPECIALTIES, ConsultationState, EndReason, Role, Urgency
 from telehealth.errors import ErrorCode, TelehealthError
 from telehealth.records.durations import derive_durations
-from telehealth.records.models import User
+from telehealth.records.models import CallSession, Event, User
 from telehealth.server import keys
 from telehealth.server.api import audit, get_visible_consultation, path_id
 from telehealth.server.auth import current_user, page
+from telehealth.server.charts import line_chart
 from telehealth.server.pages import render
 
 PAGE_SIZE = 50
@@ -58,10 +59,23 @@ def _filters(request: web.Request) -> dict[str, Any]:
     if specialty not in (None, *SPECIALTIES) or urgency not in (None, *(u.value for u in Urgency)) or \
             state not in (None, *(s.value for s in ConsultationState)):
         raise TelehealthError(ErrorCode.invalid_input, "unknown specialty, urgency or state in the filter")
+    end_reason = q.get("end_reason") or None
+    if end_reason not in (None, *(r.value for r in EndReason)):
+        raise TelehealthError(ErrorCode.invalid_input, "unknown end reason in the filter")
     end = _day(q.get("to"))
     return {"start": _day(q.get("from")), "end": end + dt.timedelta(days=1) if end else None,
             "clinic_org_id": _int(q.get("clinic")), "specialist_id": _int(q.get("specialist")),
-            "specialty": specialty, "urgency": urgency, "state": state}
+            "specialty": specialty, "urgency": urgency, "state": state,
+            "hospital_org_id": _int(q.get("hospital")), "end_reason": end_reason}
+
+
+def worst_sample(events: list[Event]) -> dict[str, float] | None:
+    """The call's worst quality sample: the highest packet loss, then the longest round trip."""
+    samples = [e.data for e in events if e.kind == "quality"]
+    if not samples:
+        return None
+    worst = max(samples, key=lambda d: (float(d.get("loss_pct") or 0), float(d.get("rtt_ms") or 0)))
+    return {k: float(worst[k]) for k in ("loss_pct", "rtt_ms", "bitrate_kbps") if isinstance(worst.get(k), (int, float))}
 
 
 @page(Role.admin)
@@ -77,14 +91,16 @@ async def handle_session_log(request: web.Request) -> web.StreamResponse:
     rows: list[dict[str, Any]] = []
     for c in consultations:
         sessions = await store.list_call_sessions(c.id)
-        durations = derive_durations(await store.list_events(c.id), sessions)
+        events = await store.list_events(c.id)
+        durations = derive_durations(events, sessions)
         rows.append({"c": c, "clinic": orgs.get(c.clinic_org_id), "durations": durations,
-                     "end_reason": sessions[-1].end_reason if sessions else None})
+                     "end_reason": sessions[-1].end_reason if sessions else None, "worst": worst_sample(events)})
     await audit(request, "admin.session_log", "consultations", {"page": page_no, "results": len(rows)})
     pages = max(1, (total + PAGE_SIZE - 1) // PAGE_SIZE)
     return render(request, "admin/sessions.html", {
         "rows": rows, "total": total, "page": page_no, "pages": pages, "filters": dict(q),
         "clinics": [o for o in orgs.values() if not o.level.is_hospital], "specialties": SPECIALTIES,
+        "hospitals": [o for o in orgs.values() if o.level.is_hospital], "end_reasons": [r.value for r in EndReason],
         "urgencies": [u.value for u in Urgency], "states": [s.value for s in ConsultationState]})
 
 
@@ -97,9 +113,32 @@ async def handle_session_detail(request: web.Request) -> web.StreamResponse:
     await audit(request, "admin.session_detail", f"consultation:{consultation.id}")
     quality = [e for e in events if e.kind == "quality"]
     return render(request, "admin/session.html", {
+        "charts": quality_charts(quality, sessions),
         "consultation": consultation, "events": [e for e in events if e.kind != "quality"], "quality": quality,
         "sessions": sessions, "durations": derive_durations(events, sessions),
         "clinic": await store.get_organisation(consultation.clinic_org_id)})
+
+
+QUALITY_METRICS = (("rtt_ms", "ms"), ("loss_pct", "%"), ("bitrate_kbps", "kbit/s"))
+
+
+def quality_charts(quality: list[Event], sessions: list[CallSession]) -> dict[str, Any]:
+    """RTT, loss and bitrate over the call, one line per side (as each side's browser measured what it
+    received)."""
+    if not quality:
+        return {}
+    start = quality[0].at
+    clinic_ids = {s.clinic_user_id for s in sessions}
+    charts: dict[str, Any] = {}
+    for metric, unit in QUALITY_METRICS:
+        series: dict[str, list[tuple[float, float]]] = {"clinic": [], "specialist": []}
+        for e in quality:
+            value = e.data.get(metric)
+            if isinstance(value, (int, float)):
+                side = "clinic" if e.actor_id in clinic_ids else "specialist"
+                series[side].append(((e.at - start).total_seconds(), float(value)))
+        charts[metric] = line_chart(series, unit=unit)
+    return charts
 
 
 CSV_COLUMNS = ("consultation", "created_at", "clinic", "specialty", "urgency", "state", "waiting_s", "talking_s",

@@ -16,6 +16,7 @@ from telehealth.server import keys
 from telehealth.server.admin_pages import admin_scope
 from telehealth.server.api import audit, path_id
 from telehealth.server.auth import allow, current_user, page
+from telehealth.server.charts import bar_chart
 from telehealth.server.pages import render, see_other
 
 DEFAULT_DAYS = 28
@@ -105,18 +106,6 @@ async def _page(request: web.Request, *, errors: list[str] | None = None, status
 @page(Role.admin)
 async def handle_statistics_page(request: web.Request) -> web.StreamResponse:
     return await _page(request)
-
-
-def bar_chart(points: list[tuple[str, int]], width: int = 720, height: int = 160) -> dict[str, Any]:
-    """Geometry of a bar chart the template draws as inline SVG (no script, no external service)."""
-    top = max((v for _, v in points), default=0) or 1
-    n = max(len(points), 1)
-    slot = (width - 40) / n
-    bars = [{"x": round(40 + i * slot + slot * 0.1, 1), "w": round(max(slot * 0.8, 1), 1),
-             "h": round((height - 30) * v / top, 1), "y": round(height - 20 - (height - 30) * v / top, 1),
-             "label": label, "value": v, "show_label": n <= 14 or i % max(1, n // 10) == 0}
-            for i, (label, v) in enumerate(points)]
-    return {"width": width, "height": height, "bars": bars, "top": top}
 
 
 @page(Role.admin)

@@ -8,8 +8,10 @@ import io
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from aiohttp.test_utils import TestClient
 
 from telehealth.domain import OrgLevel, Role, Urgency
@@ -105,3 +107,106 @@ async def test_csv_export_streams_every_matching_row(admin_client: TestClient) -
     assert "Q1" not in await resp.text()  # no patient names in the export
     resp = await admin_client.get("/admin/consultations.csv?specialty=nope")
     assert resp.status == 400
+
+
+async def bulk_consultations(store: Any, n: int, *, clinic_ids: list[int], doctor_id: int,
+                             specialists: list[int | None], start: dt.datetime) -> list[dict[str, Any]]:
+    """Insert `n` consultations in one go (patients, consultations, some call sessions) and return what was
+    generated, so the test can count what each filter must find."""
+    from telehealth.records import schema as t
+
+    specialties = ["cardiology", "neurology", "paediatrics"]
+    urgencies = ["emergency", "urgent", "routine"]
+    states = ["queued", "closed", "cancelled", "expired", "signed"]
+    rows = []
+    for i in range(n):
+        state = states[i % 5]
+        rows.append({"id": None, "clinic": clinic_ids[i % len(clinic_ids)], "specialty": specialties[i % 3],
+                     "urgency": urgencies[(i // 3) % 3], "state": state, "at": start + dt.timedelta(minutes=7 * i),
+                     "specialist": specialists[i % len(specialists)] if state in ("closed", "signed") else None,
+                     "end_reason": ("network" if i % 4 == 0 else "hangup") if state == "closed" else None})
+    async with store.engine.begin() as conn:
+        first_patient = (await conn.execute(sa.select(sa.func.coalesce(sa.func.max(t.patients.c.id), 0)))).scalar_one()
+        first = (await conn.execute(sa.select(sa.func.coalesce(sa.func.max(t.consultations.c.id), 0)))).scalar_one()
+        await conn.execute(t.patients.insert(), [
+            {"id": first_patient + i + 1, "organisation_id": r["clinic"], "name": f"Patient Wu {i:05d}", "sex": "male",
+             "birth_year": 1950, "created_at": r["at"]} for i, r in enumerate(rows)])
+        await conn.execute(t.consultations.insert(), [
+            {"id": first + i + 1, "patient_id": first_patient + i + 1, "clinic_org_id": r["clinic"],
+             "requesting_doctor_id": doctor_id, "accompanying_doctor_id": doctor_id, "specialty": r["specialty"],
+             "urgency": r["urgency"], "state": r["state"], "assigned_specialist_id": r["specialist"], "version": 1,
+             "created_at": r["at"], "queued_at": r["at"], "updated_at": r["at"]} for i, r in enumerate(rows)])
+        sessions = [{"consultation_id": first + i + 1, "clinic_user_id": doctor_id,
+                     "specialist_user_id": r["specialist"], "started_at": r["at"], "connected_at": r["at"],
+                     "ended_at": r["at"] + dt.timedelta(minutes=5), "end_reason": r["end_reason"]}
+                    for i, r in enumerate(rows) if r["end_reason"]]
+        if sessions:
+            await conn.execute(t.call_sessions.insert(), sessions)
+    for i, r in enumerate(rows):
+        r["id"] = first + i + 1
+    return rows
+
+
+async def test_filters_and_pages_over_thousands_of_consultations(client: Any) -> None:
+    store = client.app[keys.STORE]
+    doctor = await store.get_user_by_username("village1")
+    township = await store.get_user_by_username("township1")
+    city_chief = await store.get_user_by_username("cardio.chief")
+    county = await store.get_user_by_username("cardio.attending")
+    start = dt.datetime(2026, 9, 1, tzinfo=dt.UTC)
+    rows = await bulk_consultations(store, 3000, clinic_ids=[doctor.organisation_id, township.organisation_id],
+                                    doctor_id=doctor.id, specialists=[city_chief.id, county.id], start=start)
+    await login(client, "alliance.admin")
+
+    async def count(query: str) -> int:
+        resp = await client.get(f"/admin/consultations?{query}")
+        assert resp.status == 200, query
+        return total(await resp.text())
+
+    assert await count("") == 3000
+    assert await count("specialty=neurology&urgency=routine") == sum(
+        1 for r in rows if r["specialty"] == "neurology" and r["urgency"] == "routine")
+    assert await count(f"clinic={township.organisation_id}&state=closed") == sum(
+        1 for r in rows if r["clinic"] == township.organisation_id and r["state"] == "closed")
+    assert await count(f"hospital={county.organisation_id}") == sum(1 for r in rows if r["specialist"] == county.id)
+    assert await count("end_reason=network") == sum(1 for r in rows if r["end_reason"] == "network") > 0
+    day = start + dt.timedelta(days=3)
+    assert await count(f"from={day.date()}&to={day.date()}") == sum(1 for r in rows if r["at"].date() == day.date())
+    # Page 37 of 60 holds the 1801st to 1850th newest, in order.
+    page = await (await client.get("/admin/consultations?page=37")).text()
+    shown = [int(m) for m in re.findall(r'href="/admin/consultations/(\d+)"', page)]
+    newest_first = sorted((r["id"] for r in rows), reverse=True)
+    assert shown == newest_first[1800:1850] and "37 / 60" in page
+    assert (await client.get("/admin/consultations?end_reason=teleported")).status == 400
+
+
+async def test_the_csv_export_holds_memory_flat_as_the_set_grows(client: Any) -> None:
+    import gc
+    import tracemalloc
+
+    store = client.app[keys.STORE]
+    doctor = await store.get_user_by_username("village1")
+    chief = await store.get_user_by_username("cardio.chief")
+    start = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
+    await login(client, "alliance.admin")
+
+    async def export_peak() -> tuple[int, int]:
+        gc.collect()
+        tracemalloc.start()
+        resp = await client.get("/admin/consultations.csv?from=2026-06-01")
+        lines = 0
+        async for chunk in resp.content.iter_chunked(64 * 1024):
+            lines += chunk.count(b"\n")
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        return lines - 1, peak
+
+    await bulk_consultations(store, 2000, clinic_ids=[doctor.organisation_id], doctor_id=doctor.id,
+                             specialists=[chief.id], start=start)
+    small_rows, small_peak = await export_peak()
+    await bulk_consultations(store, 18000, clinic_ids=[doctor.organisation_id], doctor_id=doctor.id,
+                             specialists=[chief.id], start=start)
+    large_rows, large_peak = await export_peak()
+    assert (small_rows, large_rows) == (2000, 20000)
+    # Ten times the rows, about the same peak: the export never holds the whole set.
+    assert large_peak < 2 * small_peak, (small_peak, large_peak)
