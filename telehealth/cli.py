@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from telehealth import __version__
+from telehealth import __version__, logs
 from telehealth.config import ConfigError, Settings, finalize_secrets, load_settings
 from telehealth.domain import SPECIALTIES, Role, Title
 
@@ -91,8 +91,7 @@ def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=os.environ.get("TELEHEALTH_LOG_LEVEL", "INFO"),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure("text", os.environ.get("TELEHEALTH_LOG_LEVEL", "INFO"))
     try:
         if args.command == "serve":
             return serve(args)
@@ -116,11 +115,13 @@ def serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from telehealth.records.seed import DEMO_PASSWORD, demo_logins
-    from telehealth.server.app import create_app
+    from telehealth.server.app import create_app, node_name
 
     settings = _settings(args, host=args.host, port=args.port, demo=True if args.demo else None,
                          node_name=args.node_name)
     settings, notes = finalize_secrets(settings)
+    logs.configure(settings.log_format, os.environ.get("TELEHEALTH_LOG_LEVEL", "INFO"))
+    logs.bind(node=node_name(settings))
     for note in notes:
         log.warning("%s", note)
     ssl_context = None

@@ -141,6 +141,8 @@ class Settings:
     allowed_origins: tuple[str, ...] = ()
     default_language: str = "zh_CN"
     node_name: str = ""
+    # Log lines as JSON objects (one per line, for a log collector) or as text (for a terminal).
+    log_format: str = "text"
     secret_key: str = ""
     demo: bool = False
     security: SecuritySettings = field(default_factory=SecuritySettings)
@@ -155,6 +157,8 @@ class Settings:
             raise ConfigError(f"mode must be one of {', '.join(MODES)}, not {self.mode!r}")
         if not 0 <= self.port <= 65535:
             raise ConfigError(f"port {self.port} is out of range")
+        if self.log_format not in ("json", "text"):
+            raise ConfigError("log_format must be json or text")
         if self.default_language not in ("zh_CN", "en"):
             raise ConfigError("default_language must be zh_CN or en")
         if self.database_url and not self.database_url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
 from aiohttp.web_urldispatcher import StaticResource
 
+from telehealth import logs
 from telehealth.errors import ErrorCode, TelehealthError
 from telehealth.server import keys
 from telehealth.server.auth import CSRF_FIELD, CSRF_HEADER, Handler, access_of, check_csrf, load_identity
 from telehealth.server.i18n import pick_language
 
 log = logging.getLogger("telehealth.http")
+access_log = logging.getLogger("telehealth.access")
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
@@ -46,7 +49,30 @@ def error_response(request: web.Request, error: TelehealthError) -> web.StreamRe
 @web.middleware
 async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Access control, then errors mapped to responses. One middleware, not two: a WebSocket lives inside
-    it for hours, and every middleware layer is a frame kept alive for each open connection."""
+    it for hours, and every middleware layer is a frame kept alive for each open connection.
+
+    Every request gets a correlation id (the balancer's `X-Request-ID` when it sends one), echoed in the
+    response and carried by every log line written while it is handled."""
+    request_id = logs.new_request_id(request.headers.get("X-Request-ID"))
+    started = time.perf_counter()
+    with logs.bound(request_id=request_id):
+        response = await _handle(request, handler)
+        if not response.prepared:
+            response.headers["X-Request-ID"] = request_id
+        user = request.get(keys.USER)
+        if not isinstance(response, web.WebSocketResponse) and not _is_static(request):
+            access_log.info("%s %s %s", request.method, request.rel_url.path, response.status, extra={
+                "method": request.method, "path": request.rel_url.path, "status": response.status,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                **({"user_id": user.id} if user else {})})
+    return response
+
+
+def _is_static(request: web.Request) -> bool:
+    return isinstance(request.match_info.route.resource, StaticResource)
+
+
+async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
         return await check_access(request, handler)
     except TelehealthError as exc:

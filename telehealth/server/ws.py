@@ -5,16 +5,17 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
 
+from telehealth import logs
 from telehealth.accounts import api_token_digest
 from telehealth.domain import Role
 from telehealth.errors import ErrorCode, TelehealthError
 from telehealth.records.models import User
-from telehealth.records.store import StoreUnavailable
 from telehealth.server import keys
 from telehealth.server.auth import public
 from telehealth.server.ratelimit import TokenBucket
@@ -98,6 +99,7 @@ async def handle_ws(request: web.Request) -> web.StreamResponse:
 
     transport = request.transport
     conn = Connection(user, ws, sig.send_queue_size, sessions.node, transport.abort if transport else None)
+    logs.bind(connection_id=conn.id, user_id=user.id)
     hub = app[keys.HUB]
     await hub.add(conn)
     app[keys.WEBSOCKETS].add(ws)
@@ -165,16 +167,23 @@ async def dispatch(ctx: Context, raw: str, max_bytes: int) -> dict[str, Any]:
         return messages.error(env.id, ErrorCode.unknown_command, f"unknown command type {env.type!r}")
     if ctx.user.role not in command.roles:
         return messages.error(env.id, ErrorCode.forbidden, f"a {ctx.user.role.value} may not use {env.type}")
-    try:
-        body = parse_body(command.body, env.body)
-        value = await command.handler(ctx, body)
-    except StoreUnavailable as exc:
-        return messages.error(env.id, exc.code, exc.message)
-    except TelehealthError as exc:
-        return messages.error(env.id, exc.code, exc.message)
-    except Exception:
-        log.exception("command %s failed", env.type)
-        return messages.error(env.id, ErrorCode.internal_error, "the server could not complete this command")
+    ids = {k: v for k in ("consultation_id", "session_id")
+           if isinstance(v := env.body.get(k), int) and not isinstance(v, bool)}
+    started = time.perf_counter()
+    with logs.bound(command=env.type, **ids):
+        try:
+            body = parse_body(command.body, env.body)
+            value = await command.handler(ctx, body)
+        except TelehealthError as exc:
+            # A refused command is the client's business, logged quietly with its code.
+            level = logging.WARNING if exc.code is ErrorCode.unavailable else logging.INFO
+            log.log(level, "command %s refused: %s", env.type, exc.code.value, extra={"outcome": exc.code.value})
+            return messages.error(env.id, exc.code, exc.message)
+        except Exception:
+            log.exception("command %s failed", env.type, extra={"outcome": "internal_error"})
+            return messages.error(env.id, ErrorCode.internal_error, "the server could not complete this command")
+        log.debug("command %s", env.type, extra={
+            "outcome": "ok", "duration_ms": round((time.perf_counter() - started) * 1000, 2)})
     return messages.result(env.id, value)
 
 
