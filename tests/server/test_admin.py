@@ -210,3 +210,32 @@ async def test_the_csv_export_holds_memory_flat_as_the_set_grows(client: Any) ->
     assert (small_rows, large_rows) == (2000, 20000)
     # Ten times the rows, about the same peak: the export never holds the whole set.
     assert large_peak < 2 * small_peak, (small_peak, large_peak)
+
+
+async def test_the_session_detail_draws_quality_over_time(client: Any) -> None:
+    store = client.app[keys.STORE]
+    doctor = await store.get_user_by_username("village1")
+    chief = await store.get_user_by_username("cardio.chief")
+    rows = await bulk_consultations(store, 2, clinic_ids=[doctor.organisation_id], doctor_id=doctor.id,
+                                    specialists=[chief.id], start=dt.datetime(2026, 11, 2, 9, tzinfo=dt.UTC))
+    cid = rows[1]["id"]  # the second is a closed one, with a call
+    [session] = await store.list_call_sessions(cid)
+    t0 = dt.datetime(2026, 11, 2, 9, 1, tzinfo=dt.UTC)
+    samples = []
+    for i in range(6):
+        for actor, loss in ((doctor.id, 0.5 * i), (chief.id, 1.0)):
+            samples.append({"consultation_id": cid, "session_id": session.id, "kind": "quality", "actor_id": actor,
+                            "at": t0 + dt.timedelta(seconds=10 * i),
+                            "data": {"rtt_ms": 80 + 20 * i, "loss_pct": loss, "bitrate_kbps": 900 - 100 * i}})
+    await store.insert_events(samples)
+    await login(client, "alliance.admin")
+    page = await (await client.get(f"/admin/consultations/{cid}")).text()
+    for metric in ("rtt_ms", "loss_pct", "bitrate_kbps"):
+        chart = re.search(rf'<svg id="chart-{metric}".*?</svg>', page, re.S)
+        assert chart, metric
+        lines = re.findall(r'<polyline points="([^"]+)" class="line (\w+)"', chart.group(0))
+        assert {side for _, side in lines} == {"clinic", "specialist"}
+        assert all(len(points.split()) == 6 for points, _ in lines)
+    # The worst sample in the list: 2.5 % loss at 180 ms.
+    listing = await (await client.get("/admin/consultations?from=2026-11-02&to=2026-11-02")).text()
+    assert "2.5 % · 180 ms" in listing
