@@ -40,11 +40,13 @@ from aiohttp import web
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from telehealth.records.consent import synthetic_signature  # noqa: E402
 from telehealth.records.seed import DEMO_PASSWORD, USERS  # noqa: E402
 
+SIGNATURE = synthetic_signature()
 CREATE = {
     "patient": {"name": "bench", "sex": "other", "birth_year": 1970}, "specialty": "cardiology",
-    "urgency": "routine", "chief_complaint": "bench", "consent": {"by": "patient", "name": "bench"},
+    "urgency": "routine", "chief_complaint": "bench", "consent": {"by": "patient", "name": "bench", "signature": SIGNATURE},
 }
 
 

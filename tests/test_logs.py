@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 
 from telehealth import logs
+from telehealth.records.consent import synthetic_signature
 from tests.conftest import TEST_SECRET
 from tests.support.processes import ServerProcess, free_port
 from tests.support.wsclient import Node
@@ -44,7 +45,7 @@ async def test_a_consultation_through_a_json_logging_node(tmp_path: Path) -> Non
             created = await clinic.ok("consultation.create", patient={
                 "name": "Ouyang Xiuzhen", "sex": "female", "birth_year": 1948, "local_id": "ID-998877"},
                 specialty="cardiology", urgency="urgent", chief_complaint="crushing chest pain radiating left",
-                consent={"by": "patient", "name": "Ouyang Xiuzhen"})
+                consent={"by": "patient", "name": "Ouyang Xiuzhen", "signature": synthetic_signature()})
             cid = created["consultation"]["id"]
             await specialist.event("offer", consultation_id=cid)
             sid = (await specialist.ok("offer.accept", consultation_id=cid))["session_id"]

@@ -12,15 +12,17 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
+from telehealth.records.consent import synthetic_signature
 from tests.conftest import PG_URL, TEST_SECRET, create_pg_database
 from tests.support.processes import ServerProcess, free_port
 from tests.support.wsclient import Node
 
+SIGNATURE = synthetic_signature()
 REDIS_URL = "redis://127.0.0.1:6379/0"
 CREATE = {
     "patient": {"name": "Sun Li", "sex": "male", "birth_year": 1971}, "specialty": "cardiology",
     "urgency": "routine", "chief_complaint": "exertional chest tightness",
-    "consent": {"by": "patient", "name": "Sun Li"},
+    "consent": {"by": "patient", "name": "Sun Li", "signature": SIGNATURE},
 }
 
 pytestmark = pytest.mark.slow

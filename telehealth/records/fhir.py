@@ -30,6 +30,7 @@ from telehealth.records.models import (
 ICD10 = "http://hl7.org/fhir/sid/icd-10"
 ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 LOINC = "http://loinc.org"
+CONSENT_SCOPE = "http://terminology.hl7.org/CodeSystem/consentscope"
 NAMESPACE = uuid.UUID("6f1c1f5e-6d1b-4f59-9a53-1f0d4b8e2a71")
 PRIORITY = {Urgency.emergency: "stat", Urgency.urgent: "urgent", Urgency.routine: "routine"}
 GENDER = {"female": "female", "male": "male", "other": "other"}
@@ -48,6 +49,8 @@ class RecordParts:
     booking: Slot | None = None
     booking_hospital: Organisation | None = None
     referrals: list[Referral] = field(default_factory=list)
+    # The attachment (kind `consent`) holding the signature or the signed form.
+    consent_document: dict[str, Any] | None = None
     base: str = "telehealth"
 
 
@@ -108,6 +111,9 @@ def export_bundle(parts: RecordParts, *, now: dt.datetime) -> dict[str, Any]:
     if not request["reasonCode"]:
         del request["reasonCode"]
     entries.append((refs["request"], request))
+
+    if c.consent_by and c.consent_at:
+        entries.extend(_consent(parts, refs))
 
     for s in parts.sessions:
         encounter: dict[str, Any] = {
@@ -184,6 +190,41 @@ def export_bundle(parts: RecordParts, *, now: dt.datetime) -> dict[str, Any]:
         "identifier": {"system": f"urn:telehealth:{base}:record", "value": str(c.id)},
         "entry": [{"fullUrl": url, "resource": resource} for url, resource in entries],
     }
+
+
+def _consent(parts: RecordParts, refs: dict[str, str]) -> list[tuple[str, dict[str, Any]]]:
+    """The patient's written consent to the remote consultation: who consented (the patient, or a guardian
+    or close relative as a RelatedPerson), when, and the signed document."""
+    c, base = parts.consultation, parts.base
+    assert c.consent_at is not None
+    entries: list[tuple[str, dict[str, Any]]] = []
+    performer = refs["patient"]
+    if c.consent_by != "patient":
+        performer = _ref("RelatedPerson", c.id, base)
+        entries.append((performer, {
+            "resourceType": "RelatedPerson", "patient": {"reference": refs["patient"]},
+            "name": [{"text": c.consent_name or ""}],
+            "relationship": [{"text": c.consent_relation or c.consent_by or ""}]}))
+    consent: dict[str, Any] = {
+        "resourceType": "Consent", "status": "active",
+        "scope": {"coding": [{"system": CONSENT_SCOPE, "code": "treatment", "display": "Treatment"}]},
+        "category": [{"coding": [{"system": LOINC, "code": "59284-0", "display": "Patient Consent"}]}],
+        "patient": {"reference": refs["patient"]}, "dateTime": _instant(c.consent_at),
+        "performer": [{"reference": performer}], "organization": [{"reference": refs["clinic"]}],
+        "policyRule": {"coding": [{"system": ACT_CODE, "code": "OPTIN"}],
+                       "text": "Written consent to remote consultation (remote medical service norms)"},
+        "provision": {"type": "permit", "data": [{"meaning": "related", "reference": {"reference": refs["request"]}}]},
+    }
+    doc = parts.consent_document
+    if doc is not None:
+        consent["sourceAttachment"] = {
+            "contentType": doc["content_type"], "size": int(doc["size"]),
+            "url": f"/api/consultations/{c.id}/attachments/{doc['id']}",
+            "title": "Signature" if doc["content_type"] == "image/png" and doc["filename"].startswith("consent-signature")
+            else "Signed consent form",
+            "creation": _instant(doc["created_at"])}
+    entries.append((_ref("Consent", c.id, base), consent))
+    return entries
 
 
 def _organisation(org: Organisation) -> dict[str, Any]:

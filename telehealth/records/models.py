@@ -89,6 +89,16 @@ class Patient:
 
 
 @dataclass(frozen=True)
+class ConsentDocument:
+    """The stored file that proves written consent (kept as an attachment of kind `consent`)."""
+
+    sha256: str
+    content_type: str
+    size: int
+    filename: str
+
+
+@dataclass(frozen=True)
 class NewConsultation:
     """What a clinic doctor submits; checked here so that every entry point refuses the same things."""
 
@@ -109,6 +119,8 @@ class NewConsultation:
     consent_by: str | None = None
     consent_name: str | None = None
     consent_relation: str | None = None
+    # The signed consent: an on-screen signature or a photo/scan of the signed form, already stored.
+    consent_document: ConsentDocument | None = None
 
     def __repr__(self) -> str:  # never print patient data
         return f"NewConsultation(specialty={self.specialty!r}, urgency={self.urgency!r})"

@@ -281,6 +281,8 @@ attachments = sa.Table(
     sa.Column("content_type", sa.String(100), nullable=False),
     sa.Column("size", sa.Integer, nullable=False),
     sa.Column("filename", sa.String(255), nullable=False),
+    # `clinical` (test results, photos, ECG) or `consent` (the signed consent: signature or form).
+    sa.Column("kind", sa.String(20), nullable=False, server_default="clinical"),
     sa.Column("uploaded_by", sa.Integer, sa.ForeignKey("users.id"), nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
 )

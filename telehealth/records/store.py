@@ -416,6 +416,11 @@ class Store:
             events = [{"consultation_id": cid, "kind": "requested", "actor_id": doctor_id, "at": now,
                        "data": {"specialty": request.specialty, "urgency": request.urgency.value,
                                 "consent": bool(request.consent_by)}}]
+            doc = request.consent_document
+            if doc is not None:
+                await conn.execute(t.attachments.insert().values(
+                    consultation_id=cid, sha256=doc.sha256, content_type=doc.content_type, size=doc.size,
+                    filename=doc.filename, kind="consent", uploaded_by=doctor_id, created_at=now))
             if queue:
                 events.append({"consultation_id": cid, "kind": "queued", "actor_id": doctor_id, "at": now,
                                "data": {"from": "requested", "to": "queued"}})

@@ -11,7 +11,9 @@ from aiohttp import web
 from telehealth.accounts import api_token_digest, new_token, verify_password_async
 from telehealth.domain import Role
 from telehealth.errors import ErrorCode, TelehealthError
+from telehealth.records.consent import attachments_root, store_signature
 from telehealth.records.durations import derive_durations
+from telehealth.records.files import FileStore
 from telehealth.records.models import Consultation, User
 from telehealth.server import keys
 from telehealth.server.auth import allow, current_user, public
@@ -83,7 +85,11 @@ async def handle_me(request: web.Request) -> web.StreamResponse:
 async def handle_create_consultation(request: web.Request) -> web.StreamResponse:
     body = parse_body(CreateBody, await read_json(request))
     matcher = request.app[keys.MATCHER]
-    consultation = await matcher.submit(body.to_request(), current_user(request))
+    document = None
+    if body.consent is not None:
+        files = FileStore(attachments_root(request.app[keys.SETTINGS].data_dir))
+        document = await store_signature(files, body.consent.signature)
+    consultation = await matcher.submit(body.to_request(document), current_user(request))
     await audit(request, "consultation.create", f"consultation:{consultation.id}")
     status = await matcher.status(consultation)
     return web.json_response({"consultation": consultation_view(consultation, status)}, status=201)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 from aiohttp import BodyPartReader, web
 
 from telehealth.domain import ConsultationState, Role
 from telehealth.errors import ErrorCode, TelehealthError
+from telehealth.records.consent import attachments_root
 from telehealth.records.files import FileStore
 from telehealth.server import keys
 from telehealth.server.api import audit, get_visible_consultation, path_id
@@ -22,12 +22,12 @@ CHUNK = 64 * 1024
 
 
 def files(request: web.Request) -> FileStore:
-    return FileStore(Path(request.app[keys.SETTINGS].data_dir).resolve() / "attachments")
+    return FileStore(attachments_root(request.app[keys.SETTINGS].data_dir))
 
 
 def attachment_view(row: dict[str, Any]) -> dict[str, Any]:
     return {"id": row["id"], "filename": row["filename"], "content_type": row["content_type"], "size": row["size"],
-            "created_at": row["created_at"].isoformat(),
+            "created_at": row["created_at"].isoformat(), "kind": row.get("kind", "clinical"),
             "url": f"/api/consultations/{row['consultation_id']}/attachments/{row['id']}"}
 
 

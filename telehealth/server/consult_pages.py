@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
 
 from telehealth.domain import SPECIALTIES, Role, Title, Urgency
+from telehealth.errors import TelehealthError
+from telehealth.records.consent import attachments_root, store_form, store_signature
+from telehealth.records.files import FileStore
 from telehealth.records.models import Consultation, User
 from telehealth.server import keys
 from telehealth.server.api import audit, get_visible_consultation
@@ -45,6 +50,15 @@ def _form_context(choices: list[dict[str, Any]], values: dict[str, str], errors:
             "urgencies": [u.value for u in Urgency], "titles": [t.value for t in Title], "specialists": choices}
 
 
+CONSENT_MISSING = "Let the patient sign on the screen, or add a photo of the signed consent form."
+CONSENT_UNREADABLE = "The signature or the photo of the form could not be read: sign again or choose another file."
+
+
+async def _chunks(upload: web.FileField) -> AsyncIterator[bytes]:
+    while chunk := upload.file.read(64 * 1024):
+        yield chunk
+
+
 @page(Role.clinic_doctor)
 async def handle_new_consultation_form(request: web.Request) -> web.StreamResponse:
     user = current_user(request)
@@ -58,10 +72,27 @@ async def handle_create_consultation_form(request: web.Request) -> web.StreamRes
     user = current_user(request)
     form = await request.post()
     result = parse_consultation_form(form)
-    if result.request is None:
+    signature = form.get("consent_signature")
+    upload = form.get("consent_form")
+    has_form = isinstance(upload, web.FileField) and bool(upload.filename)
+    if not (isinstance(signature, str) and signature) and not has_form:
+        result.errors["consent_signature"] = CONSENT_MISSING
+    document = None
+    if not result.errors and result.request is not None:
+        files = FileStore(attachments_root(request.app[keys.SETTINGS].data_dir))
+        try:
+            if isinstance(signature, str) and signature:
+                document = await store_signature(files, signature)
+            elif isinstance(upload, web.FileField):
+                document = await store_form(files, _chunks(upload), upload.filename,
+                                            request.app[keys.SETTINGS].uploads.max_bytes)
+        except TelehealthError:
+            result.errors["consent_signature"] = CONSENT_UNREADABLE
+    if result.request is None or document is None:
         choices = await _specialist_choices(request, user)
         return render(request, "clinic/new.html", _form_context(choices, result.values, result.errors), status=400)
-    consultation = await request.app[keys.MATCHER].submit(result.request, user)
+    consultation = await request.app[keys.MATCHER].submit(
+        dataclasses.replace(result.request, consent_document=document), user)
     await audit(request, "consultation.create", f"consultation:{consultation.id}")
     raise web.HTTPSeeOther(f"/clinic/consultations/{consultation.id}")
 

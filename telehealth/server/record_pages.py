@@ -32,6 +32,8 @@ async def _parts(request: web.Request, consultation: Consultation) -> RecordPart
     if note is not None and not note.signed:
         note = None  # a draft is not part of the record
     booking = await store.get_booking(consultation.id)
+    consent_document = next((a for a in await store.list_attachments(consultation.id) if a.get("kind") == "consent"),
+                            None)
     return RecordParts(
         consultation=consultation, patient=await store.get_patient_summary(consultation.patient_id) or {},
         clinic=clinic, requester=requester, specialist=specialist,
@@ -40,6 +42,7 @@ async def _parts(request: web.Request, consultation: Consultation) -> RecordPart
         booking=booking,
         booking_hospital=await store.get_organisation(booking.hospital_org_id) if booking else None,
         referrals=await store.list_referrals(consultation_id=consultation.id),
+        consent_document=consent_document,
         base=request.app[keys.NODE].split(":")[0] or "telehealth",
     )
 
@@ -66,6 +69,7 @@ async def handle_record_page(request: web.Request) -> web.StreamResponse:
                   "to_name": await name(e.data.get("to_doctor"))} for e in events if e.kind == "handover"]
     context: dict[str, Any] = {
         "accompanying": await store.get_user(consultation.accompanying_doctor_id), "handovers": handovers,
+        "consent_document": parts.consent_document,
         "consultation": consultation, "patient": parts.patient, "clinic": parts.clinic,
         "requester": parts.requester, "specialist": parts.specialist, "sessions": parts.sessions,
         "durations": durations, "note": parts.note, "addenda": parts.addenda,

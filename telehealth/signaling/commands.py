@@ -10,7 +10,9 @@ from typing import Any
 from telehealth.domain import SPECIALTIES, DeclineReason, Presence, Role, Title, Urgency
 from telehealth.errors import ErrorCode, TelehealthError
 from telehealth.matching.service import Matcher, QueueStatus
-from telehealth.records.models import Consultation, NewConsultation, User
+from telehealth.records.consent import attachments_root, store_signature
+from telehealth.records.files import FileStore
+from telehealth.records.models import ConsentDocument, Consultation, NewConsultation, User
 from telehealth.records.store import Store
 from telehealth.signaling.connection import Connection
 from telehealth.signaling.hub import Hub
@@ -86,8 +88,12 @@ class ConsentBody:
     by: str
     name: str
     relation: str | None = None
+    # The on-screen signature of whoever consented: a `data:image/png;base64,...` URL (at most 48 KiB).
+    signature: str = ""
 
     def validate(self) -> None:
+        require(bool(self.signature), "`consent.signature` is required: the signature of whoever consented, as a "
+                                      "data:image/png;base64 URL")
         require(self.by in ("patient", "guardian", "relative"), "`consent.by` must be patient, guardian or relative")
         require(0 < len(self.name.strip()) <= 200, "`consent.name` is required")
         require(self.by == "patient" or bool(self.relation and self.relation.strip()),
@@ -116,7 +122,7 @@ class CreateBody:
         for name in ("history", "reason", "purpose"):
             require(len(getattr(self, name)) <= MAX_TEXT, f"`{name}` is limited to {MAX_TEXT} characters")
 
-    def to_request(self) -> NewConsultation:
+    def to_request(self, consent_document: ConsentDocument | None = None) -> NewConsultation:
         return NewConsultation(
             patient_name=self.patient.name.strip(), patient_sex=self.patient.sex,
             patient_birth_year=self.patient.birth_year, patient_local_id=self.patient.local_id.strip(),
@@ -125,7 +131,7 @@ class CreateBody:
             requested_specialist_id=self.requested_specialist_id, min_title=self.min_title,
             title_fallback=self.title_fallback, consent_by=self.consent.by if self.consent else None,
             consent_name=self.consent.name if self.consent else None,
-            consent_relation=self.consent.relation if self.consent else None)
+            consent_relation=self.consent.relation if self.consent else None, consent_document=consent_document)
 
 
 @dataclass(frozen=True)
@@ -295,7 +301,11 @@ async def handle_offer_decline(ctx: Context, body: DeclineBody) -> dict[str, Any
 
 
 async def handle_create(ctx: Context, body: CreateBody) -> dict[str, Any]:
-    consultation = await ctx.matcher.submit(body.to_request(), ctx.user)
+    document = None
+    if body.consent is not None:
+        files = FileStore(attachments_root(ctx.sessions.settings.data_dir))
+        document = await store_signature(files, body.consent.signature)
+    consultation = await ctx.matcher.submit(body.to_request(document), ctx.user)
     ctx.conn.watch(consultation.id)
     await ctx.hub.watch_queue(ctx.conn, consultation.specialty)
     status = await ctx.matcher.status(consultation)

@@ -47,6 +47,20 @@ async def wait_for_frames(page: Any, minimum: int = 5, timeout: float = 30.0) ->
     return frames
 
 
+async def sign(page: Any) -> None:
+    """The patient signs the consent on the screen: a stroke across the signature pad."""
+    pad = page.locator("#signature-pad")
+    await pad.scroll_into_view_if_needed()
+    box = await pad.bounding_box()
+    await page.mouse.move(box["x"] + 20, box["y"] + box["height"] / 2)
+    await page.mouse.down()
+    for i in range(1, 12):
+        await page.mouse.move(box["x"] + 20 + i * (box["width"] - 40) / 11,
+                              box["y"] + box["height"] / 2 + (12 if i % 2 else -12))
+    await page.mouse.up()
+    assert await page.get_attribute("#signature-pad", "data-signed") == "true"
+
+
 async def request_consultation(clinic: Any, complaint: str = "Chest pain for two hours") -> int:
     page = clinic.page
     await page.click("text=New consultation")
@@ -60,6 +74,7 @@ async def request_consultation(clinic: Any, complaint: str = "Chest pain for two
     await page.fill("#chief_complaint", complaint)
     await page.select_option("#consent_by", "patient")
     await page.fill("#consent_name", "Wang Xiuying")
+    await sign(page)
     await page.click("text=Send the request")
     await page.wait_for_url("**/clinic/consultations/*")
     await clinic.shot("waiting")
@@ -171,6 +186,7 @@ async def request_consultation_zh(clinic: Any) -> int:
     await page.select_option("#specialty", "neurology")
     await page.fill("#chief_complaint", "头晕三天")
     await page.fill("#consent_name", "赵六")
+    await sign(page)
     await page.click("main button[type=submit]")
     await page.wait_for_url("**/clinic/consultations/*")
     return int(page.url.rsplit("/", 1)[1])

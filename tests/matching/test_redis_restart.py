@@ -11,14 +11,16 @@ from pathlib import Path
 
 import pytest
 
+from telehealth.records.consent import synthetic_signature
 from telehealth.server import keys
 from tests.conftest import make_settings
 from tests.support.processes import free_port
 from tests.support.wsclient import Node, serve
 
+SIGNATURE = synthetic_signature()
 CREATE = {
     "patient": {"name": "Lin Fang", "sex": "female", "birth_year": 1984}, "specialty": "cardiology",
-    "urgency": "routine", "chief_complaint": "palpitations at night", "consent": {"by": "patient", "name": "Lin Fang"},
+    "urgency": "routine", "chief_complaint": "palpitations at night", "consent": {"by": "patient", "name": "Lin Fang", "signature": SIGNATURE},
 }
 
 

@@ -9,14 +9,16 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from telehealth.media import CallPeer, ProtocolError, TelehealthClient
+from telehealth.records.consent import synthetic_signature
 from telehealth.records.seed import DEMO_PASSWORD
 from tests.media.conftest import Turn, start_server
 
+SIGNATURE = synthetic_signature()
 pytestmark = pytest.mark.media
 
 CREATE = {
     "patient": {"name": "Zhou Wen", "sex": "male", "birth_year": 1966}, "specialty": "cardiology",
-    "urgency": "urgent", "chief_complaint": "palpitations", "consent": {"by": "patient", "name": "Zhou Wen"},
+    "urgency": "urgent", "chief_complaint": "palpitations", "consent": {"by": "patient", "name": "Zhou Wen", "signature": SIGNATURE},
 }
 
 

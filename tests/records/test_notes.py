@@ -11,14 +11,16 @@ import pytest
 import sqlalchemy as sa
 
 from telehealth.domain import EndReason
+from telehealth.records.consent import synthetic_signature
 from telehealth.server import keys
 from tests.conftest import make_settings
 from tests.support.wsclient import Node, serve
 
+SIGNATURE = synthetic_signature()
 CREATE = {
     "patient": {"name": "Hu Jun", "sex": "male", "birth_year": 1950}, "specialty": "neurology",
     "urgency": "urgent", "chief_complaint": "sudden weakness of the left arm",
-    "consent": {"by": "relative", "name": "Hu Ping", "relation": "son"},
+    "consent": {"by": "relative", "name": "Hu Ping", "relation": "son", "signature": SIGNATURE},
 }
 DRAFT = {
     "subjective": "Weakness since 08:00.", "objective": "BP 170/100, left arm 3/5.",

@@ -143,8 +143,15 @@ async def test_fhir_export_validates_and_holds_the_whole_record(node: Node) -> N
     for resource in resources:
         get_fhir_model_class(resource["resourceType"]).model_validate(resource)
     kinds = [r["resourceType"] for r in resources]
-    for kind in ("Patient", "ServiceRequest", "Encounter", "Condition", "Composition", "Appointment"):
+    for kind in ("Patient", "ServiceRequest", "Encounter", "Condition", "Composition", "Appointment", "Consent",
+                 "RelatedPerson"):
         assert kind in kinds, kind
+    consent = next(r for r in resources if r["resourceType"] == "Consent")
+    related = next(e for e in data["entry"] if e["resource"]["resourceType"] == "RelatedPerson")
+    # Consent by the patient's son: he is the performer, with the signature he drew.
+    assert consent["performer"] == [{"reference": related["fullUrl"]}] and consent["status"] == "active"
+    assert related["resource"]["relationship"][0]["text"] == "son"
+    assert consent["sourceAttachment"]["contentType"] == "image/png" and consent["sourceAttachment"]["size"] > 0
     urls = {e["fullUrl"] for e in data["entry"]}
     for resource in resources:  # every reference resolves inside the bundle
         for ref in _references(resource):

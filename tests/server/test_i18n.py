@@ -33,5 +33,8 @@ def test_form_messages_are_translated() -> None:
         found = set(re.findall(r'errors\[[^\]]+\] = "([^"]+)"', (server / name).read_text()))
         assert len(found) >= 10, name
         messages |= found
+    from telehealth.server.consult_pages import CONSENT_MISSING, CONSENT_UNREADABLE
+
+    messages |= {CONSENT_MISSING, CONSENT_UNREADABLE}
     translations = catalog()
     assert sorted(m for m in messages if not translations.get(m)) == []

@@ -8,13 +8,15 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from telehealth.records.consent import synthetic_signature
 from tests.conftest import make_settings
 from tests.support.wsclient import Node, serve
 
+SIGNATURE = synthetic_signature()
 CREATE = {
     "patient": {"name": "Tang Li", "sex": "female", "birth_year": 1977}, "specialty": "paediatrics",
     "urgency": "emergency", "chief_complaint": "child with febrile seizure",
-    "consent": {"by": "guardian", "name": "Tang Wen", "relation": "father"},
+    "consent": {"by": "guardian", "name": "Tang Wen", "relation": "father", "signature": SIGNATURE},
 }
 
 

@@ -15,6 +15,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestServer
 
+from telehealth.records.consent import synthetic_signature
 from telehealth.server import keys
 from tests.conftest import TEST_SECRET, make_settings
 from tests.support.processes import ServerProcess, free_port
@@ -23,7 +24,8 @@ from tests.support.wsclient import Node, serve
 CREATE = {
     "patient": {"name": "Qian Yu", "sex": "female", "birth_year": 1990}, "specialty": "paediatrics",
     "urgency": "urgent", "chief_complaint": "fever in an infant", "consent": {"by": "guardian", "name": "Qian Hua",
-                                                                             "relation": "mother"},
+                                                                             "relation": "mother",
+                                                                             "signature": synthetic_signature()},
 }
 
 

@@ -8,9 +8,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from telehealth.errors import ErrorCode, TelehealthError
+from telehealth.records.consent import synthetic_signature
 from telehealth.signaling.commands import REGISTRY, CreateBody, DeclineBody, SignalBody
 from telehealth.signaling.messages import parse_body, parse_envelope, peek_id
 
+SIGNATURE = synthetic_signature()
 
 def code_of(fn, *args):  # type: ignore[no-untyped-def]
     with pytest.raises(TelehealthError) as info:
@@ -74,7 +76,7 @@ def test_rules_beyond_types() -> None:
     assert code_of(parse_body, SignalBody, {"session_id": 1, "kind": "offer", "payload": {"sdp": "hello"}}) \
         is ErrorCode.invalid_message
     body = {"patient": {"name": "A", "sex": "female", "birth_year": 1990}, "specialty": "cardiology",
-            "urgency": "routine", "chief_complaint": "x", "consent": {"by": "relative", "name": "B"}}
+            "urgency": "routine", "chief_complaint": "x", "consent": {"by": "relative", "name": "B", "signature": SIGNATURE}}
     with pytest.raises(TelehealthError, match="relation"):
         parse_body(CreateBody, body)
 

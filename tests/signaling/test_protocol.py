@@ -11,11 +11,13 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from telehealth.records.consent import synthetic_signature
 from telehealth.records.seed import DEMO_PASSWORD
 from telehealth.server import keys
 from tests.conftest import csrf_from, make_settings
 from tests.support.wsclient import Node, Peer, serve
 
+SIGNATURE = synthetic_signature()
 SDP = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n"
 
 
@@ -28,7 +30,7 @@ async def node(tmp_path: Path) -> AsyncIterator[Node]:
 CREATE = {
     "patient": {"name": "李四", "sex": "female", "birth_year": 1962, "local_id": "DC-7"},
     "specialty": "cardiology", "urgency": "urgent", "chief_complaint": "palpitations since morning",
-    "consent": {"by": "patient", "name": "李四"},
+    "consent": {"by": "patient", "name": "李四", "signature": SIGNATURE},
 }
 
 
