@@ -10,8 +10,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from telehealth.records.consent import decode_signature
 from tests.conftest import make_settings
-from tests.records.test_notes import CREATE, api
+from tests.records.test_notes import CREATE, SIGNATURE, api
 from tests.support.wsclient import Node, serve
 
 JPEG = b"\xff\xd8\xff\xe0" + b"\x00\x10JFIF" + bytes(range(256)) * 8
@@ -35,8 +36,10 @@ async def upload(node: Node, user: str, cid: int, data: bytes, name: str) -> tup
 
 
 def stored_files(node: Node) -> list[Path]:
+    """Files kept for clinical attachments (the consent signature every request carries left out)."""
     root = node.data_dir / "attachments"  # type: ignore[attr-defined]
-    return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
+    signature = hashlib.sha256(decode_signature(SIGNATURE)).hexdigest()
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.name != signature) if root.exists() else []
 
 
 async def new_consultation(node: Node) -> int:
@@ -54,9 +57,11 @@ async def test_photos_and_pdfs_are_stored_by_content_hash(node: Node) -> None:
     files = stored_files(node)
     assert [f.name for f in files] == sorted([hashlib.sha256(JPEG).hexdigest(), hashlib.sha256(PDF).hexdigest()])
     status, listing = await api(node, "GET", f"/api/consultations/{cid}/attachments", "village6")
-    assert [a["filename"] for a in listing["attachments"]] == ["ecg.jpg", "blood-test.pdf", "ecg-again.jpg"]
+    assert [(a["filename"], a["kind"]) for a in listing["attachments"]] == [
+        ("consent-signature.png", "consent"), ("ecg.jpg", "clinical"), ("blood-test.pdf", "clinical"),
+        ("ecg-again.jpg", "clinical")]
     token = await node.token("village6")
-    async with node.http.get(node.url(listing["attachments"][1]["url"]),
+    async with node.http.get(node.url(listing["attachments"][2]["url"]),
                              headers={"Authorization": f"Bearer {token}"}) as resp:
         assert resp.status == 200 and resp.headers["Content-Type"] == "application/pdf"
         assert resp.headers["X-Content-Type-Options"] == "nosniff"
@@ -73,7 +78,7 @@ async def test_wrong_type_oversize_and_empty_uploads_leave_nothing(node: Node) -
     assert status == 400
     assert stored_files(node) == []  # no file, not even a temporary one
     status, listing = await api(node, "GET", f"/api/consultations/{cid}/attachments", "village6")
-    assert listing["attachments"] == []
+    assert [a["kind"] for a in listing["attachments"]] == ["consent"]
 
 
 async def test_only_the_consultations_participants_see_attachments(node: Node) -> None:
@@ -91,4 +96,4 @@ async def test_only_the_consultations_participants_see_attachments(node: Node) -
     specialist = await node.connect("neuro.chief")
     await specialist.ok("consultation.take", consultation_id=cid)
     status, listing = await api(node, "GET", f"/api/consultations/{cid}/attachments", "neuro.chief")
-    assert status == 200 and len(listing["attachments"]) == 1
+    assert status == 200 and [a["filename"] for a in listing["attachments"]] == ["consent-signature.png", "rash.jpg"]
