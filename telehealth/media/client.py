@@ -31,6 +31,8 @@ class TelehealthClient:
         self.token = token
         self.timeout = timeout
         self.user: dict[str, Any] = {}
+        # The node that greeted this connection (behind a balancer, whichever it picked).
+        self.node = ""
         self._http: aiohttp.ClientSession | None = None
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -65,6 +67,7 @@ class TelehealthClient:
         self._reader = asyncio.create_task(self._read(self._ws), name="telehealth-client-reader")
         hello = await self.next_event("hello")
         self.user = hello["user"]
+        self.node = str(hello.get("node", ""))
         return hello
 
     async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:

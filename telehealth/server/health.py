@@ -41,5 +41,5 @@ async def handle_readyz(request: web.Request) -> web.StreamResponse:
     if sessions is not None and sessions.draining:
         ok = False
         checks["node"] = "draining"
-    return web.json_response({"status": "ready" if ok else "not_ready", "checks": checks},
+    return web.json_response({"status": "ready" if ok else "not_ready", "checks": checks, "node": app[keys.NODE]},
                              status=200 if ok else 503)

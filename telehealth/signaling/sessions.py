@@ -176,7 +176,9 @@ class SessionManager:
             session = await self._hand_over(session, user)
         now = self.clock()
         previous = await self.broker.fetch(marker_key(session.id, user.id))
-        resumed = previous == "dropped"
+        # Back after a drop, or after the node holding their connection died without a word (its marker
+        # still says live): either way the participant had joined this session before.
+        resumed = previous in ("dropped", "live")
         await self.broker.put(marker_key(session.id, user.id), "live", self.grace)
         conn.join_session(session.id)
         self._log(consultation_id, "rejoined" if resumed else "joined", user.id, session.id,
