@@ -233,9 +233,9 @@ async def _check(settings: Settings) -> int:
     finally:
         await engine.dispose()
     if settings.redis_url:
-        import redis.asyncio as aioredis
+        from telehealth.matching.redis_broker import redis_client
 
-        client = aioredis.from_url(settings.redis_url)
+        client = redis_client(settings.redis_url)
         try:
             info = await asyncio.wait_for(client.info("server"), 5)
             print(f"redis: reachable ({settings.redis_url.split('@')[-1]}), version {info.get('redis_version')}")

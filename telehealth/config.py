@@ -165,8 +165,8 @@ class Settings:
             raise ConfigError("database_url must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
         if not self.redis_prefix or not self.redis_prefix.replace("_", "").replace("-", "").isalnum():
             raise ConfigError("redis_prefix must be letters, digits, - or _")
-        if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
-            raise ConfigError("redis_url must start with redis://, rediss:// or unix://")
+        if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://", "redis+sentinel://")):
+            raise ConfigError("redis_url must start with redis://, rediss://, unix:// or redis+sentinel://")
 
     @property
     def effective_database_url(self) -> str:

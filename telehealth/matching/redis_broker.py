@@ -249,6 +249,34 @@ class _RedisSubscription(OrderedDelivery):
         await self.stop_delivery()
 
 
+def redis_client(url: str, **options: Any) -> aioredis.Redis:
+    """A client for `redis://`, `rediss://` and `unix://` URLs, or for the master a set of Sentinels watch:
+    `redis+sentinel://[:password@]host:26379,host:26379/service[/db]`. Through Sentinel the client finds the
+    current master itself and follows a failover."""
+    if not url.startswith("redis+sentinel://"):
+        return aioredis.from_url(url, **options)
+    from urllib.parse import unquote
+
+    from redis.asyncio.sentinel import Sentinel
+
+    rest = url[len("redis+sentinel://"):]
+    password = None
+    if "@" in rest:
+        credentials, rest = rest.rsplit("@", 1)
+        password = unquote(credentials.split(":", 1)[-1]) or None
+    hosts, _, path = rest.partition("/")
+    parts = [p for p in path.split("/") if p]
+    if not hosts or not parts:
+        raise ValueError("a Sentinel URL names its sentinels and the service: redis+sentinel://h1:26379,h2:26379/mymaster")
+    sentinels = []
+    for item in hosts.split(","):
+        host, _, port = item.rpartition(":")
+        sentinels.append((host or item, int(port) if host else 26379))
+    db = int(parts[1]) if len(parts) > 1 else 0
+    sentinel = Sentinel(sentinels, socket_timeout=options.get("socket_timeout", 5))  # type: ignore[no-untyped-call]
+    return sentinel.master_for(parts[0], password=password, db=db, **options)  # type: ignore[no-any-return]
+
+
 class RedisBroker:
     """The broker contract on Redis (`redis.asyncio`), for several nodes."""
 
@@ -256,8 +284,8 @@ class RedisBroker:
         self.url = url
         self.node = node
         self.p = "{" + prefix + "}"
-        self._redis: aioredis.Redis = aioredis.from_url(url, health_check_interval=10, socket_timeout=5,
-                                                        socket_connect_timeout=5, retry_on_timeout=True)
+        self._redis: aioredis.Redis = redis_client(url, health_check_interval=10, socket_timeout=5,
+                                                   socket_connect_timeout=5, retry_on_timeout=True)
         self._scripts = {name: self._redis.register_script(body) for name, body in (
             ("enqueue", _ENQUEUE), ("offer", _OFFER), ("claim", _CLAIM), ("release", _RELEASE),
             ("remove", _REMOVE), ("requeue", _REQUEUE), ("presence", _SET_PRESENCE), ("position", _POSITION))}

@@ -118,7 +118,12 @@ export function openNotes(consultationId, { onSigned = () => {} } = {}) {
       const resp = await fetch(url, { method: "PUT", headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
         body: JSON.stringify(body) });
       const data = await resp.json();
-      if (!resp.ok) { status.textContent = data.error.message; return false; }
+      if (!resp.ok) {
+        status.textContent = data.error.message;
+        // The records database is away (503): the draft stays in the browser and goes again shortly.
+        if (resp.status >= 500) { clearTimeout(timer); timer = setTimeout(save, 5000); }
+        return false;
+      }
       localStorage.removeItem(key);
       status.textContent = t("saved", { time: new Date(data.note.draft_saved_at).toLocaleTimeString() });
       return true;
