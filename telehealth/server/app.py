@@ -29,6 +29,7 @@ from telehealth.server import (
     keys,
     metrics,
     notes_api,
+    openapi,
     pages,
     people_pages,
     record_pages,
@@ -203,3 +204,4 @@ def add_routes(app: web.Application) -> None:
     people_pages.add_routes(app)
     audit_pages.add_routes(app)
     stats_pages.add_routes(app)
+    openapi.add_routes(app)

@@ -8,6 +8,7 @@ from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_urldispatcher import StaticResource
 
 from telehealth import logs
@@ -77,6 +78,9 @@ async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await check_access(request, handler)
     except TelehealthError as exc:
         return error_response(request, exc)
+    except HttpProcessingError:
+        # A body the parser cannot read (a broken multipart part header, say): the client's fault, not ours.
+        return error_response(request, TelehealthError(ErrorCode.invalid_input, "The request body is malformed."))
     except web.HTTPException as exc:
         if exc.status == 404 and not wants_json(request) and request.method == "GET":
             return error_response(request, TelehealthError(ErrorCode.not_found, "This page does not exist."))
@@ -105,6 +109,9 @@ async def check_access(request: web.Request, handler: Handler) -> web.StreamResp
     if access is None:
         log.error("route %s has no access declaration; refusing", route.resource.canonical if route.resource else "?")
         raise TelehealthError(ErrorCode.forbidden, "this address is not open to anyone")
+    if request.content_type.startswith("multipart/") and "boundary=" not in request.headers.get("Content-Type", ""):
+        # A multipart body without its boundary cannot be parsed: refuse it before anything reads it.
+        raise TelehealthError(ErrorCode.invalid_input, "a multipart body needs its boundary in Content-Type")
     await load_identity(request)
     if access.public:
         return await handler(request)

@@ -47,6 +47,7 @@ HTTP: dict[tuple[str, str], set[str]] = {
     ("GET", "/"): EVERYONE, ("GET", "/login"): EVERYONE, ("POST", "/login"): EVERYONE,
     ("POST", "/language"): EVERYONE, ("GET", "/healthz"): EVERYONE, ("GET", "/readyz"): EVERYONE,
     ("GET", "/metrics"): EVERYONE, ("POST", "/api/tokens"): EVERYONE, ("GET", "/ws"): EVERYONE,
+    ("GET", "/api/openapi.json"): EVERYONE,
     ("POST", "/logout"): ANY_USER,
     ("GET", "/clinic"): CLINICS, ("GET", "/specialist"): SPECIALISTS, ("GET", "/admin"): ADMINS,
     ("GET", "/api/me"): ANY_USER,

@@ -1,0 +1,213 @@
+"""The OpenAPI 3.0 description of the JSON API, served at `GET /api/openapi.json`.
+
+The WebSocket protocol is described in docs/protocol.md; server-rendered pages are not part of the API.
+Every error answers `{"error": {"code", "message"}}` with the codes of docs/protocol.md.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from telehealth import __version__
+from telehealth.domain import SPECIALTIES, Title, Urgency
+from telehealth.server.auth import public
+
+ERRORS = ("400", "401", "403", "404", "409", "413", "415", "429", "503")
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _obj(properties: dict[str, Any], required: tuple[str, ...] = (), *, closed: bool = False) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "object", "properties": properties}
+    if required:
+        schema["required"] = list(required)
+    if closed:
+        schema["additionalProperties"] = False
+    return schema
+
+
+STR = {"type": "string"}
+INT = {"type": "integer"}
+NULLABLE_STR = {"type": "string", "nullable": True}
+ID = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": _obj({"error": _obj({"code": STR, "message": STR}, ("code", "message"))}, ("error",)),
+    "User": _obj({"id": INT, "username": STR, "name": STR, "role": STR}, ("id", "role")),
+    "Consultation": _obj({"id": INT, "state": STR, "specialty": STR, "urgency": STR}, ("id", "state")),
+    "Note": {"type": "object", "nullable": True, "properties": {
+        "assessment": STR, "plan": STR, "signed_at": NULLABLE_STR, "diagnoses": {"type": "array"}}},
+    "Slot": _obj({"id": INT, "hospital_org_id": INT, "department": STR, "starts_at": STR}, ("id", "starts_at")),
+    "Referral": _obj({"id": INT, "direction": STR, "status": STR}, ("id",)),
+    "Attachment": _obj({"id": INT, "filename": STR, "content_type": STR, "size": INT, "kind": STR, "url": STR},
+                       ("id", "content_type")),
+    "CreateConsultation": _obj({
+        "patient": _obj({"name": {"type": "string", "minLength": 1, "maxLength": 200},
+                         "sex": {"type": "string", "enum": ["female", "male", "other"]},
+                         "birth_year": {"type": "integer", "minimum": 1900, "maximum": 2100},
+                         "local_id": {"type": "string", "maxLength": 100}},
+                        ("name", "sex", "birth_year"), closed=True),
+        "specialty": {"type": "string", "enum": list(SPECIALTIES)},
+        "urgency": {"type": "string", "enum": [u.value for u in Urgency]},
+        "chief_complaint": {"type": "string", "minLength": 1, "maxLength": 1000},
+        "history": STR, "reason": STR, "purpose": STR, "complex_case": {"type": "boolean"},
+        "requested_specialist_id": {"type": "integer", "nullable": True},
+        "min_title": {"type": "string", "enum": [t.value for t in Title], "nullable": True},
+        "title_fallback": {"type": "boolean"},
+        "consent": _obj({"by": {"type": "string", "enum": ["patient", "guardian", "relative"]},
+                         "name": {"type": "string", "minLength": 1, "maxLength": 200},
+                         "relation": {"type": "string", "nullable": True},
+                         "signature": {"type": "string", "description": "data:image/png;base64,... (at most 48 KiB)"}},
+                        ("by", "name", "signature"), closed=True),
+    }, ("patient", "specialty", "urgency", "chief_complaint"), closed=True),
+    "NoteDraft": _obj({
+        "subjective": STR, "objective": STR, "assessment": STR, "plan": STR,
+        "diagnoses": {"type": "array", "maxItems": 20, "items": _obj({"code": STR}, ("code",), closed=True)},
+        "disposition": {"type": "object", "nullable": True, "properties": {
+            "kind": {"type": "string", "enum": ["manage_locally", "refer_up", "refer_down", "follow_up"]},
+            "details": STR, "follow_up_date": STR, "to_org_id": INT,
+            "tasks": {"type": "array", "items": _obj({"text": STR, "due_date": STR}, ("text",), closed=True)}},
+            "required": ["kind"], "additionalProperties": False},
+    }, closed=True),
+}
+
+
+def _responses(ok: str, schema: dict[str, Any], *, content_type: str = "application/json") -> dict[str, Any]:
+    responses: dict[str, Any] = {ok: {"description": "success", "content": {content_type: {"schema": schema}}}}
+    for code in ERRORS:
+        responses[code] = {"description": "see the error codes in docs/protocol.md",
+                           "content": {"application/json": {"schema": _ref("Error")}}}
+    return responses
+
+
+def _op(summary: str, ok: str, schema: dict[str, Any], *, body: dict[str, Any] | None = None,
+        params: list[dict[str, Any]] | None = None, auth: bool = True, content_type: str = "application/json",
+        body_type: str = "application/json") -> dict[str, Any]:
+    op: dict[str, Any] = {"summary": summary, "responses": _responses(ok, schema, content_type=content_type)}
+    if body is not None:
+        op["requestBody"] = {"required": True, "content": {body_type: {"schema": body}}}
+    if params:
+        op["parameters"] = params
+    if not auth:
+        op["security"] = []
+    return op
+
+
+def _path_param(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": ID}
+
+
+C = [_path_param("consultation_id")]
+R = [_path_param("referral_id"), _path_param("task_id")]
+
+
+def document() -> dict[str, Any]:
+    paths: dict[str, Any] = {
+        "/api/tokens": {"post": _op(
+            "Exchange a username and password for an API token", "201",
+            _obj({"token": STR, "user": _ref("User")}, ("token", "user")), auth=False,
+            body=_obj({"username": STR, "password": STR, "label": STR}, ("username", "password"), closed=True))},
+        "/api/me": {"get": _op("The signed-in user", "200", _obj({"user": _ref("User")}, ("user",)))},
+        "/api/consultations": {
+            "get": _op("Consultations of your clinic, or taken by you", "200",
+                       _obj({"consultations": {"type": "array", "items": _ref("Consultation")}}, ("consultations",))),
+            "post": _op("Ask for a consultation (clinic doctors)", "201",
+                        _obj({"consultation": _ref("Consultation")}, ("consultation",)),
+                        body=_ref("CreateConsultation"))},
+        "/api/consultations/{consultation_id}": {"get": _op(
+            "One consultation", "200", _obj({"consultation": _ref("Consultation")}, ("consultation",)), params=C)},
+        "/api/consultations/{consultation_id}/events": {"get": _op(
+            "Its event log", "200", _obj({"events": {"type": "array"}}, ("events",)), params=C)},
+        "/api/consultations/{consultation_id}/note": {
+            "get": _op("The opinion report (draft or signed)", "200", _obj({"note": _ref("Note")}, ("note",)),
+                       params=C),
+            "put": _op("Save the draft (the assigned specialist)", "200", _obj({"note": _ref("Note")}, ("note",)),
+                       params=C, body=_ref("NoteDraft"))},
+        "/api/consultations/{consultation_id}/note/sign": {"post": _op(
+            "Sign the report", "200", _obj({"note": _ref("Note")}, ("note",)), params=C,
+            body=_obj({"store_and_forward": {"type": "boolean"}}, closed=True))},
+        "/api/consultations/{consultation_id}/note/addenda": {"post": _op(
+            "Add a signed addendum", "201", _obj({"note": _ref("Note")}, ("note",)), params=C,
+            body=_obj({"text": {"type": "string", "minLength": 1, "maxLength": 4000}}, ("text",), closed=True))},
+        "/api/consultations/{consultation_id}/decision": {"post": _op(
+            "The clinic's decision on the opinion; closes the consultation", "200",
+            _obj({"consultation": _obj({"id": INT, "state": STR}, ("id", "state"))}, ("consultation",)), params=C,
+            body=_obj({"decision": {"type": "string", "enum": ["accept_advice", "adapt_advice", "refer_as_suggested"]},
+                       "note": STR}, ("decision",), closed=True))},
+        "/api/icd10": {"get": _op(
+            "Search ICD-10 codes", "200", _obj({"results": {"type": "array"}}, ("results",)),
+            params=[{"name": "q", "in": "query", "required": False, "schema": {"type": "string", "maxLength": 100}}])},
+        "/api/consultations/{consultation_id}/slots": {"get": _op(
+            "Reserved slots open to this referral", "200", _obj({"slots": {"type": "array", "items": _ref("Slot")}},
+                                                                ("slots",)),
+            params=[*C, {"name": "department", "in": "query", "required": False,
+                         "schema": {"type": "string", "enum": list(SPECIALTIES)}}])},
+        "/api/consultations/{consultation_id}/booking": {
+            "get": _op("The booked reserved slot", "200", _obj({"booking": {**_ref("Slot"), "nullable": True}},
+                                                               ("booking",)), params=C),
+            "put": _op("Book a reserved slot (the assigned specialist)", "200", _obj({"booking": _ref("Slot")},
+                                                                                 ("booking",)),
+                       params=C, body=_obj({"slot_id": ID}, ("slot_id",), closed=True)),
+            "delete": _op("Give the slot back", "200", _obj({"booking": {"nullable": True}, "cancelled":
+                                                            {"type": "boolean"}}, ("cancelled",)), params=C)},
+        "/api/referrals": {"get": _op(
+            "Referrals to your clinic, or made by you", "200",
+            _obj({"referrals": {"type": "array", "items": _ref("Referral")}}, ("referrals",)),
+            params=[{"name": "all", "in": "query", "required": False, "schema": {"type": "string", "enum": ["1"]}}])},
+        "/api/referrals/{referral_id}/tasks/{task_id}/done": {"post": _op(
+            "Mark a follow-up task done", "200", _obj({"referral": _ref("Referral")}, ("referral",)), params=R)},
+        "/api/referrals/{referral_id}/outcome": {"post": _op(
+            "Record the outcome; closes the referral", "200", _obj({"referral": _ref("Referral")}, ("referral",)),
+            params=[_path_param("referral_id")],
+            body=_obj({"outcome": {"type": "string", "minLength": 1, "maxLength": 2000}}, ("outcome",), closed=True))},
+        "/api/consultations/{consultation_id}/fhir": {"get": _op(
+            "The record as a FHIR R4 Bundle", "200", _obj({"resourceType": {"type": "string", "enum": ["Bundle"]}},
+                                                          ("resourceType",)),
+            params=C, content_type="application/fhir+json")},
+        "/api/consultations/{consultation_id}/attachments": {
+            "get": _op("Attachments", "200", _obj({"attachments": {"type": "array", "items": _ref("Attachment")}},
+                                                  ("attachments",)), params=C),
+            "post": _op("Upload a photo or PDF (clinic doctors)", "201",
+                        _obj({"attachment": _ref("Attachment")}, ("attachment",)), params=C,
+                        body=_obj({"file": {"type": "string", "format": "binary"}}, ("file",)),
+                        body_type="multipart/form-data")},
+        "/api/consultations/{consultation_id}/attachments/{attachment_id}": {"get": _op(
+            "The file", "200", {"type": "string", "format": "binary"},
+            params=[*C, _path_param("attachment_id")], content_type="application/octet-stream")},
+        "/api/admin/statistics": {"get": _op(
+            "Policy statistics (administrators; see docs/statistics.md)", "200",
+            _obj({"period": {"type": "object"}, "volume": {"type": "object"}, "waiting": {"type": "object"}},
+                 ("period", "volume", "waiting")),
+            params=[{"name": n, "in": "query", "required": False, "schema": {"type": "string", "format": "date"}}
+                    for n in ("from", "to")])},
+        "/healthz": {"get": _op("The process answers", "200", _obj({"status": STR}, ("status",)), auth=False)},
+        "/readyz": {"get": _op("Database and broker reachable (503 otherwise)", "200",
+                               _obj({"status": STR, "checks": {"type": "object"}}, ("status",)), auth=False)},
+    }
+    # Downloads answer with the stored type; the attachment itself may be any accepted photo or a PDF.
+    download = paths["/api/consultations/{consultation_id}/attachments/{attachment_id}"]["get"]["responses"]["200"]
+    download["content"] = {t: {"schema": {"type": "string", "format": "binary"}}
+                           for t in ("image/jpeg", "image/png", "image/webp", "application/pdf")}
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "telehealth", "version": __version__,
+                 "description": "Remote consultations between grassroots clinics and hospital specialists. "
+                                "Get a token at /api/tokens and send it as `Authorization: Bearer <token>`."},
+        "paths": paths,
+        "components": {"schemas": SCHEMAS,
+                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+        "security": [{"bearer": []}],
+    }
+
+
+@public
+async def handle_openapi(request: web.Request) -> web.StreamResponse:
+    return web.json_response(document())
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/api/openapi.json", handle_openapi)
