@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 import redis.asyncio as aioredis
 
@@ -29,15 +31,17 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-async def cluster(tmp_path: Path) -> AsyncIterator[list[Node]]:
+async def cluster(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[list[Node]]:
     prefix = f"mn{uuid.uuid4().hex[:8]}"
+    marker = request.node.get_closest_marker("ring_timeout")
+    ring = str(marker.args[0]) if marker else "10"
     drop = None
     if PG_URL:
         db_url, drop = await create_pg_database()
     else:
         db_url = f"sqlite+aiosqlite:///{tmp_path / 'shared.sqlite3'}"
     env = {"TELEHEALTH_SECRET_KEY": TEST_SECRET, "TELEHEALTH_PROFILE": "test", "TELEHEALTH_REDIS_PREFIX": prefix,
-           "TELEHEALTH_MATCHING__RING_TIMEOUT_S": "10"}
+           "TELEHEALTH_MATCHING__RING_TIMEOUT_S": ring, "TELEHEALTH_MATCHING__SWEEP_INTERVAL_S": "0.2"}
     common = ("--database-url", db_url, "--redis-url", REDIS_URL, "--data-dir", str(tmp_path), "--demo")
     if PG_URL:
         proc = await asyncio.create_subprocess_exec(
@@ -136,3 +140,75 @@ async def test_a_real_call_between_a_clinic_and_a_specialist_on_different_nodes(
             await peer.close()
         await specialist.close()
         await clinic.close()
+
+
+@pytest.mark.ring_timeout(1.5)
+async def test_accept_ring_timeout_and_cancel_at_the_same_instant(cluster: list[Node]) -> None:
+    """The rung specialist accepts right at the end of the ring, the clinic cancels at that moment and
+    colleagues on the other node try to take it: each consultation ends with one owner or none, and its
+    event log says how."""
+    a, b = cluster
+    clinic = await a.connect("village4")
+    specialists = {"cardio.chief": await a.connect("cardio.chief"),
+                   "cardio.attending": await b.connect("cardio.attending")}
+    for peer in specialists.values():
+        await peer.ok("presence.set", status="available")
+    outcomes: dict[int, dict[str, object]] = {}
+    for i in range(16):
+        cid = (await clinic.ok("consultation.create", **CREATE))["consultation"]["id"]
+        offer, rung = None, None
+        waited = time.time()
+        while offer is None:
+            assert time.time() - waited < 20, (i, "no offer")
+            for name, peer in specialists.items():
+                if peer.has_event("offer", consultation_id=cid):
+                    offer, rung = await peer.event("offer", consultation_id=cid), name
+            await asyncio.sleep(0.02)
+        other = next(n for n in specialists if n != rung)
+        # From 150 ms before the ring's end to 150 ms after it, in steps.
+        await asyncio.sleep(max(0.0, float(offer["deadline"]) - time.time() - 0.15 + 0.02 * i))
+        moves = [specialists[rung].call("offer.accept", consultation_id=cid)]
+        if i % 2 == 0:
+            moves.append(clinic.call("consultation.cancel", consultation_id=cid))
+        if i % 3 == 0:
+            moves.append(specialists[other].call("consultation.take", consultation_id=cid))
+        replies = await asyncio.gather(*moves)
+        outcomes[cid] = {"accept": replies[0]["success"],
+                         "cancel": replies[1]["success"] if i % 2 == 0 else None,
+                         "take": replies[-1]["success"] if i % 3 == 0 else None, "rung": rung, "other": other}
+        # Tidy up so the next round starts with an empty queue and everyone available: a request nobody
+        # got is withdrawn (it would otherwise be rung again ahead of the next one).
+        await clinic.call("consultation.cancel", consultation_id=cid)
+        for peer in specialists.values():
+            await peer.ok("presence.set", status="available")
+
+
+    ids = {name: (await a.token(name)) for name in ("village4",)}
+    owners = {"cardio.chief": None, "cardio.attending": None}
+    async with aiohttp.ClientSession() as http:
+        for name in owners:
+            async with http.get(a.url("/api/me"), headers={"Authorization": f"Bearer {await a.token(name)}"}) as r:
+                owners[name] = (await r.json())["user"]["id"]
+        for cid, o in outcomes.items():
+            headers = {"Authorization": f"Bearer {ids['village4']}"}
+            async with http.get(a.url(f"/api/consultations/{cid}/events"), headers=headers) as r:
+                events = (await r.json())["events"]
+            async with http.get(a.url(f"/api/consultations/{cid}"), headers=headers) as r:
+                state = (await r.json())["consultation"]
+            kinds = [e["kind"] for e in events]
+            winners = [str(o[w]) for w, ok in (("rung", o["accept"]), ("other", o["take"])) if ok]
+            accepted = [e for e in events if e["kind"] == "accepted"]
+            # Never two owners: one claim at most got through, to the store and to its specialist.
+            assert len(winners) <= 1 and len(accepted) <= 1, (cid, o, kinds)
+            if winners:
+                assert accepted and accepted[0]["actor_id"] == owners[winners[0]], (cid, o, kinds)
+            if state["state"] == "cancelled":
+                # Withdrawn, possibly right after a specialist's claim (the log then shows both, in order).
+                assert kinds[-1] == "cancelled" or "cancelled" in kinds, (cid, kinds)
+            else:
+                assert state["state"] in ("accepted", "in_call"), (cid, state)
+                assert len(accepted) == 1 and "cancelled" not in kinds, (cid, kinds)
+                assert state.get("assigned_specialist_id") == accepted[0]["actor_id"], (cid, state, accepted)
+            if not accepted:
+                # Nobody got it: the log says why (the ring ran out, or the clinic withdrew first).
+                assert "ring_timeout" in kinds or "cancelled" in kinds, (cid, o, kinds)
