@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import gc
 import getpass
 import logging
 import os
@@ -144,6 +145,14 @@ def serve(args: argparse.Namespace) -> int:
         print("\n".join(lines), flush=True)
 
     app.on_startup.append(announce)
+
+    async def settle_heap(_app: web.Application) -> None:
+        # Everything loaded at start (code, the ICD-10 tables, templates) lives as long as the process:
+        # move it out of the collector's way, so full collections stay short under load.
+        gc.collect()
+        gc.freeze()
+
+    app.on_startup.append(settle_heap)
     web.run_app(app, host=settings.host, port=settings.port, ssl_context=ssl_context, print=None,
                 shutdown_timeout=10, access_log=None)
     return 0
