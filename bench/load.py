@@ -123,7 +123,8 @@ class Client:
         self.stats = stats
         self.next_id = 0
         self.pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
-        self.events: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
+        # Each event with the time it arrived: latencies are measured at arrival, not when a busy loop gets to it.
+        self.events: asyncio.Queue[tuple[str, dict[str, Any], float]] = asyncio.Queue()
         self.reader = asyncio.create_task(self._read())
 
     async def _read(self) -> None:
@@ -136,7 +137,7 @@ class Client:
                 if fut and not fut.done():
                     fut.set_result(data)
             elif data.get("type") == "event":
-                self.events.put_nowait((data["event"], data["data"]))
+                self.events.put_nowait((data["event"], data["data"], time.time()))
 
     async def call(self, type_: str, **body: Any) -> dict[str, Any] | None:
         self.next_id += 1
@@ -181,14 +182,14 @@ async def specialist_loop(client: Client, stop: asyncio.Event) -> None:
     await client.call("presence.set", status="available")
     while not stop.is_set():
         try:
-            name, data = await asyncio.wait_for(client.events.get(), 0.5)
+            name, data, arrived = await asyncio.wait_for(client.events.get(), 0.5)
         except TimeoutError:
             continue
         if name != "offer":
             continue
         sent = float(str(data.get("chief_complaint", "")).split("t=")[-1] or 0)
         if sent:
-            client.stats.offer_ms.append((time.time() - sent) * 1000)
+            client.stats.offer_ms.append((arrived - sent) * 1000)
         accepted = await client.call("offer.accept", consultation_id=data["consultation_id"])
         if accepted is not None:
             cid = data["consultation_id"]
@@ -210,7 +211,7 @@ async def clinic_loop(client: Client, specialty: str, stop: asyncio.Event, think
         done = False
         while time.monotonic() < deadline and not done:
             try:
-                name, data = await asyncio.wait_for(client.events.get(), 0.5)
+                name, data, _ = await asyncio.wait_for(client.events.get(), 0.5)
             except TimeoutError:
                 continue
             if data.get("consultation_id") != cid:
