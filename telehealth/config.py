@@ -107,6 +107,20 @@ class UploadSettings:
 
 
 @dataclass(frozen=True)
+class PrecheckSettings:
+    # Worker processes running the server's own WebRTC peer for connection checks, and checks per worker.
+    workers: int = 1
+    per_worker: int = 2
+    # How long media flows both ways during a check.
+    seconds: float = 5.0
+    # Addresses the server's peer offers as host candidates; empty: every address of the machine.
+    addresses: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        _positive(self, "workers", "per_worker", "seconds")
+
+
+@dataclass(frozen=True)
 class SlotSettings:
     # The hospitals' local time: a slot's day, and its release cut-off, are counted in it.
     timezone: str = "Asia/Shanghai"
@@ -151,6 +165,7 @@ class Settings:
     ice: IceSettings = field(default_factory=IceSettings)
     uploads: UploadSettings = field(default_factory=UploadSettings)
     slots: SlotSettings = field(default_factory=SlotSettings)
+    precheck: PrecheckSettings = field(default_factory=PrecheckSettings)
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -276,7 +291,7 @@ def _read_secret(env: Mapping[str, str], name: str) -> str | None:
 
 
 def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
-    sections = {"security", "matching", "signaling", "ice", "uploads", "slots"}
+    sections = {"security", "matching", "signaling", "ice", "uploads", "slots", "precheck"}
     data: dict[str, Any] = {}
     for key, value in env.items():
         if not key.startswith(ENV_PREFIX) or key.endswith("_FILE") or key in SPECIAL_VARIABLES:

@@ -141,6 +141,11 @@ class Matcher:
         if doctor.role is not Role.clinic_doctor or doctor.organisation_id is None:
             raise TelehealthError(ErrorCode.forbidden, "only a clinic doctor of an institution can ask for a "
                                                        "consultation")
+        if request.requested_specialist_id is not None:
+            named = await self.store.get_user(request.requested_specialist_id)
+            if named is None or named.role is not Role.specialist or not named.active:
+                raise TelehealthError(ErrorCode.invalid_input,
+                                      "`requested_specialist_id` does not name an active specialist")
         now = self.clock()
         consent = bool(request.consent_by)
         consultation = await self.store.insert_consultation(request, clinic_org_id=doctor.organisation_id,

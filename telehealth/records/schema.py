@@ -322,3 +322,19 @@ presence_days = sa.Table(
     sa.Column("day", sa.Date, primary_key=True),
     sa.Column("first_at", UTCDateTime, nullable=False),
 )
+
+# Pre-call connection checks, per clinic: what the link carried each time (no patient data).
+precheck_results = sa.Table(
+    "precheck_results", metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("org_id", sa.Integer, sa.ForeignKey("organisations.id"), nullable=False, index=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("finished_at", UTCDateTime, nullable=True),
+    # The server peer's measurements of the uplink (JSON), once the worker reports them.
+    sa.Column("uplink", sa.JSON, nullable=True),
+    # The browser's measurements of the downlink and what it knows (camera, candidate types).
+    sa.Column("downlink", sa.JSON, nullable=True),
+    sa.Column("verdict", sa.String(20), nullable=True),
+    sa.Column("cause", sa.String(40), nullable=False, server_default=""),
+)

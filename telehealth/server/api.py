@@ -22,6 +22,7 @@ from telehealth.signaling.commands import CreateBody, consultation_view
 from telehealth.signaling.messages import parse_body
 
 MAX_JSON_BYTES = 256 * 1024
+MAX_ID = 2**31 - 1
 
 
 async def read_json(request: web.Request) -> dict[str, Any]:
@@ -127,7 +128,7 @@ def path_id(request: web.Request, name: str = "consultation_id") -> int:
         value = int(request.match_info[name])
     except ValueError:
         raise TelehealthError(ErrorCode.not_found, f"no such {what}") from None
-    if value <= 0:
+    if not 0 < value <= MAX_ID:  # ids are 32-bit in every database the store runs on
         raise TelehealthError(ErrorCode.not_found, f"no such {what}")
     return value
 

@@ -32,6 +32,7 @@ from telehealth.server import (
     openapi,
     pages,
     people_pages,
+    precheck_api,
     record_pages,
     referrals_api,
     slot_pages,
@@ -172,6 +173,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.append(_broker_ctx)
     app.cleanup_ctx.append(_signaling_ctx)
+    app.cleanup_ctx.append(precheck_api.precheck_ctx)
     app.on_shutdown.append(_on_shutdown)
     app.on_response_prepare.append(security_headers)
     add_routes(app)
@@ -204,4 +206,5 @@ def add_routes(app: web.Application) -> None:
     people_pages.add_routes(app)
     audit_pages.add_routes(app)
     stats_pages.add_routes(app)
+    precheck_api.add_routes(app)
     openapi.add_routes(app)

@@ -27,7 +27,7 @@ def _id(request: web.Request) -> int:
         value = int(request.match_info["consultation_id"])
     except ValueError:
         raise web.HTTPNotFound() from None
-    if value <= 0:
+    if not 0 < value <= 2**31 - 1:
         raise web.HTTPNotFound()
     return value
 

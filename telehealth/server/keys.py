@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from telehealth.config import Settings
     from telehealth.matching.broker import Broker
     from telehealth.matching.service import Matcher
+    from telehealth.media.precheck import PrecheckService
     from telehealth.records.store import Store
     from telehealth.server.i18n import Renderer
     from telehealth.server.metrics import Metrics
@@ -25,6 +26,7 @@ STORE: web.AppKey[Store] = web.AppKey("store")
 BROKER: web.AppKey[Broker] = web.AppKey("broker")
 MATCHER: web.AppKey[Matcher] = web.AppKey("matcher")
 HUB: web.AppKey[Hub] = web.AppKey("hub")
+PRECHECK: web.AppKey[PrecheckService] = web.AppKey("precheck")
 SESSIONS: web.AppKey[SessionManager] = web.AppKey("sessions")
 RENDERER: web.AppKey[Renderer] = web.AppKey("renderer")
 LOGIN_LIMITER: web.AppKey[SlidingWindowLimiter] = web.AppKey("login_limiter")

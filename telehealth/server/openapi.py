@@ -184,6 +184,30 @@ def document() -> dict[str, Any]:
                  ("period", "volume", "waiting")),
             params=[{"name": n, "in": "query", "required": False, "schema": {"type": "string", "format": "date"}}
                     for n in ("from", "to")])},
+        "/api/precheck/config": {"get": _op(
+            "ICE servers and duration of the pre-call connection check (clinic doctors)", "200",
+            _obj({"ice_servers": {"type": "array"}, "seconds": {"type": "number"}}, ("ice_servers", "seconds")))},
+        "/api/precheck": {"post": _op(
+            "Start a connection check: the client's SDP offer, with its candidates", "201",
+            _obj({"id": STR, "sdp": STR, "seconds": {"type": "number"}}, ("id", "sdp")),
+            body=_obj({"sdp": {"type": "string", "maxLength": 32768}}, ("sdp",), closed=True))},
+        "/api/precheck/{check_id}/report": {"post": _op(
+            "Report the client's side; the verdict", "200",
+            _obj({"verdict": {"type": "string", "enum": ["video_ok", "audio_only", "cannot_connect"]},
+                  "cause": STR}, ("verdict", "cause")),
+            params=[{"name": "check_id", "in": "path", "required": True,
+                     "schema": {"type": "string", "pattern": "^[0-9a-f]{32}$"}}],
+            body=_obj({"connected": {"type": "boolean"}, "camera": {"type": "boolean"},
+                       "candidate_types": {"type": "array", "items": {
+                           "type": "string", "enum": ["host", "srflx", "prflx", "relay"]}},
+                       "down": {"type": "object", "nullable": True, "properties": {
+                           "kbps": {"type": "number", "minimum": 0}, "loss_pct": {"type": "number", "minimum": 0,
+                                                                                  "maximum": 100},
+                           "jitter_ms": {"type": "number", "nullable": True},
+                           "rtt_ms": {"type": "number", "nullable": True},
+                           "video_frames": {"type": "integer", "minimum": 0},
+                           "audio_frames": {"type": "integer", "minimum": 0}}, "additionalProperties": False}},
+                      ("connected",), closed=True))},
         "/healthz": {"get": _op("The process answers", "200", _obj({"status": STR}, ("status",)), auth=False)},
         "/readyz": {"get": _op("Database and broker reachable (503 otherwise)", "200",
                                _obj({"status": STR, "checks": {"type": "object"}}, ("status",)), auth=False)},

@@ -16,6 +16,8 @@ from telehealth.errors import ErrorCode, TelehealthError
 
 T = TypeVar("T")
 MAX_ID = 2**53 - 1
+# Integers in message bodies (record ids, counts) fit the database's 32-bit integer columns.
+MAX_INT = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -99,7 +101,7 @@ def _check(value: Any, hint: Any, where: str) -> Any:
             raise TelehealthError(ErrorCode.invalid_message, f"`{where}` must be true or false")
         return value
     if hint is int:
-        if not isinstance(value, int) or isinstance(value, bool) or abs(value) > MAX_ID:
+        if not isinstance(value, int) or isinstance(value, bool) or abs(value) > MAX_INT:
             raise TelehealthError(ErrorCode.invalid_message, f"`{where}` must be an integer")
         return value
     if hint is float:

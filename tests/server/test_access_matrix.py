@@ -83,6 +83,9 @@ HTTP: dict[tuple[str, str], set[str]] = {
     ("GET", "/admin/audit"): ADMINS, ("POST", "/admin/audit/verify"): ADMINS,
     ("GET", "/admin/statistics"): ADMINS, ("GET", "/api/admin/statistics"): ADMINS,
     ("POST", "/admin/duty"): ADMINS, ("POST", "/admin/duty/{d}/delete"): {"admin"},
+    ("GET", "/api/precheck/config"): CLINICS, ("POST", "/api/precheck"): CLINICS,
+    ("POST", "/api/precheck/{p}/report"): CLINICS, ("GET", "/clinic/precheck"): CLINICS,
+    ("GET", "/admin/network"): ADMINS,
 }
 
 # WebSocket commands: callers allowed, and whether the command is about the consultation (own vs other).
@@ -99,7 +102,7 @@ DENIED_WS = {"forbidden", "not_eligible", "not_found", "not_in_session"}
 # Routes about a referral: the matrix calls them with an id that does not exist, so a caller past the role
 # check gets 404 (whose clinic a referral belongs to is tested with real referrals in test_referrals).
 NOT_FOUND_PASSES = {"/clinic/referrals/{r}/tasks/{t}/done", "/clinic/referrals/{r}/outcome",
-                    "/api/referrals/{r}/tasks/{t}/done", "/api/referrals/{r}/outcome"}
+                    "/api/referrals/{r}/tasks/{t}/done", "/api/referrals/{r}/outcome", "/api/precheck/{p}/report"}
 
 
 @dataclass
@@ -142,7 +145,7 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
         city = await store.get_organisation_by_name("Qingshan First People's Hospital")
         tokens = {who: await node.token(name) for who, name in USERNAMES.items()}
         ids = {"c": consultation.id, "a": attachment["id"], "r": 999_999, "t": 1, "u": clinic.id, "o": city.id,
-               "g": agreement, "d": duty_day.id}
+               "g": agreement, "d": duty_day.id, "p": "0" * 32}
         yield World(node, tokens, ids)
 
 
@@ -170,7 +173,8 @@ async def test_every_route_for_every_caller(world: World) -> None:
         routes.add((route.method, path))
     spec = {(m, p.replace("{c}", "{consultation_id}").replace("{a}", "{attachment_id}")
              .replace("{r}", "{referral_id}").replace("{t}", "{task_id}").replace("{u}", "{user_id}")
-             .replace("{o}", "{org_id}").replace("{g}", "{agreement_id}").replace("{d}", "{duty_id}"))
+             .replace("{o}", "{org_id}").replace("{g}", "{agreement_id}").replace("{d}", "{duty_id}")
+             .replace("{p}", "{check_id}"))
             for m, p in HTTP}
     assert routes == spec, ("routes without a row", routes - spec, "rows without a route", spec - routes)
 

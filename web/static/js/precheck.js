@@ -1,0 +1,123 @@
+// The pre-call connection check: a WebRTC connection to the server's own peer with the ICE servers of a
+// real call; media both ways for a few seconds; the server measures the upload, this page the download.
+
+import { texts } from "./texts.js";
+
+const t = texts("precheck-texts");
+const csrf = document.body.dataset.csrf;
+const state = document.getElementById("precheck-state");
+const progress = document.getElementById("precheck-progress");
+const button = document.getElementById("btn-precheck");
+
+function show(key, kind, vars = {}) {
+  state.textContent = t(key, vars);
+  state.className = `banner ${kind || ""}`;
+  state.dataset.state = key;
+}
+
+async function inbound(pc) {
+  const out = { bytes: 0, lost: 0, received: 0, jitter: null, video: 0, audio: 0, rtt: null };
+  (await pc.getStats()).forEach((r) => {
+    if (r.type === "inbound-rtp") {
+      out.bytes += r.bytesReceived || 0;
+      out.lost += Math.max(0, r.packetsLost || 0);
+      out.received += r.packetsReceived || 0;
+      if (r.kind === "audio" && r.jitter !== undefined) out.jitter = r.jitter * 1000;
+      if (r.kind === "video") out.video = r.framesDecoded || 0;
+      if (r.kind === "audio") out.audio = Math.round((r.totalSamplesReceived || 0) / 960);
+    }
+    if (r.type === "candidate-pair" && r.nominated && r.currentRoundTripTime !== undefined) out.rtt = r.currentRoundTripTime * 1000;
+  });
+  return out;
+}
+
+async function run() {
+  button.disabled = true;
+  document.getElementById("precheck-figures").hidden = true;
+  show("camera");
+  let stream;
+  let camera = true;
+  try {
+    stream = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 640, height: 480 } });
+  } catch {
+    camera = false;
+    stream = await navigator.mediaDevices.getUserMedia({ audio: true }).catch(() => new MediaStream());
+  }
+  document.getElementById("precheck-local").srcObject = stream;
+  let pc = null;
+  try {
+    const config = await (await fetch("/api/precheck/config")).json();
+    pc = new RTCPeerConnection({ iceServers: config.ice_servers });
+    const types = new Set();
+    pc.onicecandidate = (ev) => { if (ev.candidate && ev.candidate.type) types.add(ev.candidate.type); };
+    pc.ontrack = (ev) => { document.getElementById("precheck-remote").srcObject = ev.streams[0] || new MediaStream([ev.track]); };
+    for (const track of stream.getTracks()) pc.addTrack(track, stream);
+    if (!stream.getVideoTracks().length) pc.addTransceiver("video", { direction: "recvonly" });
+    if (!stream.getAudioTracks().length) pc.addTransceiver("audio", { direction: "recvonly" });
+    show("connecting");
+    await pc.setLocalDescription(await pc.createOffer());
+    // One offer with every candidate in it: wait for gathering (at most 5 s, as a relay may be slow).
+    await new Promise((resolve) => {
+      if (pc.iceGatheringState === "complete") return resolve();
+      const timer = setTimeout(resolve, 5000);
+      pc.addEventListener("icegatheringstatechange", () => {
+        if (pc.iceGatheringState === "complete") { clearTimeout(timer); resolve(); }
+      });
+    });
+    const resp = await fetch("/api/precheck", {
+      method: "POST", headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
+      body: JSON.stringify({ sdp: pc.localDescription.sdp }),
+    });
+    const begun = await resp.json();
+    if (resp.status === 503 && begun.error.code === "busy") {
+      show("busy", "warn", { s: (begun.error.message.match(/\d+/) || ["10"])[0] });
+      return;
+    }
+    if (!resp.ok) throw new Error(begun.error.message);
+    await pc.setRemoteDescription({ type: "answer", sdp: begun.sdp });
+    show("measuring");
+    progress.hidden = false;
+    const before = await inbound(pc);
+    const started = performance.now();
+    const total = (begun.seconds + 0.5) * 1000;
+    while (performance.now() - started < total) {
+      progress.value = Math.min(100, (100 * (performance.now() - started)) / total);
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    const after = await inbound(pc);
+    const seconds = (performance.now() - started) / 1000;
+    const connected = ["connected", "completed"].includes(pc.iceConnectionState) || after.video + after.audio > 0;
+    const got = after.received - before.received;
+    const lost = after.lost - before.lost;
+    const down = {
+      kbps: ((after.bytes - before.bytes) * 8) / seconds / 1000, loss_pct: got + lost > 0 ? (100 * lost) / (got + lost) : 0,
+      jitter_ms: after.jitter, rtt_ms: after.rtt, video_frames: after.video, audio_frames: after.audio,
+    };
+    const report = await fetch(`/api/precheck/${begun.id}/report`, {
+      method: "POST", headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
+      body: JSON.stringify({ connected, camera, candidate_types: [...types], down }),
+    });
+    const result = await report.json();
+    if (!report.ok) throw new Error(result.error.message);
+    const kind = result.verdict === "video_ok" ? "ok" : "warn";
+    state.textContent = t(result.verdict) + (result.cause ? ` ${t(`cause_${result.cause}`)}` : "");
+    state.className = `banner ${kind}`;
+    state.dataset.state = result.verdict;
+    const fmt = (v, unit) => (v === null || v === undefined ? "—" : `${Math.round(v)} ${unit}`);
+    document.getElementById("fig-up").textContent = fmt(result.up && result.up.kbps, "kbit/s");
+    document.getElementById("fig-down").textContent = fmt(result.down && result.down.kbps, "kbit/s");
+    document.getElementById("fig-rtt").textContent = fmt((result.up && result.up.rtt_ms) || (result.down && result.down.rtt_ms), "ms");
+    document.getElementById("fig-loss").textContent = `${Math.max(result.up ? result.up.loss_pct : 0, result.down ? result.down.loss_pct : 0).toFixed(1)} %`;
+    document.getElementById("fig-jitter").textContent = fmt(result.up && result.up.jitter_ms, "ms");
+    document.getElementById("precheck-figures").hidden = false;
+  } catch (err) {
+    show("failed", "warn", { message: err.message || String(err) });
+  } finally {
+    progress.hidden = true;
+    button.disabled = false;
+    if (pc) pc.close();
+    for (const track of stream.getTracks()) track.stop();
+  }
+}
+
+button.addEventListener("click", run);
