@@ -17,7 +17,7 @@ from telehealth.records.store import Store
 from telehealth.signaling.connection import Connection
 from telehealth.signaling.hub import Hub
 from telehealth.signaling.messages import require
-from telehealth.signaling.sessions import ICE_STATES, SIGNAL_KINDS, SessionManager
+from telehealth.signaling.sessions import ICE_STATES, QUALITY_LEVELS, SIGNAL_KINDS, SessionManager
 
 ALL_ROLES = frozenset(Role)
 CLINIC = frozenset({Role.clinic_doctor})
@@ -157,6 +157,11 @@ class SignalBody:
         if self.kind == "candidate":
             cand = self.payload.get("candidate")
             require(isinstance(cand, str) and len(cand) <= 1000, "`payload.candidate` must be a string")
+        if self.kind == "quality_notice":
+            require(self.payload.get("level") in QUALITY_LEVELS and
+                    self.payload.get("reason") in ("weak_link", "recovered", "manual"),
+                    f"`payload.level` is one of {', '.join(QUALITY_LEVELS)}; `payload.reason` weak_link, recovered "
+                    "or manual")
 
 
 @dataclass(frozen=True)

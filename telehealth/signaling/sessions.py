@@ -28,7 +28,8 @@ from telehealth.signaling.ice import ice_servers
 log = logging.getLogger("telehealth.sessions")
 
 S = ConsultationState
-SIGNAL_KINDS = ("offer", "answer", "candidate", "restart_request")
+SIGNAL_KINDS = ("offer", "answer", "candidate", "restart_request", "quality_notice")
+QUALITY_LEVELS = ("high", "medium", "low", "audio_only")
 LOG_BATCH_S = 0.1
 ICE_STATES = ("new", "checking", "connected", "completed", "disconnected", "failed", "closed")
 
@@ -223,6 +224,10 @@ class SessionManager:
         if kind in ("offer", "answer"):
             restart = bool(payload.get("ice_restart"))
             self._log(session.consultation_id, f"sdp_{kind}", conn.user.id, session_id, {"ice_restart": restart})
+        elif kind == "quality_notice":
+            # The sender stepped its video down or up: the session log keeps each step and why.
+            self._log(session.consultation_id, "adapted", conn.user.id, session_id,
+                      {"level": payload.get("level"), "reason": payload.get("reason")})
 
     async def chat(self, conn: Connection, session_id: int, text: str) -> float:
         session = await self._session_for(conn.user, session_id)

@@ -1,6 +1,8 @@
 // One video call in the browser: joins the session, negotiates (the specialist offers, the clinic answers),
 // trickles ICE, restarts ICE after a network change, watches getStats, and reports state and quality.
 
+import { AUDIO_ONLY, LADDER, step } from "./adapt.js";
+
 const STATS_EVERY_MS = 2000;
 const QUALITY_REPORT_EVERY = 5; // report one sample to the server every 5 stats rounds
 
@@ -19,6 +21,8 @@ export class Call {
     this.statsRound = 0;
     this.lastBytes = null;
     this.audioOnly = false;
+    this.manualAudioOnly = false;
+    this.adaptState = { level: 0, poor: 0, good: 0 };
     signal.on("signal", (d) => this.onSignal(d));
     signal.on("peer_joined", (d) => this.onPeerJoined(d));
     signal.on("peer_left", (d) => d.session_id === this.sessionId && this.ui.onState("peer_reconnecting", "warn"));
@@ -150,6 +154,8 @@ export class Call {
       else this.pendingCandidates.push(p);
     } else if (d.kind === "restart_request" && this.role === "offerer") {
       await this.makeOffer(true);
+    } else if (d.kind === "quality_notice" && this.ui.onPeerAdapt) {
+      this.ui.onPeerAdapt(p.level, p.reason);
     }
   }
 
@@ -180,16 +186,23 @@ export class Call {
         if (r.jitter !== undefined) s.jitter_ms = Math.max(s.jitter_ms || 0, r.jitter * 1000);
       }
     });
-    // The round trip of the pair the transport actually selected.
+    // The round trip of the pair the transport actually selected, and what the sender may push through it.
+    let availableKbps = null;
+    let outLoss = null;
     report.forEach((r) => {
+      if (r.type === "remote-inbound-rtp" && r.kind === "video" && r.fractionLost !== undefined) {
+        outLoss = r.fractionLost * 100;
+      }
       if (r.type !== "transport" || !r.selectedCandidatePairId) return;
       const pair = report.get(r.selectedCandidatePairId);
       if (pair && pair.currentRoundTripTime !== undefined) s.rtt_ms = pair.currentRoundTripTime * 1000;
+      if (pair && pair.availableOutgoingBitrate !== undefined) availableKbps = pair.availableOutgoingBitrate / 1000;
     });
     s.loss_pct = received + lost > 0 ? (100 * lost) / (received + lost) : 0;
     if (this.lastBytes !== null) s.bitrate_kbps = ((bytes - this.lastBytes) * 8) / STATS_EVERY_MS;
     this.lastBytes = bytes;
     this.stats = s;
+    this.adapt({ loss_pct: outLoss ?? s.loss_pct, rtt_ms: s.rtt_ms, available_kbps: availableKbps });
     const level = s.rtt_ms === null ? "unknown" : s.loss_pct > 8 || s.rtt_ms > 600 ? "poor"
       : s.loss_pct > 2 || s.rtt_ms > 250 ? "fair" : "good";
     this.ui.onQuality(level, s);
@@ -204,6 +217,35 @@ export class Call {
     }
   }
 
+  // One link sample about what this side sends: step the video down or up when the ladder says so.
+  adapt(sample) {
+    if (this.manualAudioOnly || this.ended) return null;
+    const decision = step(this.adaptState, sample);
+    if (!decision) return null;
+    this.applyLevel(decision.level);
+    if (this.ui.onAdapt) this.ui.onAdapt(LADDER[decision.level].name, decision.reason);
+    if (this.sessionId !== null) {
+      this.send("quality_notice", { level: LADDER[decision.level].name, reason: decision.reason });
+    }
+    return decision;
+  }
+
+  applyLevel(level) {
+    this.audioOnly = level === AUDIO_ONLY;
+    if (!this.pc) return;
+    const rung = LADDER[Math.min(level, AUDIO_ONLY - 1)];
+    for (const sender of this.pc.getSenders()) {
+      if (!sender.track || sender.track.kind !== "video") continue;
+      const params = sender.getParameters();
+      if (!params.encodings || !params.encodings.length) params.encodings = [{}];
+      Object.assign(params.encodings[0], {
+        active: level < AUDIO_ONLY, maxBitrate: rung.maxBitrate, scaleResolutionDownBy: rung.scaleResolutionDownBy,
+        maxFramerate: rung.maxFramerate,
+      });
+      sender.setParameters(params).catch(() => {});
+    }
+  }
+
   setMuted(muted) {
     for (const t of this.localStream.getAudioTracks()) t.enabled = !muted;
   }
@@ -213,6 +255,7 @@ export class Call {
   }
 
   setAudioOnly(on) {
+    this.manualAudioOnly = on;
     this.audioOnly = on;
     this.setCameraOff(on);
     if (!this.pc) return;

@@ -31,6 +31,16 @@ export function openCall(signal, consultationId, { onEnded = () => {} } = {}) {
       quality.dataset.level = level;
     },
     onChat(msg) { addChat(msg.name, msg.text); },
+    onAdapt(level, reason) {
+      banner.textContent = t(reason === "recovered" ? "adapt_recovered" : `adapt_${level}`);
+      banner.className = `banner ${reason === "recovered" ? "ok" : "warn"}`;
+      banner.dataset.state = `adapt_${level}`;
+    },
+    onPeerAdapt(level, reason) {
+      banner.textContent = t(reason === "recovered" ? "peer_adapt_recovered" : `peer_adapt_${level}`);
+      banner.className = `banner ${reason === "recovered" ? "ok" : "warn"}`;
+      banner.dataset.state = `peer_adapt_${level}`;
+    },
     onColleagueInCall() {
       banner.textContent = t("colleague_in_call");
       banner.className = "banner warn";
