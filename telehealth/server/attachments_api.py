@@ -11,6 +11,7 @@ from aiohttp import BodyPartReader, web
 
 from telehealth.domain import ConsultationState, Role
 from telehealth.errors import ErrorCode, TelehealthError
+from telehealth.matching.service import encode_event, user_channel
 from telehealth.records.consent import attachments_root
 from telehealth.records.files import FileStore
 from telehealth.server import keys
@@ -59,6 +60,14 @@ async def handle_upload(request: web.Request) -> web.StreamResponse:
         consultation.id, stored.sha256, stored.content_type, stored.size, _clean_name(part.filename),
         current_user(request).id, now=dt.datetime.now(dt.UTC))
     await audit(request, "attachment.add", f"consultation:{consultation.id}")
+    # Whoever has the consultation open sees it arrive (a snapshot taken during the call, say).
+    event = encode_event("attachment_added", {"consultation_id": consultation.id, "attachment_id": row["id"],
+                                              "content_type": row["content_type"]})
+    people = {consultation.requesting_doctor_id, consultation.accompanying_doctor_id}
+    if consultation.assigned_specialist_id is not None:
+        people.add(consultation.assigned_specialist_id)
+    for uid in people:
+        await request.app[keys.BROKER].publish(user_channel(uid), event)
     return web.json_response({"attachment": attachment_view(row)}, status=201)
 
 

@@ -95,3 +95,36 @@ async def test_a_call_steps_down_to_audio_only_and_back(browsers: Any) -> None:
     senders = await clinic.page.evaluate(SENDERS)
     assert senders["video"] == {"active": True, "maxBitrate": 900000}
     await specialist.page.wait_for_selector("#call-state[data-state=peer_adapt_high]")
+
+
+async def test_a_snapshot_reaches_the_specialist_while_video_is_paused(browsers: Any, live_server: Any) -> None:
+    clinic = await browsers("clinic")
+    specialist = await browsers("specialist")
+    await clinic.login("village4")
+    await specialist.login("cardio.attending")
+    await specialist.page.wait_for_selector("#connection[data-state=online]")
+    cid = await request_consultation(clinic, "A spreading rash on the forearm")
+    await specialist.page.wait_for_selector(f"#offer[data-consultation='{cid}']:not([hidden])")
+    await specialist.page.click("#btn-accept")
+    assert await wait_for_frames(clinic.page) >= 5
+    # The link is too weak for video: the clinic's video is paused...
+    for _ in range(6):
+        await clinic.page.evaluate("() => window.telehealthCall.adapt({ loss_pct: 30, rtt_ms: 900, "
+                                   "available_kbps: 50 })")
+    await specialist.page.wait_for_selector("#call-state[data-state=peer_adapt_audio_only]")
+    # ...and a still photo still gets through, at the camera's full size.
+    await clinic.page.click("#btn-snapshot")
+    await clinic.page.wait_for_selector("#call-state[data-state=snapshot_sent]", timeout=15_000)
+    image = specialist.page.locator("#attachment-list li:has-text('snapshot-') img")
+    await image.wait_for(timeout=15_000)
+    for _ in range(50):
+        if await image.evaluate("(img) => img.complete && img.naturalWidth > 0"):
+            break
+        await asyncio.sleep(0.1)
+    assert await image.evaluate("(img) => [img.naturalWidth, img.naturalHeight]") == [640, 480]
+    await specialist.shot("snapshot-arrived")
+    from telehealth.server import keys
+
+    rows = await live_server.app[keys.STORE].list_attachments(cid)
+    shots = [r for r in rows if r["filename"].startswith("snapshot-")]
+    assert len(shots) == 1 and shots[0]["content_type"] == "image/jpeg" and shots[0]["kind"] == "clinical"

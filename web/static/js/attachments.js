@@ -2,7 +2,7 @@
 
 import { texts } from "./texts.js";
 
-export async function openAttachments() {
+export async function openAttachments(signal = null) {
   const box = document.getElementById("attachments");
   if (!box) return;
   const t = texts("attachment-texts");
@@ -46,6 +46,11 @@ export async function openAttachments() {
       const data = await resp.json();
       status.textContent = resp.ok ? t("uploaded") : data.error.message;
       if (resp.ok) { input.value = ""; await refresh(); }
+    });
+  }
+  if (signal) {
+    signal.on("attachment_added", (d) => {
+      if (String(d.consultation_id) === box.dataset.consultation) refresh();
     });
   }
   await refresh();

@@ -3,6 +3,39 @@
 import { Call } from "./call.js";
 import { texts } from "./texts.js";
 
+// A still photo at the camera's full resolution (a rash, an ECG printout), sent as an attachment: it reaches
+// the specialist even when video is paused, and it is part of the record.
+async function sendSnapshot(call, consultationId) {
+  const track = call.localStream && call.localStream.getVideoTracks()[0];
+  if (!track) throw new Error("no camera");
+  const wasEnabled = track.enabled;
+  track.enabled = true;
+  let blob;
+  try {
+    const { width, height } = track.getSettings();
+    const video = document.createElement("video");
+    video.muted = true;
+    video.srcObject = new MediaStream([track]);
+    await video.play();
+    await new Promise((r) => setTimeout(r, 150)); // a fresh frame after re-enabling the camera
+    const canvas = document.createElement("canvas");
+    canvas.width = width || video.videoWidth;
+    canvas.height = height || video.videoHeight;
+    canvas.getContext("2d").drawImage(video, 0, 0, canvas.width, canvas.height);
+    video.srcObject = null;
+    blob = await new Promise((r) => canvas.toBlob(r, "image/jpeg", 0.92));
+  } finally {
+    track.enabled = wasEnabled;
+  }
+  const stamp = new Date().toISOString().replace(/[-:]/g, "").replace("T", "-").slice(0, 15);
+  const body = new FormData();
+  body.append("file", blob, `snapshot-${stamp}.jpg`);
+  const resp = await fetch(`/api/consultations/${consultationId}/attachments`, {
+    method: "POST", body, headers: { "X-CSRF-Token": document.body.dataset.csrf },
+  });
+  if (!resp.ok) throw new Error((await resp.json()).error.message);
+}
+
 export function openCall(signal, consultationId, { onEnded = () => {} } = {}) {
   const t = texts("call-texts");
   const panel = document.getElementById("call");
@@ -79,6 +112,25 @@ export function openCall(signal, consultationId, { onEnded = () => {} } = {}) {
   toggle("btn-camera", (on) => call.setCameraOff(on));
   toggle("btn-audio-only", (on) => call.setAudioOnly(on));
   document.getElementById("btn-hangup").addEventListener("click", () => call.hangup());
+  const snapshot = document.getElementById("btn-snapshot");
+  if (snapshot) {
+    snapshot.addEventListener("click", async () => {
+      snapshot.disabled = true;
+      banner.textContent = t("snapshot_sending");
+      try {
+        await sendSnapshot(call, consultationId);
+        banner.textContent = t("snapshot_sent");
+        banner.className = "banner ok";
+        banner.dataset.state = "snapshot_sent";
+      } catch (err) {
+        banner.textContent = t("snapshot_failed", { message: err.message || String(err) });
+        banner.className = "banner warn";
+        banner.dataset.state = "snapshot_failed";
+      } finally {
+        snapshot.disabled = false;
+      }
+    });
+  }
   document.getElementById("chat-form").addEventListener("submit", async (ev) => {
     ev.preventDefault();
     const input = document.getElementById("chat-text");

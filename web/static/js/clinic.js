@@ -104,7 +104,7 @@ document.getElementById("decision-form")?.addEventListener("submit", async (ev) 
   else showError({ message: (await resp.json()).error.message });
 });
 
-openAttachments();
+openAttachments(signal);
 
 signal.ready.then(async () => {
   await watch();

@@ -26,7 +26,7 @@ function startCall() {
   setState("in_call");
 }
 
-openAttachments();
+openAttachments(signal);
 if (document.getElementById("note")) openNotes(cid, { onSigned: () => setState("signed") });
 
 signal.on("session_ready", (d) => { if (d.consultation_id === cid) startCall(); });
