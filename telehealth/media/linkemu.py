@@ -1,0 +1,164 @@
+"""A weak link on loopback: a userspace UDP relay that delays, jitters, drops and rate-limits datagrams in both
+directions, for the field benchmark and tests (kernel `netem` is not always available).
+
+Put it between WebRTC clients and the TURN server (clients are given the relay's port as their TURN
+address and the call is forced through TURN), so every media packet crosses the emulated link.
+
+    relay = await LinkRelay.start(Profile.named("village"), target=("127.0.0.1", 3478))
+    ... turn:127.0.0.1:{relay.port} ...
+    relay.close()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass
+from typing import Any
+
+Address = tuple[str, int]
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A link: rate in kbit/s (0: unlimited), one-way delay and jitter in ms, loss in percent."""
+
+    name: str
+    rate_kbps: float = 0.0
+    delay_ms: float = 0.0
+    jitter_ms: float = 0.0
+    loss_pct: float = 0.0
+    # The bottleneck's buffer: packets beyond it are dropped (as a router's queue would).
+    queue_ms: float = 400.0
+
+    @staticmethod
+    def named(name: str) -> Profile:
+        return PROFILES[name]
+
+
+# The issue's named links: a round trip is twice the one-way delay.
+PROFILES = {
+    "good": Profile("good"),
+    "township": Profile("township", rate_kbps=1000, delay_ms=40, jitter_ms=5, loss_pct=1),
+    "village": Profile("village", rate_kbps=256, delay_ms=150, jitter_ms=20, loss_pct=3),
+    "bad": Profile("bad", rate_kbps=96, delay_ms=300, jitter_ms=50, loss_pct=8),
+}
+
+
+class _Direction:
+    """One direction of the link: a token bucket for the rate, then delay and loss, in order."""
+
+    def __init__(self, profile: Profile, rng: random.Random) -> None:
+        self.profile = profile
+        self.rng = rng
+        self.busy_until = 0.0  # when the bottleneck finishes sending what is queued
+        self.sent = 0
+        self.dropped = 0
+
+    def schedule(self, size: int, now: float) -> float | None:
+        """When this datagram leaves the link (loop time), or None if it is lost."""
+        p = self.profile
+        if p.loss_pct and self.rng.random() * 100 < p.loss_pct:
+            self.dropped += 1
+            return None
+        depart = now
+        if p.rate_kbps:
+            start = max(now, self.busy_until)
+            if (start - now) * 1000 > p.queue_ms:
+                self.dropped += 1  # the bottleneck's queue is full
+                return None
+            self.busy_until = start + size * 8 / (p.rate_kbps * 1000)
+            depart = self.busy_until
+        delay = p.delay_ms + (self.rng.uniform(-p.jitter_ms, p.jitter_ms) if p.jitter_ms else 0.0)
+        self.sent += 1
+        return depart + max(0.0, delay) / 1000
+
+
+class _ClientSide(asyncio.DatagramProtocol):
+    """The relay's listening socket: datagrams from clients go on towards the target."""
+
+    def __init__(self, relay: LinkRelay) -> None:
+        self.relay = relay
+        self.transport: Any = None
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: Address) -> None:
+        self.relay._from_client(data, addr)
+
+
+class _TargetSide(asyncio.DatagramProtocol):
+    """One socket per client towards the target, so the target sees each client as its own address."""
+
+    def __init__(self, relay: LinkRelay, client: Address) -> None:
+        self.relay = relay
+        self.client = client
+        self.transport: Any = None
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: Address) -> None:
+        self.relay._from_target(data, self.client)
+
+
+class LinkRelay:
+    def __init__(self, profile: Profile, target: Address, seed: int) -> None:
+        self.profile = profile
+        self.target = target
+        rng = random.Random(seed)
+        self.up = _Direction(profile, rng)  # client -> target
+        self.down = _Direction(profile, rng)  # target -> client
+        self.port = 0
+        self._listen: _ClientSide | None = None
+        self._targets: dict[Address, _TargetSide] = {}
+        self._pending: dict[Address, list[bytes]] = {}
+        self._loop = asyncio.get_running_loop()
+
+    @classmethod
+    async def start(cls, profile: Profile, target: Address, *, host: str = "127.0.0.1", port: int = 0,
+                    seed: int = 7) -> LinkRelay:
+        relay = cls(profile, target, seed)
+        transport, protocol = await relay._loop.create_datagram_endpoint(
+            lambda: _ClientSide(relay), local_addr=(host, port))
+        relay._listen = protocol
+        relay.port = transport.get_extra_info("sockname")[1]
+        return relay
+
+    def _from_client(self, data: bytes, client: Address) -> None:
+        at = self.up.schedule(len(data), self._loop.time())
+        if at is not None:
+            self._loop.call_at(at, self._to_target, data, client)
+
+    def _to_target(self, data: bytes, client: Address) -> None:
+        side = self._targets.get(client)
+        if side is not None and side.transport is not None:
+            side.transport.sendto(data, self.target)
+            return
+        self._pending.setdefault(client, []).append(data)
+        if side is None:
+            side = _TargetSide(self, client)
+            self._targets[client] = side
+            self._loop.create_task(self._open(side))
+
+    async def _open(self, side: _TargetSide) -> None:
+        await self._loop.create_datagram_endpoint(lambda: side, local_addr=("127.0.0.1", 0))
+        for data in self._pending.pop(side.client, []):
+            side.transport.sendto(data, self.target)
+
+    def _from_target(self, data: bytes, client: Address) -> None:
+        at = self.down.schedule(len(data), self._loop.time())
+        if at is not None:
+            self._loop.call_at(at, self._to_client, data, client)
+
+    def _to_client(self, data: bytes, client: Address) -> None:
+        if self._listen is not None and self._listen.transport is not None:
+            self._listen.transport.sendto(data, client)
+
+    def close(self) -> None:
+        if self._listen is not None and self._listen.transport is not None:
+            self._listen.transport.close()
+        for side in self._targets.values():
+            if side.transport is not None:
+                side.transport.close()

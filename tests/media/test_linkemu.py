@@ -1,0 +1,62 @@
+"""The emulated weak link: a UDP echo behind the relay sees the profile's delay, loss and rate."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from telehealth.media.linkemu import PROFILES, LinkRelay, Profile
+
+
+class Echo(asyncio.DatagramProtocol):
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.transport.sendto(data, addr)
+
+
+class Client(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.received: list[tuple[int, float]] = []
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.received.append((int.from_bytes(data[:4], "big"), asyncio.get_running_loop().time()))
+
+
+async def round_trips(profile: Profile, count: int, size: int, gap: float) -> tuple[Client, list[float], Any]:
+    loop = asyncio.get_running_loop()
+    echo_transport, _ = await loop.create_datagram_endpoint(Echo, local_addr=("127.0.0.1", 0))
+    relay = await LinkRelay.start(profile, echo_transport.get_extra_info("sockname"))
+    transport, client = await loop.create_datagram_endpoint(Client, local_addr=("127.0.0.1", 0))
+    sent_at = []
+    for i in range(count):
+        sent_at.append(loop.time())
+        transport.sendto(i.to_bytes(4, "big") + bytes(size - 4), ("127.0.0.1", relay.port))
+        await asyncio.sleep(gap)
+    await asyncio.sleep(1.5)
+    transport.close()
+    echo_transport.close()
+    relay.close()
+    return client, sent_at, relay
+
+
+async def test_delay_and_loss_as_the_profile_says() -> None:
+    profile = Profile("test", delay_ms=60, jitter_ms=10, loss_pct=10)
+    client, sent_at, relay = await round_trips(profile, 300, 100, 0.002)
+    rtts = sorted((at - sent_at[i]) * 1000 for i, at in client.received)
+    # Two crossings: 120 ms ± 20 ms, and (1 - 0.1)² of the datagrams come back.
+    assert 95 <= rtts[len(rtts) // 2] <= 150, rtts[len(rtts) // 2]
+    assert 0.7 <= len(client.received) / 300 <= 0.9, len(client.received)
+    assert relay.up.dropped + relay.down.dropped > 20
+
+
+async def test_the_rate_limit_holds() -> None:
+    # 64 kbit/s and 1,000-byte datagrams: about 8 a second get through; a burst of 60 mostly queues or drops.
+    profile = Profile("slow", rate_kbps=64, queue_ms=500)
+    client, _, _ = await round_trips(profile, 60, 1000, 0.0)
+    assert 3 <= len(client.received) <= 12, len(client.received)
+    assert set(PROFILES) == {"good", "township", "village", "bad"}
