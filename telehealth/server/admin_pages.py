@@ -32,7 +32,8 @@ async def admin_scope(request: web.Request, user: User) -> int | None:
     return org.alliance_id
 
 
-def _day(value: str | None) -> dt.datetime | None:
+def query_day(value: str | None) -> dt.datetime | None:
+    """A date from the query string (`2026-11-02`) as the UTC instant it starts; None when empty."""
     if not value:
         return None
     try:
@@ -62,8 +63,8 @@ def _filters(request: web.Request) -> dict[str, Any]:
     end_reason = q.get("end_reason") or None
     if end_reason not in (None, *(r.value for r in EndReason)):
         raise TelehealthError(ErrorCode.invalid_input, "unknown end reason in the filter")
-    end = _day(q.get("to"))
-    return {"start": _day(q.get("from")), "end": end + dt.timedelta(days=1) if end else None,
+    end = query_day(q.get("to"))
+    return {"start": query_day(q.get("from")), "end": end + dt.timedelta(days=1) if end else None,
             "clinic_org_id": _int(q.get("clinic")), "specialist_id": _int(q.get("specialist")),
             "specialty": specialty, "urgency": urgency, "state": state,
             "hospital_org_id": _int(q.get("hospital")), "end_reason": end_reason}

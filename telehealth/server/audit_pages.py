@@ -12,7 +12,7 @@ from aiohttp import web
 from telehealth.domain import Role
 from telehealth.errors import ErrorCode, TelehealthError
 from telehealth.server import keys
-from telehealth.server.admin_pages import admin_scope
+from telehealth.server.admin_pages import admin_scope, query_day
 from telehealth.server.api import audit
 from telehealth.server.auth import current_user, page
 from telehealth.server.pages import render
@@ -21,15 +21,6 @@ PAGE_SIZE = 50
 # Families of actions, offered as filters beside the single actions seen so far.
 FAMILIES = ("admin.", "record.", "note.", "consultation.", "attachment.", "referral.", "slot.", "slots.", "user.",
             "organisation.", "agreement.", "duty.", "login.")
-
-
-def _day(value: str | None) -> dt.datetime | None:
-    if not value:
-        return None
-    try:
-        return dt.datetime.combine(dt.date.fromisoformat(value), dt.time(), dt.UTC)
-    except ValueError:
-        raise TelehealthError(ErrorCode.invalid_input, f"{value!r} is not a date such as 2026-11-02") from None
 
 
 async def _render(request: web.Request, verified: dict[str, Any] | None = None) -> web.Response:
@@ -49,10 +40,10 @@ async def _render(request: web.Request, verified: dict[str, Any] | None = None) 
         page_no = max(1, int(q.get("page") or 1))
     except ValueError:
         raise TelehealthError(ErrorCode.invalid_input, "`page` is a number") from None
-    end = _day(q.get("to"))
+    end = query_day(q.get("to"))
     rows, total = await store.search_audit(
         actor_ids=actor_ids, action=(q.get("action") or None), target=(q.get("target") or "").strip() or None,
-        start=_day(q.get("from")), end=end + dt.timedelta(days=1) if end else None, limit=PAGE_SIZE,
+        start=query_day(q.get("from")), end=end + dt.timedelta(days=1) if end else None, limit=PAGE_SIZE,
         offset=(page_no - 1) * PAGE_SIZE)
     await audit(request, "admin.audit_view", "audit_log", {"page": page_no, "results": len(rows)})
     actions = await store.audit_actions()

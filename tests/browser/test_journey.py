@@ -244,7 +244,8 @@ async def test_a_colleague_at_the_clinic_takes_over_the_call(browsers: Any, live
     await clinic.shot("handed-over")
 
 
-async def test_a_declined_offer_passes_to_the_next_specialist(browsers: Any) -> None:
+async def ring_one_of_two(browsers: Any, complaint: str) -> tuple[Any, Any, Any, int]:
+    """A clinic asks while two specialists are available; (clinic, the one rung, the other, consultation)."""
     clinic = await browsers("clinic")
     first = await browsers("first")
     second = await browsers("second")
@@ -253,50 +254,42 @@ async def test_a_declined_offer_passes_to_the_next_specialist(browsers: Any) -> 
     await first.page.wait_for_selector("#connection[data-state=online]")
     await second.login("med.assoc")
     await second.page.wait_for_selector("#connection[data-state=online]")
-    cid = await request_consultation(clinic, "Shortness of breath on stairs")
-    # One of them is rung (the one idle longest); they decline with a reason; the other is rung.
-    rung, other = first, second
-    try:
-        await first.page.wait_for_selector(f"#offer[data-consultation='{cid}']:not([hidden])", timeout=5_000)
-    except Exception:
-        rung, other = second, first
-    await rung.page.select_option("#decline-reason", "busy_with_patient")
-    await rung.shot("declining")
-    await rung.page.click("#btn-decline")
-    await rung.page.wait_for_selector("#offer", state="hidden")
-    await other.page.wait_for_selector(f"#offer[data-consultation='{cid}']:not([hidden])")
-    await other.shot("rung-after-decline")
-    await other.page.click("#btn-accept")
-    await other.page.wait_for_url(f"**/specialist/consultations/{cid}")
-    await clinic.page.wait_for_selector("#ready-banner:not([hidden])")
-
-
-@pytest.mark.ring_timeout(6)
-async def test_an_unanswered_offer_passes_to_the_next_specialist_when_the_ring_runs_out(browsers: Any) -> None:
-    clinic = await browsers("clinic")
-    first = await browsers("first")
-    second = await browsers("second")
-    await clinic.login("village4")
-    await first.login("cardio.chief")
-    await first.page.wait_for_selector("#connection[data-state=online]")
-    await second.login("med.assoc")
-    await second.page.wait_for_selector("#connection[data-state=online]")
-    cid = await request_consultation(clinic, "Palpitations since the morning")
+    cid = await request_consultation(clinic, complaint)
+    # One of them is rung (the one idle longest).
     rung, other = first, second
     try:
         await first.page.wait_for_selector(f"#offer[data-consultation='{cid}']:not([hidden])", timeout=5_000)
     except Exception:
         rung, other = second, first
         await rung.page.wait_for_selector(f"#offer[data-consultation='{cid}']:not([hidden])")
-    # The countdown shows the seconds left; nobody answers.
-    assert (await rung.page.inner_text("#offer-countdown")).endswith(" s")
-    await rung.shot("ringing")
+    return clinic, rung, other, cid
+
+
+async def the_other_takes_it(clinic: Any, other: Any, cid: int, label: str) -> None:
     await other.page.wait_for_selector(f"#offer[data-consultation='{cid}']:not([hidden])", timeout=15_000)
-    await rung.page.wait_for_selector("#offer", state="hidden")
-    await other.shot("rung-after-timeout")
+    await other.shot(label)
     await other.page.click("#btn-accept")
     await other.page.wait_for_url(f"**/specialist/consultations/{cid}")
     await clinic.page.wait_for_selector("#ready-banner:not([hidden])")
+
+
+async def test_a_declined_offer_passes_to_the_next_specialist(browsers: Any) -> None:
+    clinic, rung, other, cid = await ring_one_of_two(browsers, "Shortness of breath on stairs")
+    await rung.page.select_option("#decline-reason", "busy_with_patient")
+    await rung.shot("declining")
+    await rung.page.click("#btn-decline")
+    await rung.page.wait_for_selector("#offer", state="hidden")
+    await the_other_takes_it(clinic, other, cid, "rung-after-decline")
+
+
+@pytest.mark.ring_timeout(6)
+async def test_an_unanswered_offer_passes_to_the_next_specialist_when_the_ring_runs_out(browsers: Any) -> None:
+    clinic, rung, other, cid = await ring_one_of_two(browsers, "Palpitations since the morning")
+    # The countdown shows the seconds left; nobody answers.
+    assert (await rung.page.inner_text("#offer-countdown")).endswith(" s")
+    await rung.shot("ringing")
+    await the_other_takes_it(clinic, other, cid, "rung-after-timeout")
+    await rung.page.wait_for_selector("#offer", state="hidden")
     await clinic.shot("ready")
 
 
