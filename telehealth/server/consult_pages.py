@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 from collections.abc import AsyncIterator
@@ -55,7 +56,8 @@ CONSENT_UNREADABLE = "The signature or the photo of the form could not be read: 
 
 
 async def _chunks(upload: web.FileField) -> AsyncIterator[bytes]:
-    while chunk := upload.file.read(64 * 1024):
+    # The form's file waits in a temporary file (up to uploads.max_bytes): read it off the event loop.
+    while chunk := await asyncio.to_thread(upload.file.read, 64 * 1024):
         yield chunk
 
 
