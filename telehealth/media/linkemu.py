@@ -7,12 +7,23 @@ address and the call is forced through TURN), so every media packet crosses the 
     relay = await LinkRelay.start(Profile.named("village"), target=("127.0.0.1", 3478))
     ... turn:127.0.0.1:{relay.port} ...
     relay.close()
+
+Or as a process of its own, so the emulated link keeps time whatever else the machine does:
+
+    python -m telehealth.media.linkemu village --target 127.0.0.1:3478 [--port 0]
+
+prints `listening <port>` once it is ready and, when stopped (SIGTERM or SIGINT), one JSON line with what it
+carried and dropped in each direction.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
+import json
 import random
+import signal
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,25 +64,33 @@ class _Direction:
         self.rng = rng
         self.busy_until = 0.0  # when the bottleneck finishes sending what is queued
         self.sent = 0
-        self.dropped = 0
+        self.lost = 0  # dropped at random (the profile's loss)
+        self.overflowed = 0  # dropped because the bottleneck's queue was full
 
     def schedule(self, size: int, now: float) -> float | None:
         """When this datagram leaves the link (loop time), or None if it is lost."""
         p = self.profile
         if p.loss_pct and self.rng.random() * 100 < p.loss_pct:
-            self.dropped += 1
+            self.lost += 1
             return None
         depart = now
         if p.rate_kbps:
             start = max(now, self.busy_until)
             if (start - now) * 1000 > p.queue_ms:
-                self.dropped += 1  # the bottleneck's queue is full
+                self.overflowed += 1  # the bottleneck's queue is full
                 return None
             self.busy_until = start + size * 8 / (p.rate_kbps * 1000)
             depart = self.busy_until
         delay = p.delay_ms + (self.rng.uniform(-p.jitter_ms, p.jitter_ms) if p.jitter_ms else 0.0)
         self.sent += 1
         return depart + max(0.0, delay) / 1000
+
+    @property
+    def dropped(self) -> int:
+        return self.lost + self.overflowed
+
+    def counts(self) -> dict[str, int]:
+        return {"sent": self.sent, "lost": self.lost, "overflowed": self.overflowed}
 
 
 class _ClientSide(asyncio.DatagramProtocol):
@@ -162,3 +181,36 @@ class LinkRelay:
         for side in self._targets.values():
             if side.transport is not None:
                 side.transport.close()
+
+
+async def _serve(profile: Profile, target: Address, port: int, seed: int) -> dict[str, Any]:
+    relay = await LinkRelay.start(profile, target, port=port, seed=seed)
+    print(f"listening {relay.port}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    relay.close()
+    return {"profile": profile.name, "up": relay.up.counts(), "down": relay.down.counts()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m telehealth.media.linkemu",
+                                     description="A weak link on loopback: a UDP relay with one of the named "
+                                                 "profiles in front of a target (a TURN server).")
+    parser.add_argument("profile", choices=sorted(PROFILES))
+    parser.add_argument("--target", required=True, help="host:port the datagrams go on to")
+    parser.add_argument("--port", type=int, default=0, help="the port to listen on (0: any free one)")
+    parser.add_argument("--seed", type=int, default=7, help="seed of the random loss and jitter")
+    args = parser.parse_args(argv)
+    host, _, port = args.target.rpartition(":")
+    if not host or not port.isdigit():
+        parser.error("--target must be host:port")
+    counts = asyncio.run(_serve(PROFILES[args.profile], (host, int(port)), args.port, args.seed))
+    print(json.dumps(counts), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -34,6 +34,13 @@ AUDIO_MAX_LOSS_PCT = 15.0
 VIDEO_MAX_RTT_MS = 400
 AUDIO_MAX_RTT_MS = 1000
 AUDIO_CLOCK = 48_000
+# The downlink test sends video at a fixed rate, the lowest rung a call steps down to, rather than letting the
+# encoder push as much as it likes: a probe that floods a weak link would measure its own queue (loss and
+# delay it caused), not the link. A link that delivers this rate carries video towards the clinic.
+DOWNLINK_VIDEO_BPS = 120_000
+DOWNLINK_AUDIO_BPS = 32_000  # what a browser's Opus sends for speech
+PROBE_DELIVERED_SHARE = 0.85
+WARMUP_S = 1.5
 
 
 @dataclass(frozen=True)
@@ -49,8 +56,14 @@ class Measurement:
 
 
 def verdict(up: Measurement | None, down: Measurement | None, *, connected: bool, camera: bool = True,
-            candidate_types: frozenset[str] = frozenset(), turn_configured: bool = False) -> dict[str, str]:
-    """`video_ok`, `audio_only` or `cannot_connect`, and the likely cause in plain words."""
+            candidate_types: frozenset[str] = frozenset(), turn_configured: bool = False,
+            probe_kbps: float | None = None) -> dict[str, str]:
+    """`video_ok`, `audio_only` or `cannot_connect`, and the likely cause in plain words.
+
+    The upload is the client's own congestion-controlled media, so its rate is what the link let through.
+    The download is the server's probe at a fixed rate (`probe_kbps`, as sent): the link carries video
+    towards the clinic when it delivered nearly all of it.
+    """
     if not connected or up is None:
         if candidate_types and candidate_types <= {"host"}:
             cause = ("no_udp" if not turn_configured else "turn_unreachable")
@@ -61,11 +74,19 @@ def verdict(up: Measurement | None, down: Measurement | None, *, connected: bool
         return {"verdict": "cannot_connect", "cause": cause}
     worst_loss = max(up.loss_pct, down.loss_pct if down else 0.0)
     slowest = min(up.kbps, down.kbps if down else up.kbps)
-    rtt = up.rtt_ms or (down.rtt_ms if down else None) or 0.0
-    if slowest >= VIDEO_MIN_KBPS and worst_loss <= VIDEO_MAX_LOSS_PCT and rtt <= VIDEO_MAX_RTT_MS and camera:
+    if down is None:
+        down_carries_video = True
+    elif probe_kbps:
+        down_carries_video = down.kbps >= PROBE_DELIVERED_SHARE * probe_kbps
+    else:
+        down_carries_video = down.kbps >= VIDEO_MIN_KBPS
+    rtts = [r for r in (up.rtt_ms, down.rtt_ms if down else None) if r is not None]
+    rtt = min(rtts) if rtts else 0.0
+    carries_video = up.kbps >= VIDEO_MIN_KBPS and down_carries_video
+    if carries_video and worst_loss <= VIDEO_MAX_LOSS_PCT and rtt <= VIDEO_MAX_RTT_MS and camera:
         return {"verdict": "video_ok", "cause": ""}
     if slowest >= AUDIO_MIN_KBPS and worst_loss <= AUDIO_MAX_LOSS_PCT and rtt <= AUDIO_MAX_RTT_MS:
-        cause = "camera_blocked" if not camera else "slow_link" if slowest < VIDEO_MIN_KBPS else \
+        cause = "camera_blocked" if not camera else "slow_link" if not carries_video else \
             "packet_loss" if worst_loss > VIDEO_MAX_LOSS_PCT else "long_delay"
         return {"verdict": "audio_only", "cause": cause}
     cause = "packet_loss" if worst_loss > AUDIO_MAX_LOSS_PCT else "long_delay" if rtt > AUDIO_MAX_RTT_MS \
@@ -117,28 +138,24 @@ async def _run_check(job: dict[str, Any], send: Any) -> None:
         except TimeoutError:
             send(("result", job["id"], {"connected": False, "ice_state": pc.iceConnectionState}))
             return
+        # The first moments are the encoders' start (a key frame, the sender's bandwidth estimate ramping
+        # up): measure the link after them. The round trip is the least seen over the check, the link's own
+        # delay rather than the queue the test's media built in front of it.
+        rtts: list[float] = []
+        await _sample_rtt(pc, WARMUP_S, rtts)
         started = time.monotonic()
-        first = await _transport_bytes(pc)
-        await asyncio.sleep(job["seconds"])
+        first = await _snapshot(pc)
+        await _sample_rtt(pc, job["seconds"], rtts)
         elapsed = time.monotonic() - started
-        stats = await pc.getStats()
-        received = await _transport_bytes(pc) - first
-        received_packets = lost = 0
-        jitter_ms = None
-        rtts = []
-        for report in stats.values():
-            if report.type == "inbound-rtp":
-                received_packets += report.packetsReceived
-                lost += max(0, report.packetsLost)
-                if report.kind == "audio" and report.jitter is not None:
-                    jitter_ms = report.jitter / AUDIO_CLOCK * 1000
-            elif report.type == "remote-inbound-rtp" and report.roundTripTime is not None:
-                rtts.append(report.roundTripTime * 1000)
+        last = await _snapshot(pc)
+        received = last["bytes_in"] - first["bytes_in"]
+        got, lost = last["packets"] - first["packets"], max(0, last["lost"] - first["lost"])
         send(("result", job["id"], {
             "connected": True, "seconds": round(elapsed, 2), "up_kbps": round(received * 8 / elapsed / 1000, 1),
-            "up_loss_pct": round(100 * lost / (received_packets + lost), 2) if received_packets + lost else 0.0,
-            "up_jitter_ms": round(jitter_ms, 1) if jitter_ms is not None else None,
+            "up_loss_pct": round(100 * lost / (got + lost), 2) if got + lost > 0 else 0.0,
+            "up_jitter_ms": round(last["jitter_ms"], 1) if last["jitter_ms"] is not None else None,
             "rtt_ms": round(min(rtts), 1) if rtts else None,
+            "down_sent_kbps": round((last["bytes_out"] - first["bytes_out"]) * 8 / elapsed / 1000, 1),
             "video_frames": frames["video"], "audio_frames": frames["audio"]}))
     finally:
         for task in consumers:
@@ -146,8 +163,29 @@ async def _run_check(job: dict[str, Any], send: Any) -> None:
         await pc.close()
 
 
-async def _transport_bytes(pc: Any) -> int:
-    return sum(r.bytesReceived for r in (await pc.getStats()).values() if r.type == "transport")
+async def _snapshot(pc: Any) -> dict[str, Any]:
+    """Bytes in and out over the transports, RTP packets received and lost, the audio's jitter."""
+    out: dict[str, Any] = {"bytes_in": 0, "bytes_out": 0, "packets": 0, "lost": 0, "jitter_ms": None}
+    for report in (await pc.getStats()).values():
+        if report.type == "transport":
+            out["bytes_in"] += report.bytesReceived
+            out["bytes_out"] += report.bytesSent
+        elif report.type == "inbound-rtp":
+            out["packets"] += report.packetsReceived
+            out["lost"] += max(0, report.packetsLost)
+            if report.kind == "audio" and report.jitter is not None:
+                out["jitter_ms"] = report.jitter / AUDIO_CLOCK * 1000
+    return out
+
+
+async def _sample_rtt(pc: Any, seconds: float, into: list[float]) -> None:
+    """Wait `seconds`, noting the round trip the peer's receiver reports every half second."""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        await asyncio.sleep(min(0.5, left))
+        for report in (await pc.getStats()).values():
+            if report.type == "remote-inbound-rtp" and report.roundTripTime is not None:
+                into.append(report.roundTripTime * 1000)
 
 
 def worker_main(jobs: Any, results: Any, per_worker: int, addresses: tuple[str, ...] = ()) -> None:
@@ -156,6 +194,21 @@ def worker_main(jobs: Any, results: Any, per_worker: int, addresses: tuple[str, 
         import aioice.ice
 
         aioice.ice.get_host_addresses = lambda use_ipv4, use_ipv6: list(addresses)
+    # This process only runs checks: every VP8 encoder in it sends the probe's fixed rate, whatever the
+    # receiver's bandwidth estimate says.
+    import aiortc.codecs.vpx
+
+    aiortc.codecs.vpx.DEFAULT_BITRATE = aiortc.codecs.vpx.MIN_BITRATE = DOWNLINK_VIDEO_BPS
+    aiortc.codecs.vpx.MAX_BITRATE = DOWNLINK_VIDEO_BPS
+    import aiortc.codecs.opus
+
+    opus_init = aiortc.codecs.opus.OpusEncoder.__init__
+
+    def speech_rate(self: Any) -> None:
+        opus_init(self)
+        self.codec.bit_rate = DOWNLINK_AUDIO_BPS
+
+    aiortc.codecs.opus.OpusEncoder.__init__ = speech_rate  # type: ignore[method-assign]
 
     async def main() -> None:
         loop = asyncio.get_running_loop()

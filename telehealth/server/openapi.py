@@ -189,7 +189,7 @@ def document() -> dict[str, Any]:
             _obj({"ice_servers": {"type": "array"}, "seconds": {"type": "number"}}, ("ice_servers", "seconds")))},
         "/api/precheck": {"post": _op(
             "Start a connection check: the client's SDP offer, with its candidates", "201",
-            _obj({"id": STR, "sdp": STR, "seconds": {"type": "number"}}, ("id", "sdp")),
+            _obj({"id": STR, "sdp": STR, "seconds": {"type": "number"}, "warmup_s": {"type": "number"}}, ("id", "sdp")),
             body=_obj({"sdp": {"type": "string", "maxLength": 32768}}, ("sdp",), closed=True))},
         "/api/precheck/{check_id}/report": {"post": _op(
             "Report the client's side; the verdict", "200",

@@ -3,7 +3,7 @@ server's own WebRTC peer (in a worker process) answers and exchanges media for a
 reports what it received, and the verdict is returned and kept per clinic.
 
     GET  /api/precheck/config        ICE servers (those of a real call, TURN included) and the duration
-    POST /api/precheck               {"sdp"}: the offer, with its candidates -> {"id", "sdp", "seconds"}
+    POST /api/precheck               {"sdp"}: the offer, with its candidates -> {"id", "sdp", "seconds", "warmup_s"}
     POST /api/precheck/{id}/report   the client's side -> {"verdict", "cause", "up", "down"}
 """
 
@@ -21,7 +21,7 @@ from aiohttp import web
 
 from telehealth.domain import Role
 from telehealth.errors import ErrorCode, TelehealthError
-from telehealth.media.precheck import Measurement, PrecheckService, verdict
+from telehealth.media.precheck import WARMUP_S, Measurement, PrecheckService, verdict
 from telehealth.server import keys
 from telehealth.server.admin_pages import admin_scope
 from telehealth.server.api import audit, read_json
@@ -121,7 +121,8 @@ async def handle_begin(request: web.Request) -> web.StreamResponse:
     task = asyncio.get_running_loop().create_task(keep_uplink())
     service.tasks.add(task)
     task.add_done_callback(service.tasks.discard)
-    return web.json_response({"id": check_id, "sdp": answer, "seconds": settings.precheck.seconds}, status=201)
+    return web.json_response({"id": check_id, "sdp": answer, "seconds": settings.precheck.seconds,
+                              "warmup_s": WARMUP_S}, status=201)
 
 
 @allow(Role.clinic_doctor)
@@ -149,13 +150,15 @@ async def handle_report(request: web.Request) -> web.StreamResponse:
                        body.down.video_frames, body.down.audio_frames) if body.down else None
     outcome = verdict(up, down, connected=body.connected and up is not None, camera=body.camera,
                       candidate_types=frozenset(body.candidate_types),
-                      turn_configured=bool(request.app[keys.SETTINGS].ice.turn_urls))
+                      turn_configured=bool(request.app[keys.SETTINGS].ice.turn_urls),
+                      probe_kbps=uplink.get("down_sent_kbps"))
     downlink = {**(asdict(body.down) if body.down else {}), "camera": body.camera,
                 "candidate_types": sorted(set(body.candidate_types)), "connected": body.connected}
     await store.finish_precheck(check_id, downlink=downlink, verdict=outcome["verdict"], cause=outcome["cause"],
                                 now=dt.datetime.now(dt.UTC))
     await audit(request, "precheck.report", f"organisation:{org_id}", {"verdict": outcome["verdict"]})
-    return web.json_response({**outcome, "up": asdict(up) if up else None, "down": asdict(down) if down else None})
+    return web.json_response({**outcome, "up": asdict(up) if up else None, "down": asdict(down) if down else None,
+                              "probe_kbps": uplink.get("down_sent_kbps")})
 
 
 @page(Role.clinic_doctor)

@@ -60,3 +60,51 @@ async def test_the_rate_limit_holds() -> None:
     client, _, _ = await round_trips(profile, 60, 1000, 0.0)
     assert 3 <= len(client.received) <= 12, len(client.received)
     assert set(PROFILES) == {"good", "township", "village", "bad"}
+
+
+async def test_the_relay_runs_as_a_process_of_its_own_and_reports_what_it_carried() -> None:
+    import json
+    import signal
+    import sys
+
+    loop = asyncio.get_running_loop()
+    echo_transport, _ = await loop.create_datagram_endpoint(Echo, local_addr=("127.0.0.1", 0))
+    target = echo_transport.get_extra_info("sockname")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "telehealth.media.linkemu", "township", "--target", f"127.0.0.1:{target[1]}",
+        stdout=asyncio.subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), 20)).decode()
+        assert line.startswith("listening ")
+        port = int(line.split()[1])
+        transport, client = await loop.create_datagram_endpoint(Client, local_addr=("127.0.0.1", 0))
+        for i in range(200):
+            transport.sendto(i.to_bytes(4, "big") + bytes(196), ("127.0.0.1", port))
+            await asyncio.sleep(0.005)
+        await asyncio.sleep(0.5)
+        transport.close()
+        proc.send_signal(signal.SIGTERM)
+        out = (await asyncio.wait_for(proc.stdout.read(), 20)).decode()
+        assert await proc.wait() == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+        echo_transport.close()
+    counts = json.loads(out.strip().splitlines()[-1])
+    assert counts["profile"] == "township"
+    up, down = counts["up"], counts["down"]
+    assert up["sent"] + up["lost"] + up["overflowed"] == 200
+    assert down["sent"] + down["lost"] + down["overflowed"] == up["sent"]
+    # About 1 % lost each way at random; all the echoes that left the link arrived.
+    assert 190 <= len(client.received) == down["sent"]
+
+
+async def test_the_relay_command_refuses_a_bad_target() -> None:
+    import sys
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "telehealth.media.linkemu", "village", "--target", "nowhere",
+        stderr=asyncio.subprocess.PIPE)
+    _, err = await proc.communicate()
+    assert proc.returncode == 2 and b"host:port" in err

@@ -27,7 +27,16 @@ def test_the_verdict_rules() -> None:
     assert verdict(good, lossy, connected=True) == {"verdict": "audio_only", "cause": "packet_loss"}
     assert verdict(good, good, connected=True, camera=False) == {"verdict": "audio_only", "cause": "camera_blocked"}
     far = Measurement(900, 1, 20, 1500, 80, 250)
-    assert verdict(far, good, connected=True)["cause"] == "long_delay"
+    assert verdict(far, far, connected=True) == {"verdict": "audio_only", "cause": "long_delay"}
+    # Each side notes the least round trip it saw; the smaller one is the link's own delay (the other may
+    # include a queue the check's media built in front of the link).
+    assert verdict(far, good, connected=True)["verdict"] == "video_ok"
+    # The download is judged against what the server's probe sent: nearly all of it must arrive.
+    delivered = Measurement(190, 1, 20, 300, 80, 250)
+    assert verdict(good, delivered, connected=True, probe_kbps=200)["verdict"] == "video_ok"
+    short = Measurement(120, 1, 20, 300, 80, 250)
+    assert verdict(good, short, connected=True, probe_kbps=200) == {"verdict": "audio_only", "cause": "slow_link"}
+    assert verdict(good, short, connected=True)["cause"] == "slow_link"  # no probe figure: the video floor
     assert verdict(None, None, connected=False, candidate_types=frozenset({"host"})) == \
         {"verdict": "cannot_connect", "cause": "no_udp"}
     assert verdict(None, None, connected=False, candidate_types=frozenset({"host", "srflx"}),

@@ -11,17 +11,19 @@ export const AUDIO_ONLY = LADDER.length - 1;
 const DOWN_AFTER = 2; // poor samples in a row before stepping down (a sample every 2 s)
 const UP_AFTER = 5; // good samples in a row before stepping up
 
-// A sample: {loss_pct, rtt_ms, available_kbps} (available: the sender's estimate of what it may send).
+// A sample: {loss_pct, rtt_ms, available_kbps} (loss: of what this side sent since the last sample;
+// available: the sender's estimate of what it may send). A long round trip alone is no reason to drop video
+// (a village line may have 300 ms of it and still carry 250 kbit/s); loss and a narrow estimate are.
 export function isPoor(sample, level) {
   const rung = LADDER[Math.min(level, AUDIO_ONLY - 1)];
-  return (sample.loss_pct ?? 0) > 8 || (sample.rtt_ms ?? 0) > 600
+  return (sample.loss_pct ?? 0) > 10 || (sample.rtt_ms ?? 0) > 1500
     || (sample.available_kbps != null && sample.available_kbps < (rung.maxBitrate / 1000) * 0.6);
 }
 
 export function isGood(sample, level) {
   if (level === 0) return false;
   const above = LADDER[level - 1];
-  return (sample.loss_pct ?? 0) < 2 && (sample.rtt_ms ?? 0) < 300
+  return (sample.loss_pct ?? 0) < 3 && (sample.rtt_ms ?? 0) < 1000
     && (sample.available_kbps == null || sample.available_kbps > (above.maxBitrate / 1000) * 1.2);
 }
 

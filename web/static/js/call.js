@@ -20,6 +20,7 @@ export class Call {
     this.statsTimer = null;
     this.statsRound = 0;
     this.lastBytes = null;
+    this.lastSent = null;
     this.audioOnly = false;
     this.manualAudioOnly = false;
     this.adaptState = { level: 0, poor: 0, good: 0 };
@@ -90,6 +91,7 @@ export class Call {
     const pc = new RTCPeerConnection({ iceServers: this.iceServers });
     this.pc = pc;
     this.pendingCandidates = [];
+    this.lastSent = null; // a new connection counts from zero
     for (const track of this.localStream.getTracks()) pc.addTrack(track, this.localStream);
     pc.ontrack = (ev) => {
       if (this.ui.remoteVideo && this.ui.remoteVideo.srcObject !== ev.streams[0]) {
@@ -188,11 +190,12 @@ export class Call {
     });
     // The round trip of the pair the transport actually selected, and what the sender may push through it.
     let availableKbps = null;
-    let outLoss = null;
+    // What this side sent and what the other side reported lost of it, since the last sample.
+    let sent = 0;
+    let sentLost = 0;
     report.forEach((r) => {
-      if (r.type === "remote-inbound-rtp" && r.kind === "video" && r.fractionLost !== undefined) {
-        outLoss = r.fractionLost * 100;
-      }
+      if (r.type === "outbound-rtp") sent += r.packetsSent || 0;
+      if (r.type === "remote-inbound-rtp") sentLost += Math.max(0, r.packetsLost || 0);
       if (r.type !== "transport" || !r.selectedCandidatePairId) return;
       const pair = report.get(r.selectedCandidatePairId);
       if (pair && pair.currentRoundTripTime !== undefined) s.rtt_ms = pair.currentRoundTripTime * 1000;
@@ -202,6 +205,13 @@ export class Call {
     if (this.lastBytes !== null) s.bitrate_kbps = ((bytes - this.lastBytes) * 8) / STATS_EVERY_MS;
     this.lastBytes = bytes;
     this.stats = s;
+    let outLoss = null;
+    if (this.lastSent) {
+      const dSent = sent - this.lastSent.sent;
+      const dLost = sentLost - this.lastSent.lost;
+      if (dSent >= 0 && dSent + dLost > 0) outLoss = (100 * Math.max(0, dLost)) / (dSent + Math.max(0, dLost));
+    }
+    this.lastSent = { sent, lost: sentLost };
     this.adapt({ loss_pct: outLoss ?? s.loss_pct, rtt_ms: s.rtt_ms, available_kbps: availableKbps });
     const level = s.rtt_ms === null ? "unknown" : s.loss_pct > 8 || s.rtt_ms > 600 ? "poor"
       : s.loss_pct > 2 || s.rtt_ms > 250 ? "fair" : "good";

@@ -17,7 +17,10 @@ function show(key, kind, vars = {}) {
 
 async function inbound(pc) {
   const out = { bytes: 0, lost: 0, received: 0, jitter: null, video: 0, audio: 0, rtt: null };
+  let transportBytes = null;
   (await pc.getStats()).forEach((r) => {
+    // Everything the connection carried in (media, RTCP, retransmissions), as the server counts what it sent.
+    if (r.type === "transport" && r.bytesReceived !== undefined) transportBytes = (transportBytes || 0) + r.bytesReceived;
     if (r.type === "inbound-rtp") {
       out.bytes += r.bytesReceived || 0;
       out.lost += Math.max(0, r.packetsLost || 0);
@@ -28,6 +31,7 @@ async function inbound(pc) {
     }
     if (r.type === "candidate-pair" && r.nominated && r.currentRoundTripTime !== undefined) out.rtt = r.currentRoundTripTime * 1000;
   });
+  if (transportBytes !== null) out.bytes = transportBytes;
   return out;
 }
 
@@ -77,21 +81,39 @@ async function run() {
     await pc.setRemoteDescription({ type: "answer", sdp: begun.sdp });
     show("measuring");
     progress.hidden = false;
-    const before = await inbound(pc);
+    // Media both ways until the connection is up and past the encoders' start, then the measurement proper.
+    // The round trip is the least seen: the link's own delay, not the queue the check's media built.
+    const warmup = (begun.warmup_s ?? 1.5) * 1000;
+    // The same window as the server's peer: it sends for the warm-up and `seconds` after connecting.
+    const total = warmup + begun.seconds * 1000;
     const started = performance.now();
-    const total = (begun.seconds + 0.5) * 1000;
-    while (performance.now() - started < total) {
-      progress.value = Math.min(100, (100 * (performance.now() - started)) / total);
-      await new Promise((r) => setTimeout(r, 200));
+    let rttMin = null;
+    let before = null;
+    let measureFrom = null;
+    let connectedAt = null;
+    // Up to 15 s to connect (as the server's peer waits), then the warm-up and the measurement.
+    const until = () => (connectedAt === null ? started + 15000 : connectedAt + total);
+    while (performance.now() < until()) {
+      const now = performance.now();
+      if (connectedAt === null && ["connected", "completed"].includes(pc.iceConnectionState)) connectedAt = now;
+      progress.value = Math.min(100, (100 * (now - (connectedAt ?? now))) / total);
+      const sample = await inbound(pc);
+      if (sample.rtt !== null) rttMin = rttMin === null ? sample.rtt : Math.min(rttMin, sample.rtt);
+      if (before === null && connectedAt !== null && now - connectedAt >= warmup) {
+        before = sample;
+        measureFrom = now;
+      }
+      await new Promise((r) => setTimeout(r, 250));
     }
     const after = await inbound(pc);
-    const seconds = (performance.now() - started) / 1000;
+    if (before === null) { before = { ...after, bytes: 0, lost: 0, received: 0 }; measureFrom = started; }
+    const seconds = Math.max(0.001, (performance.now() - measureFrom) / 1000);
     const connected = ["connected", "completed"].includes(pc.iceConnectionState) || after.video + after.audio > 0;
     const got = after.received - before.received;
     const lost = after.lost - before.lost;
     const down = {
       kbps: ((after.bytes - before.bytes) * 8) / seconds / 1000, loss_pct: got + lost > 0 ? (100 * lost) / (got + lost) : 0,
-      jitter_ms: after.jitter, rtt_ms: after.rtt, video_frames: after.video, audio_frames: after.audio,
+      jitter_ms: after.jitter, rtt_ms: rttMin, video_frames: after.video, audio_frames: after.audio,
     };
     const report = await fetch(`/api/precheck/${begun.id}/report`, {
       method: "POST", headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
