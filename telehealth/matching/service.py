@@ -178,8 +178,9 @@ class Matcher:
         now = self.clock()
         entry = await self.entry_for(consultation, now)
         await self.broker.enqueue(entry)
-        await self._emit(queue_channel(entry.specialty), "queue_changed", {"specialty": entry.specialty})
+        # Ring first: the dashboards' queue views can hear of it a moment later.
         await self.dispatch(entry, consultation)
+        await self._emit(queue_channel(entry.specialty), "queue_changed", {"specialty": entry.specialty})
         return consultation
 
     async def cancel(self, consultation_id: int, actor: User) -> Consultation:

@@ -38,13 +38,9 @@ def decode_signature(data_url: str) -> bytes:
     return data
 
 
-async def _once(data: bytes) -> AsyncIterator[bytes]:
-    yield data
-
-
 async def store_signature(files: FileStore, data_url: str) -> ConsentDocument:
     data = decode_signature(data_url)
-    stored = await files.save(_once(data), MAX_SIGNATURE_BYTES)
+    stored = await files.save_bytes(data, MAX_SIGNATURE_BYTES)
     return ConsentDocument(stored.sha256, stored.content_type, stored.size, "consent-signature.png")
 
 

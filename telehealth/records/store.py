@@ -127,6 +127,26 @@ def _call_session(row: Any) -> CallSession:
         ended_at=row.ended_at, end_reason=row.end_reason)
 
 
+_INSERT_PATIENT = t.patients.insert().returning(t.patients.c.id)
+_INSERT_CONSULTATION = t.consultations.insert().returning(*t.consultations.c)
+_INSERT_ATTACHMENT = t.attachments.insert()
+_INSERT_EVENT = t.events.insert()
+_CONSULTATION = sa.select(t.consultations).where(t.consultations.c.id == sa.bindparam("w_id"))
+_INSERT_CALL_SESSION = t.call_sessions.insert().returning(t.call_sessions.c.id)
+_CALL_SESSION = sa.select(t.call_sessions).where(t.call_sessions.c.id == sa.bindparam("w_id"))
+_OPEN_CALL_SESSION = (sa.select(t.call_sessions)
+                      .where(t.call_sessions.c.consultation_id == sa.bindparam("w_consultation"),
+                             t.call_sessions.c.ended_at.is_(None))
+                      .order_by(t.call_sessions.c.id.desc()))
+_END_CALL_SESSION = (t.call_sessions.update()
+                     .where(t.call_sessions.c.id == sa.bindparam("w_id"), t.call_sessions.c.ended_at.is_(None))
+                     .returning(t.call_sessions.c.consultation_id))
+_LOCK_CONSULTATION = sa.select(t.consultations).where(t.consultations.c.id == sa.bindparam("w_id")).with_for_update()
+# The SET columns are the parameters' keys; w_id and w_version pick the row at the version read.
+_UPDATE_CONSULTATION = t.consultations.update().where(t.consultations.c.id == sa.bindparam("w_id"),
+                                                      t.consultations.c.version == sa.bindparam("w_version"))
+
+
 class Store:
     """All durable reads and writes. Methods take `now` where time matters; none reads a clock."""
 
@@ -395,43 +415,46 @@ class Store:
         if queue and not request.consent_by:
             raise TelehealthError(ErrorCode.consent_required,
                                   "record the patient's written consent before the request is queued")
+        # Statements built once with their parameters passed apart: this runs for every request, and building
+        # a statement from many values each time costs more than the database's own work.
+        consent_at = now if request.consent_by else None
         async with self._tx() as conn:
-            res = await conn.execute(t.patients.insert().values(
-                organisation_id=clinic_org_id, name=request.patient_name, sex=request.patient_sex,
-                birth_year=request.patient_birth_year, local_id=request.patient_local_id, created_at=now))
-            patient_id = _new_id(res)
-            consent_at = now if request.consent_by else None
-            res = await conn.execute(t.consultations.insert().values(
-                patient_id=patient_id, clinic_org_id=clinic_org_id, requesting_doctor_id=doctor_id,
-                accompanying_doctor_id=doctor_id, specialty=request.specialty, urgency=request.urgency.value,
-                complex_case=request.complex_case, requested_specialist_id=request.requested_specialist_id,
-                min_title=request.min_title.value if request.min_title else None,
-                title_fallback=request.title_fallback, reason=request.reason, purpose=request.purpose,
-                chief_complaint=request.chief_complaint, history=request.history,
-                consent_by=request.consent_by, consent_name=request.consent_name,
-                consent_relation=request.consent_relation, consent_at=consent_at,
-                state=(ConsultationState.queued if queue else ConsultationState.requested).value,
-                version=1 if queue else 0, created_at=now, updated_at=now, queued_at=now if queue else None))
-            cid = _new_id(res)
+            patient_id = (await conn.execute(_INSERT_PATIENT, {
+                "organisation_id": clinic_org_id, "name": request.patient_name, "sex": request.patient_sex,
+                "birth_year": request.patient_birth_year, "local_id": request.patient_local_id,
+                "created_at": now})).scalar_one()
+            row = (await conn.execute(_INSERT_CONSULTATION, {
+                "patient_id": patient_id, "clinic_org_id": clinic_org_id, "requesting_doctor_id": doctor_id,
+                "accompanying_doctor_id": doctor_id, "specialty": request.specialty,
+                "urgency": request.urgency.value, "complex_case": request.complex_case,
+                "requested_specialist_id": request.requested_specialist_id,
+                "min_title": request.min_title.value if request.min_title else None,
+                "title_fallback": request.title_fallback, "reason": request.reason, "purpose": request.purpose,
+                "chief_complaint": request.chief_complaint, "history": request.history,
+                "consent_by": request.consent_by, "consent_name": request.consent_name,
+                "consent_relation": request.consent_relation, "consent_at": consent_at,
+                "state": (ConsultationState.queued if queue else ConsultationState.requested).value,
+                "version": 1 if queue else 0, "created_at": now, "updated_at": now,
+                "queued_at": now if queue else None})).one()
+            cid = int(row.id)
             events = [{"consultation_id": cid, "kind": "requested", "actor_id": doctor_id, "at": now,
                        "data": {"specialty": request.specialty, "urgency": request.urgency.value,
                                 "consent": bool(request.consent_by)}}]
             doc = request.consent_document
             if doc is not None:
-                await conn.execute(t.attachments.insert().values(
-                    consultation_id=cid, sha256=doc.sha256, content_type=doc.content_type, size=doc.size,
-                    filename=doc.filename, kind="consent", uploaded_by=doctor_id, created_at=now))
+                await conn.execute(_INSERT_ATTACHMENT, {
+                    "consultation_id": cid, "sha256": doc.sha256, "content_type": doc.content_type,
+                    "size": doc.size, "filename": doc.filename, "kind": "consent", "uploaded_by": doctor_id,
+                    "created_at": now})
             if queue:
                 events.append({"consultation_id": cid, "kind": "queued", "actor_id": doctor_id, "at": now,
                                "data": {"from": "requested", "to": "queued"}})
-            await conn.execute(t.events.insert(), events)
-            row = (await conn.execute(sa.select(t.consultations).where(t.consultations.c.id == cid))).one()
+            await conn.execute(_INSERT_EVENT, events)
         return _consultation(row)
 
     async def get_consultation(self, consultation_id: int) -> Consultation | None:
         async with self._tx() as conn:
-            row = (await conn.execute(sa.select(t.consultations).where(
-                t.consultations.c.id == consultation_id))).first()
+            row = (await conn.execute(_CONSULTATION, {"w_id": consultation_id})).first()
         return _consultation(row) if row else None
 
     async def get_patient_summary(self, patient_id: int) -> dict[str, Any] | None:
@@ -549,8 +572,7 @@ class Store:
         event_kind: str | None, event_data: dict[str, Any] | None, session_id: int | None,
         consent: tuple[str, str, str | None] | None,
     ) -> Consultation:
-        c = t.consultations
-        row = (await conn.execute(sa.select(c).where(c.c.id == consultation_id).with_for_update())).first()
+        row = (await conn.execute(_LOCK_CONSULTATION, {"w_id": consultation_id})).first()
         if row is None:
             raise TelehealthError(ErrorCode.not_found, f"consultation {consultation_id} does not exist")
         current = ConsultationState(row.state)
@@ -570,16 +592,15 @@ class Store:
         if consent is not None:
             values.update(consent_by=consent[0], consent_name=consent[1], consent_relation=consent[2],
                           consent_at=now)
-        res = await conn.execute(c.update().where(c.c.id == consultation_id, c.c.version == row.version)
-                                 .values(**values))
+        res = await conn.execute(_UPDATE_CONSULTATION, {**values, "w_id": consultation_id, "w_version": row.version})
         if res.rowcount != 1:
             raise TelehealthError(ErrorCode.conflict, f"consultation {consultation_id} changed meanwhile")
         data = {"from": current.value, "to": target.value}
         if event_data:
             data.update(event_data)
-        await conn.execute(t.events.insert().values(
-            consultation_id=consultation_id, session_id=session_id, kind=event_kind or target.value,
-            actor_id=actor_id, at=now, data=data))
+        await conn.execute(_INSERT_EVENT, {
+            "consultation_id": consultation_id, "session_id": session_id, "kind": event_kind or target.value,
+            "actor_id": actor_id, "at": now, "data": data})
         # The row as written: the old one with the new values, without reading it back.
         return _consultation(_Row({**row._mapping, **values}))
 
@@ -624,9 +645,9 @@ class Store:
     async def insert_event(self, consultation_id: int, kind: str, *, actor_id: int | None, now: dt.datetime,
                            session_id: int | None = None, data: dict[str, Any] | None = None) -> None:
         async with self._tx() as conn:
-            await conn.execute(t.events.insert().values(
-                consultation_id=consultation_id, session_id=session_id, kind=kind, actor_id=actor_id, at=now,
-                data=data or {}))
+            await conn.execute(_INSERT_EVENT, {
+                "consultation_id": consultation_id, "session_id": session_id, "kind": kind, "actor_id": actor_id,
+                "at": now, "data": data or {}})
 
     async def insert_events(self, rows: Sequence[dict[str, Any]]) -> None:
         """Many events in one write (each dict: consultation_id, kind, actor_id, at, session_id, data)."""
@@ -661,31 +682,26 @@ class Store:
                                 expected: Iterable[ConsultationState]) -> tuple[Consultation, CallSession]:
         """The consultation goes in_call and its new session is recorded, in one write."""
         async with self._tx() as conn:
-            res = await conn.execute(t.call_sessions.insert().values(
-                consultation_id=consultation_id, clinic_user_id=clinic_user_id,
-                specialist_user_id=specialist_user_id, started_at=now))
-            sid = _new_id(res)
+            sid = int((await conn.execute(_INSERT_CALL_SESSION, {
+                "consultation_id": consultation_id, "clinic_user_id": clinic_user_id,
+                "specialist_user_id": specialist_user_id, "started_at": now})).scalar_one())
             consultation = await self._transition(
                 conn, consultation_id, ConsultationState.in_call, actor_id=actor_id, now=now, expected=expected,
                 assigned_specialist_id=_UNSET, event_kind="call_started", event_data=None, session_id=sid,
                 consent=None)
-            await conn.execute(t.events.insert().values(
-                consultation_id=consultation_id, session_id=sid, kind="session_opened", actor_id=None, at=now,
-                data={}))
+            await conn.execute(_INSERT_EVENT, {"consultation_id": consultation_id, "session_id": sid,
+                                               "kind": "session_opened", "actor_id": None, "at": now, "data": {}})
         session = CallSession(sid, consultation_id, clinic_user_id, specialist_user_id, now, None, None, None)
         return consultation, session
 
     async def get_call_session(self, session_id: int) -> CallSession | None:
         async with self._tx() as conn:
-            row = (await conn.execute(sa.select(t.call_sessions).where(t.call_sessions.c.id == session_id))).first()
+            row = (await conn.execute(_CALL_SESSION, {"w_id": session_id})).first()
         return _call_session(row) if row else None
 
     async def get_open_call_session(self, consultation_id: int) -> CallSession | None:
-        s = t.call_sessions
         async with self._tx() as conn:
-            row = (await conn.execute(sa.select(s).where(s.c.consultation_id == consultation_id,
-                                                         s.c.ended_at.is_(None))
-                                      .order_by(s.c.id.desc()))).first()
+            row = (await conn.execute(_OPEN_CALL_SESSION, {"w_consultation": consultation_id})).first()
         return _call_session(row) if row else None
 
     async def list_call_sessions(self, consultation_id: int) -> list[CallSession]:
@@ -710,16 +726,14 @@ class Store:
     async def end_call_session(self, session_id: int, reason: str, *, actor_id: int | None,
                                now: dt.datetime) -> bool:
         """Close a session once; False if it was already closed."""
-        s = t.call_sessions
         async with self._tx() as conn:
-            res = await conn.execute(s.update().where(s.c.id == session_id, s.c.ended_at.is_(None))
-                                     .values(ended_at=now, end_reason=reason))
-            if res.rowcount != 1:
+            row = (await conn.execute(_END_CALL_SESSION, {"w_id": session_id, "ended_at": now,
+                                                          "end_reason": reason})).first()
+            if row is None:
                 return False
-            row = (await conn.execute(sa.select(s.c.consultation_id).where(s.c.id == session_id))).one()
-            await conn.execute(t.events.insert().values(
-                consultation_id=row.consultation_id, session_id=session_id, kind="session_ended",
-                actor_id=actor_id, at=now, data={"reason": reason}))
+            await conn.execute(_INSERT_EVENT, {
+                "consultation_id": row.consultation_id, "session_id": session_id, "kind": "session_ended",
+                "actor_id": actor_id, "at": now, "data": {"reason": reason}})
         return True
 
     # -- notes ---------------------------------------------------------------------------------------
