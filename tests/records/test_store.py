@@ -85,6 +85,40 @@ async def test_consultation_is_recorded_with_its_first_event(store: Store) -> No
     assert patient == {"name": "Zhang San", "sex": "male", "birth_year": 1958, "local_id": "V1-0042"}
 
 
+async def test_a_queued_request_with_its_signed_consent_is_written_whole_or_not_at_all(store: Store) -> None:
+    from sqlalchemy.exc import IntegrityError
+
+    from telehealth.records import schema as t
+    from telehealth.records.models import ConsentDocument
+
+    clinic_id, doctor_id = await make_clinic(store)
+    signed = ConsentDocument("ab" * 32, "image/png", 1234, "consent-signature.png")
+    c = await store.insert_consultation(request(consent_document=signed), clinic_org_id=clinic_id,
+                                        doctor_id=doctor_id, now=NOW, queue=True)
+    assert c.state is S.queued and c.version == 1 and c.queued_at == NOW and c.consent_by == "patient"
+    events = await store.list_events(c.id)
+    assert [(e.kind, e.actor_id) for e in events] == [("requested", doctor_id), ("queued", doctor_id)]
+    assert events[1].data == {"from": "requested", "to": "queued"}
+    assert [(a["kind"], a["sha256"], a["size"]) for a in await store.list_attachments(c.id)] == \
+        [("consent", "ab" * 32, 1234)]
+    # Without a document, none is recorded; without queueing, only the request is logged.
+    d = await store.insert_consultation(request(), clinic_org_id=clinic_id, doctor_id=doctor_id, now=NOW)
+    assert await store.list_attachments(d.id) == []
+    assert [e.kind for e in await store.list_events(d.id)] == ["requested"]
+
+    async def counts() -> list[int]:
+        async with store.engine.connect() as conn:
+            return [int((await conn.execute(sa.select(sa.func.count()).select_from(table))).scalar_one())
+                    for table in (t.patients, t.consultations, t.attachments, t.events)]
+
+    before = await counts()
+    # A doctor that does not exist: the consultation's row fails after the patient's was written.
+    with pytest.raises((IntegrityError, TelehealthError)):
+        await store.insert_consultation(request(consent_document=signed), clinic_org_id=clinic_id,
+                                        doctor_id=999_999, now=NOW, queue=True)
+    assert await counts() == before
+
+
 async def test_transitions_are_stamped_and_logged(store: Store) -> None:
     clinic_id, doctor_id = await make_clinic(store)
     c = await store.insert_consultation(request(), clinic_org_id=clinic_id, doctor_id=doctor_id, now=NOW)

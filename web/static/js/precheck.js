@@ -127,7 +127,10 @@ async function run() {
     state.dataset.state = result.verdict;
     const fmt = (v, unit) => (v === null || v === undefined ? "—" : `${Math.round(v)} ${unit}`);
     document.getElementById("fig-up").textContent = fmt(result.up && result.up.kbps, "kbit/s");
-    document.getElementById("fig-down").textContent = fmt(result.down && result.down.kbps, "kbit/s");
+    // The download is a fixed-rate test stream: show how much of it arrived.
+    document.getElementById("fig-down").textContent = result.down && result.probe_kbps
+      ? t("down_of", { got: Math.round(result.down.kbps), sent: Math.round(result.probe_kbps) })
+      : fmt(result.down && result.down.kbps, "kbit/s");
     document.getElementById("fig-rtt").textContent = fmt((result.up && result.up.rtt_ms) || (result.down && result.down.rtt_ms), "ms");
     document.getElementById("fig-loss").textContent = `${Math.max(result.up ? result.up.loss_pct : 0, result.down ? result.down.loss_pct : 0).toFixed(1)} %`;
     document.getElementById("fig-jitter").textContent = fmt(result.up && result.up.jitter_ms, "ms");
