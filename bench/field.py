@@ -7,9 +7,10 @@ hands out TURN credentials for it, and for each named link profile (telehealth/m
 process with that profile in front of coturn. Two headless Chromium windows with a fake camera and microphone
 play the two doctors:
 
-* the clinic's window reaches TURN only through the relay, so everything it sends and receives crosses the
-  weak link, the way a village clinic's traffic crosses its uplink; the specialist's window reaches coturn
-  directly, as a hospital on a good line would; both are forced to relay (`iceTransportPolicy: "relay"`).
+* the clinic's window reaches TURN only through the relay, so all its media crosses the weak link, the way a
+  village clinic's traffic crosses its uplink, and it reaches the web server (pages, signaling) through the
+  same line's delay; the specialist's window reaches both directly, as a hospital on a good line would; both
+  are forced to relay (`iceTransportPolicy: "relay"`).
 * the clinic first runs the pre-call check (/clinic/precheck) over that link and its verdict is noted;
 * then the clinic asks for a consultation (the real form, consent signed on the pad), the specialist accepts
   it on the dashboard and the call runs for `--seconds`, after which the specialist hangs up.
@@ -92,11 +93,15 @@ FORCE_RELAY = """
 # audio concealed samples, audio samples, audio only (0/1), ladder level].
 SAMPLER = """
 (() => {
-  window.__field = { samples: [] };
+  window.__field = { samples: [], pcAt: null, connectedAt: null };
   const tick = async () => {
     const call = window.telehealthCall;
     if (!call || !call.pc || call.ended) return;
     const at = Date.now();
+    if (window.__field.pcAt === null) window.__field.pcAt = at;
+    if (window.__field.connectedAt === null && ['connected', 'completed'].includes(call.pc.iceConnectionState)) {
+      window.__field.connectedAt = at;
+    }
     let audio = null, video = null;
     try {
       (await call.pc.getStats()).forEach((r) => {
@@ -172,16 +177,19 @@ async def start_node(workdir: Path, turn_port: int, turn_secret: str) -> tuple[s
     sys.exit("the node did not start")
 
 
-async def start_relay(profile: str, turn_port: int) -> subprocess.Popen[Any]:
+async def start_relay(profile: str, turn_port: int, web_port: int) -> subprocess.Popen[Any]:
+    """The clinic's line: UDP to coturn (media) and TCP to the web server (pages and signaling)."""
     proc = await asyncio.to_thread(
         subprocess.Popen, [sys.executable, "-m", "telehealth.media.linkemu", profile,
-                           "--target", f"127.0.0.1:{turn_port}"],
+                           "--target", f"127.0.0.1:{turn_port}", "--tcp-target", f"127.0.0.1:{web_port}"],
         cwd=ROOT, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
+    tcp = await asyncio.to_thread(proc.stdout.readline)
     line = await asyncio.to_thread(proc.stdout.readline)
-    if not line.startswith("listening "):
-        sys.exit(f"the link relay did not start: {line!r}")
+    if not tcp.startswith("tcp ") or not line.startswith("listening "):
+        sys.exit(f"the link relay did not start: {tcp!r} {line!r}")
     proc.relay_port = int(line.split()[1])  # type: ignore[attr-defined]
+    proc.web_port = int(tcp.split()[1])  # type: ignore[attr-defined]
     return proc
 
 
@@ -222,6 +230,11 @@ class Window:
 
     async def samples(self) -> list[list[float]]:
         return list(await self.page.evaluate("() => window.__field ? window.__field.samples : []"))
+
+    async def moments(self) -> dict[str, float | None]:
+        """When (epoch ms) the page's call had a peer connection, and when ICE connected."""
+        return dict(await self.page.evaluate(
+            "() => window.__field ? { pc: window.__field.pcAt, connected: window.__field.connectedAt } : {}"))
 
     async def close(self) -> None:
         await self.context.close()
@@ -303,12 +316,14 @@ def concealed_pct(samples: list[list[float]]) -> float | None:
 
 async def run_profile(pw: Any, name: str, index: int, base: str, turn_port: int, workdir: Path,
                       seconds: float) -> dict[str, Any]:
-    relay = await start_relay(name, turn_port)
+    relay = await start_relay(name, turn_port, int(base.rsplit(":", 1)[1]))
     clinic = specialist = None
     result: dict[str, Any] = {"profile": name, "connected": False}
     try:
-        clinic = await Window.open(pw, base, workdir / f"clinic-{name}", turn_port, relay.relay_port)
-        specialist = await Window.open(pw, base, workdir / f"specialist-{name}", turn_port, 0)
+        # The clinic reaches the web server through the same line (its delay), as a village clinic would.
+        clinic_base = f"http://localhost:{relay.web_port}"
+        clinic = await Window.open(pw, clinic_base, workdir / f"clinic-{index}-{name}", turn_port, relay.relay_port)
+        specialist = await Window.open(pw, base, workdir / f"specialist-{index}-{name}", turn_port, 0)
         # A clinic of its own for each profile: its pre-check is the one the call is told about.
         await clinic.login(f"village{index + 1}")
         await specialist.login("cardio.chief")
@@ -323,6 +338,11 @@ async def run_profile(pw: Any, name: str, index: int, base: str, turn_port: int,
         await asyncio.sleep(seconds)
         clinic_samples = await clinic.samples()
         specialist_samples = await specialist.samples()
+        # Where the setup time went: the specialist's call page up (its connection made), then ICE connected.
+        for side, window in (("clinic", clinic), ("specialist", specialist)):
+            moments = await window.moments()
+            for key, value in moments.items():
+                result[f"{side}_{key}_ms"] = round(value - accepted_at) if value else None
         with contextlib.suppress(Exception):
             await specialist.page.click("#btn-hangup", timeout=5_000)
         up, up_first = continuity(specialist_samples)  # the clinic's audio, heard by the specialist

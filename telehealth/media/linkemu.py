@@ -12,7 +12,8 @@ Or as a process of its own, so the emulated link keeps time whatever else the ma
 
     python -m telehealth.media.linkemu village --target 127.0.0.1:3478 [--port 0]
 
-prints `listening <port>` once it is ready and, when stopped (SIGTERM or SIGINT), one JSON line with what it
+prints `listening <port>` once it is ready (with `--tcp-target host:port`, first `tcp <port>`: the web server
+behind the same delay) and, when stopped (SIGTERM or SIGINT), one JSON line with what it
 carried and dropped in each direction.
 """
 
@@ -183,8 +184,87 @@ class LinkRelay:
                 side.transport.close()
 
 
-async def _serve(profile: Profile, target: Address, port: int, seed: int) -> dict[str, Any]:
+class TcpDelay:
+    """The same link for a TCP service (the web server: pages, API, signaling): each chunk is passed on after
+    the profile's one-way delay, in order. TCP recovers its own losses, so loss shows as delay only, and the
+    rate is not shaped here (signaling is a trickle beside the media)."""
+
+    def __init__(self, profile: Profile, target: Address) -> None:
+        self.profile = profile
+        self.target = target
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @classmethod
+    async def start(cls, profile: Profile, target: Address, *, host: str = "127.0.0.1", port: int = 0) -> TcpDelay:
+        relay = cls(profile, target)
+        relay._server = await asyncio.start_server(relay._connection, host, port)
+        relay.port = relay._server.sockets[0].getsockname()[1]
+        return relay
+
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.close()
+            return
+        pumps = [asyncio.ensure_future(self._pump(reader, up_writer)),
+                 asyncio.ensure_future(self._pump(up_reader, writer))]
+        for task in pumps:
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        try:
+            await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            pass  # the relay is closing: end this connection quietly
+        finally:
+            for task in pumps:
+                task.cancel()
+            for w in (writer, up_writer):
+                w.close()
+
+    async def _pump(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
+
+        async def deliver() -> None:
+            while True:
+                due, data = await queue.get()
+                if not data:
+                    if sink.can_write_eof():
+                        sink.write_eof()
+                    return
+                await asyncio.sleep(max(0.0, due - loop.time()))
+                sink.write(data)
+                await sink.drain()
+
+        writer_task = asyncio.ensure_future(deliver())
+        try:
+            while True:
+                data = await source.read(65536)
+                queue.put_nowait((loop.time() + self.profile.delay_ms / 1000, data))
+                if not data:
+                    break
+            await writer_task
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            writer_task.cancel()
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+
+
+async def _serve(profile: Profile, target: Address, port: int, seed: int,
+                 tcp_target: Address | None = None) -> dict[str, Any]:
     relay = await LinkRelay.start(profile, target, port=port, seed=seed)
+    tcp = await TcpDelay.start(profile, tcp_target) if tcp_target else None
+    if tcp is not None:
+        print(f"tcp {tcp.port}", flush=True)
     print(f"listening {relay.port}", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -192,6 +272,8 @@ async def _serve(profile: Profile, target: Address, port: int, seed: int) -> dic
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     relay.close()
+    if tcp is not None:
+        tcp.close()
     return {"profile": profile.name, "up": relay.up.counts(), "down": relay.down.counts()}
 
 
@@ -203,11 +285,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target", required=True, help="host:port the datagrams go on to")
     parser.add_argument("--port", type=int, default=0, help="the port to listen on (0: any free one)")
     parser.add_argument("--seed", type=int, default=7, help="seed of the random loss and jitter")
+    parser.add_argument("--tcp-target", help="host:port of a TCP service (the web server) to reach through the "
+                                             "same link's delay; its port is printed as `tcp <port>` first")
     args = parser.parse_args(argv)
-    host, _, port = args.target.rpartition(":")
-    if not host or not port.isdigit():
-        parser.error("--target must be host:port")
-    counts = asyncio.run(_serve(PROFILES[args.profile], (host, int(port)), args.port, args.seed))
+
+    def address(value: str, option: str) -> Address:
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit():
+            parser.error(f"{option} must be host:port")
+        return host, int(port)
+
+    target = address(args.target, "--target")
+    tcp_target = address(args.tcp_target, "--tcp-target") if args.tcp_target else None
+    counts = asyncio.run(_serve(PROFILES[args.profile], target, args.port, args.seed, tcp_target))
     print(json.dumps(counts), flush=True)
     return 0
 

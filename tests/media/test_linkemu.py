@@ -108,3 +108,32 @@ async def test_the_relay_command_refuses_a_bad_target() -> None:
         stderr=asyncio.subprocess.PIPE)
     _, err = await proc.communicate()
     assert proc.returncode == 2 and b"host:port" in err
+
+
+async def test_a_tcp_service_behind_the_same_line_answers_after_its_delay() -> None:
+    from telehealth.media.linkemu import TcpDelay
+
+    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(1024):
+            writer.write(data)
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(echo, "127.0.0.1", 0)
+    relay = await TcpDelay.start(PROFILES["village"], server.sockets[0].getsockname()[:2])
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", relay.port)
+        loop = asyncio.get_running_loop()
+        trips = []
+        for i in range(3):
+            started = loop.time()
+            writer.write(b"ping %d\n" % i)
+            await writer.drain()
+            assert await asyncio.wait_for(reader.readline(), 5) == b"ping %d\n" % i
+            trips.append(loop.time() - started)
+        writer.close()
+    finally:
+        relay.close()
+        server.close()
+    # One way 150 ms each direction: a round trip of about 300 ms, in order and intact.
+    assert all(0.29 <= t < 0.6 for t in trips), trips

@@ -88,7 +88,9 @@ export class Call {
 
   createPeerConnection() {
     if (this.pc) this.pc.close();
-    const pc = new RTCPeerConnection({ iceServers: this.iceServers });
+    // Gather candidates (a TURN allocation takes two round trips) as soon as the connection exists, not only
+    // once the offer or answer is set: on a slow line that overlaps with the other side getting ready.
+    const pc = new RTCPeerConnection({ iceServers: this.iceServers, iceCandidatePoolSize: 1 });
     this.pc = pc;
     this.pendingCandidates = [];
     this.lastSent = null; // a new connection counts from zero
