@@ -13,7 +13,8 @@ play the two doctors:
   are forced to relay (`iceTransportPolicy: "relay"`).
 * the clinic first runs the pre-call check (/clinic/precheck) over that link and its verdict is noted;
 * then the clinic asks for a consultation (the real form, consent signed on the pad), the specialist accepts
-  it on the dashboard and the call runs for `--seconds`, after which the specialist hangs up.
+  it on the dashboard (once the clinic's page is waiting, after 2 s to read the request) and the call runs
+  for `--seconds`, after which the specialist hangs up.
 
 Each window samples its peer connection every 100 ms (getStats, in the page). Per profile:
 
@@ -69,6 +70,8 @@ EXPECTED_VERDICT = {"good": "video_ok", "township": "video_ok", "village": "vide
 CONTINUITY_GOAL = {"good": 0.95, "township": 0.95, "village": 0.95, "bad": 0.8}
 SETUP_GOAL_MS = {"village": 3000}
 WINDOW_MS = 100
+# Seconds the specialist takes to read a request on the dashboard before accepting it.
+READING_S = 2.0
 
 # Every peer connection of the page goes through TURN only; the clinic's through the relay's port.
 FORCE_RELAY = """
@@ -93,7 +96,22 @@ FORCE_RELAY = """
 # audio concealed samples, audio samples, audio only (0/1), ladder level].
 SAMPLER = """
 (() => {
-  window.__field = { samples: [], pcAt: null, connectedAt: null };
+  window.__field = { samples: [], pcAt: null, connectedAt: null, timeline: [] };
+  // The call's signaling as this window saw it: [epoch ms, "<" received or ">" sent, event or command].
+  const note = (dir, text) => {
+    let m;
+    try { m = JSON.parse(text); } catch (e) { return; }
+    const name = m.type === 'event' ? m.event + (m.data && m.data.kind ? ':' + m.data.kind : '')
+      : m.type === 'result' ? 'result#' + m.id : m.type + (m.kind ? ':' + m.kind : '') + '#' + m.id;
+    if (/^(session|signal|peer|offer|result|consultation_state)/.test(name) && window.__field.timeline.length < 60) {
+      window.__field.timeline.push([Date.now(), dir, name]);
+    }
+  };
+  const NativeWS = window.WebSocket;
+  window.WebSocket = class extends NativeWS {
+    constructor(...a) { super(...a); this.addEventListener('message', (e) => note('<', e.data)); }
+    send(data) { note('>', data); return super.send(data); }
+  };
   const tick = async () => {
     const call = window.telehealthCall;
     if (!call || !call.pc || call.ended) return;
@@ -236,6 +254,9 @@ class Window:
         return dict(await self.page.evaluate(
             "() => window.__field ? { pc: window.__field.pcAt, connected: window.__field.connectedAt } : {}"))
 
+    async def timeline(self) -> list[list[Any]]:
+        return list(await self.page.evaluate("() => window.__field ? window.__field.timeline : []"))
+
     async def close(self) -> None:
         await self.context.close()
 
@@ -333,6 +354,9 @@ async def run_profile(pw: Any, name: str, index: int, base: str, turn_port: int,
         print(f"[{name}] pre-check: {result['precheck']['verdict']}; call...", file=sys.stderr, flush=True)
         cid = await request_consultation(clinic)
         await specialist.page.wait_for_selector(f"#offer[data-consultation='{cid}']:not([hidden])", timeout=60_000)
+        # The specialist reads the request before accepting; the clinic's page is waiting by then.
+        await clinic.page.wait_for_selector("#page[data-watching=true]", timeout=60_000)
+        await asyncio.sleep(READING_S)
         accepted_at = time.time() * 1000
         await specialist.page.click("#btn-accept")
         await asyncio.sleep(seconds)
@@ -343,6 +367,10 @@ async def run_profile(pw: Any, name: str, index: int, base: str, turn_port: int,
             moments = await window.moments()
             for key, value in moments.items():
                 result[f"{side}_{key}_ms"] = round(value - accepted_at) if value else None
+        for side, window in (("clinic", clinic), ("specialist", specialist)):
+            steps = [f"{round(at - accepted_at)}{d}{what}" for at, d, what in await window.timeline()
+                     if at >= accepted_at - 100]
+            print(f"[{name}] {side} signaling (ms after Accept): {' '.join(steps[:24])}", file=sys.stderr, flush=True)
         with contextlib.suppress(Exception):
             await specialist.page.click("#btn-hangup", timeout=5_000)
         up, up_first = continuity(specialist_samples)  # the clinic's audio, heard by the specialist

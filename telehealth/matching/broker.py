@@ -263,6 +263,16 @@ class Broker(Protocol):
 
     async def delete(self, key: str) -> None: ...
 
+    # -- short lists with expiry (signals kept for a participant who has not joined yet) ----------
+    async def append(self, key: str, value: str, ttl: float) -> None:
+        """Add `value` at the end of the list `key`; the whole list disappears `ttl` seconds after the last add."""
+        ...
+
+    async def take_all(self, key: str) -> list[str]:
+        """Return the list `key` in the order it was built and remove it, in one step: two takers never
+        both get an item, and an item added after the take starts a new list."""
+        ...
+
     # -- pub/sub ----------------------------------------------------------------------------------
     async def publish(self, channel: str, data: bytes) -> None: ...
 

@@ -74,6 +74,8 @@ class MemoryBroker:
         self._expiries: SortedList = SortedList()  # (expires_at, id)
         self._presence: dict[int, tuple[SpecialistPresence, float]] = {}
         self._values: dict[str, tuple[str, float]] = {}
+        self._lists: dict[str, tuple[list[str], float]] = {}
+        self._appends = 0
         self._subscribers: dict[str, set[_MemorySubscription]] = defaultdict(set)
         self._epoch = False
 
@@ -320,6 +322,22 @@ class MemoryBroker:
 
     async def delete(self, key: str) -> None:
         self._values.pop(key, None)
+
+    async def append(self, key: str, value: str, ttl: float) -> None:
+        now = time.time()
+        items, expires = self._lists.get(key, ([], now))
+        if expires <= now:
+            items = []
+        items.append(value)
+        self._lists[key] = (items, now + ttl)
+        self._appends += 1
+        if self._appends % 256 == 0:  # lists nobody came to take
+            for k in [k for k, (_, at) in self._lists.items() if at <= now]:
+                del self._lists[k]
+
+    async def take_all(self, key: str) -> list[str]:
+        items, expires = self._lists.pop(key, ([], 0.0))
+        return items if expires > time.time() else []
 
     # -- pub/sub ----------------------------------------------------------------------------------
 

@@ -570,6 +570,21 @@ class RedisBroker:
     async def delete(self, key: str) -> None:
         await self._redis.delete(f"{self.p}:v:{key}")
 
+    async def append(self, key: str, value: str, ttl: float) -> None:
+        name = f"{self.p}:l:{key}"
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.rpush(name, value)
+            pipe.pexpire(name, max(1, int(ttl * 1000)))
+            await pipe.execute()
+
+    async def take_all(self, key: str) -> list[str]:
+        name = f"{self.p}:l:{key}"
+        async with self._redis.pipeline(transaction=True) as pipe:
+            pipe.lrange(name, 0, -1)
+            pipe.delete(name)
+            items, _ = await pipe.execute()
+        return [_text(v) for v in items]
+
     # -- pub/sub ----------------------------------------------------------------------------------
 
     async def publish(self, channel: str, data: bytes) -> None:

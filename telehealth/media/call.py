@@ -26,7 +26,7 @@ log = logging.getLogger("telehealth.media")
 
 
 class CallPeer:
-    """One participant's side of a call. The specialist offers; the clinic answers.
+    """One participant's side of a call. The clinic offers; the specialist answers.
 
     aiortc has no ICE restart: when the path must change, the offerer starts a fresh peer connection
     and a new offer (marked `ice_restart`), and the answerer replaces its connection on receiving it.
@@ -49,13 +49,20 @@ class CallPeer:
         self.connected_at: float | None = None
         self.ended: dict[str, Any] | None = None
         self._events: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
+        self._early: list[tuple[str, dict[str, Any]]] = []  # events before the join returned
+        self._seen: set[str] = set()  # ids of signals handled (one may come both kept and sent)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._loop_task: asyncio.Task[None] | None = None
         self._frame_seen = asyncio.Event()
         client.listeners.append(self._on_event)
 
     def _on_event(self, name: str, data: dict[str, Any]) -> None:
-        if name in ("signal", "peer_joined", "session_ended") and data.get("session_id") == self.session_id:
+        if name not in ("signal", "peer_joined", "session_ended"):
+            return
+        if self.session_id is None:
+            if len(self._early) < 500:
+                self._early.append((name, data))
+        elif data.get("session_id") == self.session_id:
             self._events.put_nowait((name, data))
 
     def _spawn(self, coro: Any) -> None:
@@ -72,9 +79,16 @@ class CallPeer:
         self.ice_servers = list(joined["ice_servers"])
         if self.pc is None:
             self._new_peer_connection()
+        # What the other side sent before this join: kept for it by the server, or sent while it was on its way.
+        for data in joined.get("signals") or []:
+            self._events.put_nowait(("signal", data))
+        for name, data in self._early:
+            if data.get("session_id") == self.session_id:
+                self._events.put_nowait((name, data))
+        self._early.clear()
         if self._loop_task is None:
             self._loop_task = asyncio.create_task(self._signal_loop(), name="call-signal-loop")
-        if self.role == "offerer" and joined["peer_present"]:
+        if self.role == "offerer" and (joined["peer_present"] or joined.get("peer_expected")):
             await self._offer(restart=False)
         return joined
 
@@ -136,12 +150,21 @@ class CallPeer:
             if self.role != "offerer":
                 return
             if data.get("fresh", True):
-                # The other side has a new peer connection: start over with one of ours.
-                await self._offer(restart=bool(data.get("resumed")))
+                # The other side has a new peer connection (a reload): start over with one of ours. On its
+                # first join it got our offer, if we had made one, with its join.
+                assert self.pc is not None
+                if data.get("resumed") or self.pc.remoteDescription is not None:
+                    await self._offer(restart=True)
+                elif self.pc.localDescription is None:
+                    await self._offer(restart=False)
             elif self._path_broken():
                 await self._offer(restart=True)
             return
         kind, payload = data["kind"], data.get("payload") or {}
+        if data.get("id"):
+            if data["id"] in self._seen:
+                return
+            self._seen.add(data["id"])
         if kind == "offer":
             if payload.get("ice_restart") or (self.pc is not None and self.pc.remoteDescription is not None):
                 self._new_peer_connection()

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from telehealth.domain import SPECIALTIES, DeclineReason, Presence, Role, Title, Urgency
+from telehealth.domain import SPECIALTIES, ConsultationState, DeclineReason, Presence, Role, Title, Urgency
 from telehealth.errors import ErrorCode, TelehealthError
 from telehealth.matching.service import Matcher, QueueStatus
 from telehealth.records.consent import attachments_root, store_signature
@@ -16,6 +16,7 @@ from telehealth.records.models import ConsentDocument, Consultation, NewConsulta
 from telehealth.records.store import Store
 from telehealth.signaling.connection import Connection
 from telehealth.signaling.hub import Hub
+from telehealth.signaling.ice import ice_servers
 from telehealth.signaling.messages import require
 from telehealth.signaling.sessions import ICE_STATES, QUALITY_LEVELS, SIGNAL_KINDS, SessionManager
 
@@ -38,6 +39,11 @@ class Context:
     @property
     def user(self) -> User:
         return self.conn.user
+
+
+# States in which a call is still to come for the consultation.
+CALL_AHEAD = frozenset({ConsultationState.requested, ConsultationState.queued, ConsultationState.offered,
+                        ConsultationState.accepted, ConsultationState.in_call})
 
 
 # -- bodies -----------------------------------------------------------------------------------------
@@ -314,7 +320,11 @@ async def handle_create(ctx: Context, body: CreateBody) -> dict[str, Any]:
     ctx.conn.watch(consultation.id)
     await ctx.hub.watch_queue(ctx.conn, consultation.specialty)
     status = await ctx.matcher.status(consultation)
-    return {"consultation": consultation_view(consultation, status)}
+    reply: dict[str, Any] = {"consultation": consultation_view(consultation, status)}
+    if consultation.state in CALL_AHEAD:
+        # A page waiting for its call gets its peer connection ready (TURN allocation included) beforehand.
+        reply["ice_servers"] = ice_servers(ctx.sessions.settings.ice, ctx.user.id, ctx.sessions.clock())
+    return reply
 
 
 async def handle_cancel(ctx: Context, body: ConsultationRef) -> dict[str, Any]:
@@ -338,7 +348,11 @@ async def handle_watch(ctx: Context, body: ConsultationRef) -> dict[str, Any]:
     ctx.conn.watch(consultation.id)
     await ctx.hub.watch_queue(ctx.conn, consultation.specialty)
     status = await ctx.matcher.status(consultation)
-    return {"consultation": consultation_view(consultation, status)}
+    reply: dict[str, Any] = {"consultation": consultation_view(consultation, status)}
+    if consultation.state in CALL_AHEAD:
+        # A page waiting for its call gets its peer connection ready (TURN allocation included) beforehand.
+        reply["ice_servers"] = ice_servers(ctx.sessions.settings.ice, ctx.user.id, ctx.sessions.clock())
+    return reply
 
 
 async def handle_session_join(ctx: Context, body: JoinBody) -> dict[str, Any]:

@@ -3,13 +3,19 @@
 Liveness of each participant is a broker value with expiry (`sj:<session>:<user>`), refreshed by the
 node that holds the participant's connection. A dropped connection leaves the value to expire after
 the reconnect grace period; any node that finds it gone ends the session with reason `network`.
+
+A participant that has not joined yet (its page is still opening) is `pending`: what the other side sends
+it meanwhile is kept in a broker list (`sk:<session>:<user>`) and handed over with its join, so neither
+side waits for the other before offering.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import logging
+import secrets
 import time
 from collections.abc import Callable
 from typing import Any
@@ -42,6 +48,32 @@ def marker_key(session_id: int, user_id: int) -> str:
     return f"sj:{session_id}:{user_id}"
 
 
+def kept_key(session_id: int, user_id: int) -> str:
+    """Signals sent to a participant before it first joined the session, handed over with its join."""
+    return f"sk:{session_id}:{user_id}"
+
+
+def role_of(session: CallSession, user_id: int) -> str:
+    # The clinic offers: it is the side on the weak line, and a browser uses the candidates it gathered in
+    # advance (a TURN allocation) only for an offer, not for an answer.
+    return "offerer" if user_id == session.clinic_user_id else "answerer"
+
+
+async def keep_for_pending(broker: Broker, session_id: int, peer: int, event: dict[str, Any],
+                           ttl: float) -> bool:
+    """Keep a signal for a participant that has not joined yet; False if it is to be sent now.
+
+    The join sets the marker live and then takes the kept list. Keeping, then looking at the marker
+    again, leaves no gap between the two: a signal is either in the list the join takes, or sent
+    because the marker was already live (possibly both: clients drop the second by its `id`).
+    """
+    key = marker_key(session_id, peer)
+    if await broker.fetch(key) != "pending":
+        return False
+    await broker.append(kept_key(session_id, peer), json.dumps(event), ttl)
+    return await broker.fetch(key) == "pending"
+
+
 class SessionManager:
     def __init__(self, store: Store, broker: Broker, hub: Hub, matcher: Matcher, settings: Settings,
                  node: str, clock: Callable[[], float] = time.time) -> None:
@@ -55,6 +87,8 @@ class SessionManager:
         self.started_at = clock()
         self.draining = False
         self._cache: dict[int, CallSession] = {}
+        # Participants of each session known to have joined once: signals to them are no longer kept.
+        self._joined_once: dict[int, set[int]] = {}
         self.relayed = 0
         # Call telemetry (joins, SDP, ICE states, quality) is written in small batches off the call's
         # critical path; state changes are written at once.
@@ -103,6 +137,7 @@ class SessionManager:
         elif name == "session_ended":
             sid = int(data.get("session_id", 0))
             self._cache.pop(sid, None)
+            self._joined_once.pop(sid, None)
             conn.leave_session(sid)
 
     # -- opening and joining --------------------------------------------------------------------
@@ -123,9 +158,12 @@ class SessionManager:
         for uid in session.participants():
             await self.broker.put(marker_key(session.id, uid), "pending", self.grace)
         for uid in session.participants():
+            # With the ICE servers, a page can make its peer connection (and start gathering) while its join
+            # is still on the way: on a slow line that is one round trip less before media flows.
             await self._emit(uid, "session_ready", {
                 "consultation_id": consultation.id, "session_id": session.id,
-                "role": "offerer" if uid == session.specialist_user_id else "answerer"})
+                "role": role_of(session, uid),
+                "ice_servers": ice_servers(self.settings.ice, uid, now)})
         return session
 
     async def get_session(self, session_id: int) -> CallSession:
@@ -182,6 +220,9 @@ class SessionManager:
         resumed = previous in ("dropped", "live")
         await self.broker.put(marker_key(session.id, user.id), "live", self.grace)
         conn.join_session(session.id)
+        # What the other side sent before this first join (`relay` keeps it, or sends it if it sees the
+        # participant live): the client drops a signal it gets twice by its `id`.
+        kept = [json.loads(item) for item in await self.broker.take_all(kept_key(session.id, user.id))]
         self._log(consultation_id, "rejoined" if resumed else "joined", user.id, session.id,
                   {"node": self.node, "connection": conn.id})
         peer = session.peer_of(user.id)
@@ -191,9 +232,12 @@ class SessionManager:
         return {
             "session_id": session.id,
             "consultation_id": consultation_id,
-            "role": "offerer" if user.id == session.specialist_user_id else "answerer",
+            "role": role_of(session, user.id),
             "peer_present": peer_marker == "live",
+            # The other side has not joined yet: what is sent to it now is kept for its join.
+            "peer_expected": peer_marker == "pending",
             "resumed": resumed,
+            "signals": kept,
             "ice_servers": ice_servers(self.settings.ice, user.id, now),
         }
 
@@ -218,8 +262,10 @@ class SessionManager:
         if kind not in SIGNAL_KINDS:
             raise TelehealthError(ErrorCode.invalid_message, f"`kind` must be one of: {', '.join(SIGNAL_KINDS)}")
         peer = session.peer_of(conn.user.id)
-        await self._emit(peer, "signal", {"session_id": session_id, "kind": kind, "payload": payload,
-                                          "from": conn.user.id})
+        event = {"session_id": session_id, "kind": kind, "payload": payload, "from": conn.user.id,
+                 "id": secrets.token_hex(6)}
+        if not await self._keep_for_pending(session_id, peer, event):
+            await self._emit(peer, "signal", event)
         self.relayed += 1
         if kind in ("offer", "answer"):
             restart = bool(payload.get("ice_restart"))
@@ -228,6 +274,14 @@ class SessionManager:
             # The sender stepped its video down or up: the session log keeps each step and why.
             self._log(session.consultation_id, "adapted", conn.user.id, session_id,
                       {"level": payload.get("level"), "reason": payload.get("reason")})
+
+    async def _keep_for_pending(self, session_id: int, peer: int, event: dict[str, Any]) -> bool:
+        if peer in self._joined_once.get(session_id, ()):
+            return False
+        kept = await keep_for_pending(self.broker, session_id, peer, event, self.grace)
+        if not kept:
+            self._joined_once.setdefault(session_id, set()).add(peer)
+        return kept
 
     async def chat(self, conn: Connection, session_id: int, text: str) -> float:
         session = await self._session_for(conn.user, session_id)
@@ -261,6 +315,7 @@ class SessionManager:
         if not await self.store.end_call_session(session_id, reason.value, actor_id=actor_id, now=_utc(now)):
             return False
         self._cache.pop(session_id, None)
+        self._joined_once.pop(session_id, None)
         target = S.ended if reason is EndReason.hangup else S.accepted
         try:
             await self.store.transition_consultation(

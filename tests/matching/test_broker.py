@@ -226,6 +226,25 @@ async def test_values_expire(broker: Broker) -> None:
     assert await broker.fetch("k") is None
 
 
+async def test_lists_keep_order_are_taken_once_and_expire(broker: Broker) -> None:
+    assert await broker.take_all("l") == []
+    for item in ("a", "b", "c"):
+        await broker.append("l", item, ttl=5)
+    taken = await asyncio.gather(broker.take_all("l"), broker.take_all("l"))
+    assert sorted(taken, key=len) == [[], ["a", "b", "c"]]
+    await broker.append("l", "d", ttl=5)
+    assert await broker.take_all("l") == ["d"]
+    await broker.append("gone", "x", ttl=0.2)
+    await asyncio.sleep(0.3)
+    assert await broker.take_all("gone") == []
+    # An add after expiry starts a new list; each add extends the list's life.
+    await broker.append("gone", "y", ttl=0.4)
+    await asyncio.sleep(0.25)
+    await broker.append("gone", "z", ttl=0.4)
+    await asyncio.sleep(0.25)
+    assert await broker.take_all("gone") == ["y", "z"]
+
+
 async def test_pubsub_delivers_in_order_to_every_subscriber(broker: Broker) -> None:
     got_a: list[tuple[str, bytes]] = []
     got_b: list[tuple[str, bytes]] = []

@@ -46,11 +46,13 @@ async def start_call(node: Node) -> tuple[Peer, Peer, int, int]:
     accepted = await specialist.ok("offer.accept", consultation_id=cid)
     sid = accepted["session_id"]
     await clinic.event("consultation_state", consultation_id=cid, state="accepted")
-    await clinic.event("session_ready", session_id=sid, role="answerer")
+    ready = await clinic.event("session_ready", session_id=sid, role="offerer")
+    assert isinstance(ready["ice_servers"], list)
     joined_s = await specialist.ok("session.join", consultation_id=cid)
     joined_c = await clinic.ok("session.join", consultation_id=cid)
-    assert joined_s["role"] == "offerer" and joined_c["role"] == "answerer"
-    assert joined_c["peer_present"] is True
+    assert joined_s["role"] == "answerer" and joined_c["role"] == "offerer"
+    assert joined_s["peer_expected"] is True and joined_s["signals"] == []
+    assert joined_c["peer_present"] is True and joined_c["peer_expected"] is False
     assert isinstance(joined_c["ice_servers"], list)
     return clinic, specialist, cid, sid
 
@@ -135,11 +137,11 @@ async def test_rate_limit(node: Node) -> None:
 
 async def test_a_whole_consultation_over_the_protocol(node: Node) -> None:
     clinic, specialist, cid, sid = await start_call(node)
-    await specialist.ok("session.signal", session_id=sid, kind="offer", payload={"sdp": SDP})
-    got = await clinic.event("signal", session_id=sid, kind="offer")
-    assert got["payload"]["sdp"] == SDP
-    await clinic.ok("session.signal", session_id=sid, kind="answer", payload={"sdp": SDP})
-    await specialist.event("signal", session_id=sid, kind="answer")
+    await clinic.ok("session.signal", session_id=sid, kind="offer", payload={"sdp": SDP})
+    got = await specialist.event("signal", session_id=sid, kind="offer")
+    assert got["payload"]["sdp"] == SDP and got["id"]
+    await specialist.ok("session.signal", session_id=sid, kind="answer", payload={"sdp": SDP})
+    await clinic.event("signal", session_id=sid, kind="answer")
     await clinic.ok("session.signal", session_id=sid, kind="candidate",
                     payload={"candidate": "candidate:1 1 udp 1 127.0.0.1 5000 typ host", "sdpMid": "0"})
     await specialist.event("signal", session_id=sid, kind="candidate")
@@ -202,8 +204,46 @@ async def test_a_dropped_connection_resumes_within_the_grace_period(node: Node) 
     assert joined["session_id"] == sid and joined["resumed"] is True
     back = await specialist.event("peer_joined", session_id=sid, resumed=True)
     assert back["user_id"] == joined["session_id"] or back["resumed"]
-    await specialist.ok("session.signal", session_id=sid, kind="offer", payload={"sdp": SDP, "ice_restart": True})
-    await clinic2.event("signal", session_id=sid, kind="offer")
+    await clinic2.ok("session.signal", session_id=sid, kind="offer", payload={"sdp": SDP, "ice_restart": True})
+    await specialist.event("signal", session_id=sid, kind="offer")
+
+
+async def test_signals_sent_before_the_peer_first_joins_come_with_its_join(node: Node) -> None:
+    specialist = await node.connect("cardio.chief")
+    await specialist.ok("presence.set", status="available")
+    clinic = await node.connect("village1")
+    cid = (await clinic.ok("consultation.create", **CREATE))["consultation"]["id"]
+    await specialist.event("offer", consultation_id=cid)
+    sid = (await specialist.ok("offer.accept", consultation_id=cid))["session_id"]
+    # The clinic joins and offers at once, while the specialist's call page is still opening.
+    joined_c = await clinic.ok("session.join", consultation_id=cid)
+    assert joined_c["peer_present"] is False and joined_c["peer_expected"] is True
+    await clinic.ok("session.signal", session_id=sid, kind="offer", payload={"sdp": SDP})
+    candidate = {"candidate": "candidate:1 1 udp 1 127.0.0.1 5000 typ relay", "sdpMid": "0"}
+    await clinic.ok("session.signal", session_id=sid, kind="candidate", payload=candidate)
+    await asyncio.sleep(0.2)
+    assert not specialist.has_event("signal")
+    joined_s = await specialist.ok("session.join", consultation_id=cid)
+    kept = joined_s["signals"]
+    assert [k["kind"] for k in kept] == ["offer", "candidate"]
+    assert {k["session_id"] for k in kept} == {sid} and joined_c["signals"] == []
+    assert kept[0]["payload"]["sdp"] == SDP and kept[1]["payload"] == candidate
+    assert len({k["id"] for k in kept}) == 2
+    # From now on signals go straight to the specialist, and a later join hands nothing over again.
+    await clinic.ok("session.signal", session_id=sid, kind="candidate", payload=candidate)
+    await specialist.event("signal", session_id=sid, kind="candidate")
+    again = await (await node.connect("cardio.chief")).ok("session.join", consultation_id=cid, fresh=False)
+    assert again["signals"] == [] and again["peer_expected"] is False
+
+
+async def test_signals_to_a_peer_who_dropped_are_not_kept(node: Node) -> None:
+    clinic, specialist, cid, sid = await start_call(node)
+    await clinic.close()
+    await specialist.event("peer_left", session_id=sid)
+    await specialist.ok("session.signal", session_id=sid, kind="restart_request", payload={})
+    clinic2 = await node.connect("village1")
+    joined = await clinic2.ok("session.join", consultation_id=cid, fresh=False)
+    assert joined["resumed"] is True and joined["signals"] == []
 
 
 async def test_a_peer_who_never_returns_ends_the_session_with_network(node: Node) -> None:
@@ -264,15 +304,15 @@ async def test_a_colleague_takes_over_beside_the_patient_and_the_hand_over_is_re
     stranger = await node.connect("village2")
     assert await stranger.error("session.join", consultation_id=cid, take_over=True) == "forbidden"
     joined = await colleague.ok("session.join", consultation_id=cid, take_over=True)
-    assert joined["session_id"] == sid and joined["role"] == "answerer" and joined["peer_present"] is True
+    assert joined["session_id"] == sid and joined["role"] == "offerer" and joined["peer_present"] is True
     gone = await clinic.event("handed_over", session_id=sid)
     assert gone["to_name"] == "Night doctor"
     back = await specialist.event("peer_joined", session_id=sid, fresh=True, user_id=gone["to_user_id"])
     assert back["resumed"] is False
-    # The specialist now negotiates with the colleague; the first doctor is out of the call.
-    await specialist.ok("session.signal", session_id=sid, kind="offer", payload={"sdp": SDP})
-    await colleague.event("signal", session_id=sid, kind="offer")
-    assert await clinic.error("session.signal", session_id=sid, kind="answer", payload={"sdp": SDP}) == "forbidden"
+    # The colleague now negotiates with the specialist; the first doctor is out of the call.
+    await colleague.ok("session.signal", session_id=sid, kind="offer", payload={"sdp": SDP})
+    await specialist.event("signal", session_id=sid, kind="offer")
+    assert await clinic.error("session.signal", session_id=sid, kind="offer", payload={"sdp": SDP}) == "forbidden"
     consultation = await store.get_consultation(cid)
     assert consultation.accompanying_doctor_id == gone["to_user_id"] and consultation.state == "in_call"
     assert consultation.requesting_doctor_id == first.id

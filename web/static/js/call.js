@@ -5,6 +5,32 @@ import { AUDIO_ONLY, LADDER, step } from "./adapt.js";
 
 const STATS_EVERY_MS = 2000;
 const QUALITY_REPORT_EVERY = 5; // report one sample to the server every 5 stats rounds
+// A connection made in advance is used only while its TURN credentials are surely valid (they last an hour
+// by default); an older one is made again.
+const STANDBY_MAX_AGE_MS = 20 * 60 * 1000;
+
+// A peer connection made while the page waits for its call: it gathers candidates at once (a TURN allocation
+// takes two round trips, over a second on a village line), and the call takes it when it starts.
+let standby = null;
+
+export function prepareConnection(iceServers) {
+  if (!iceServers || !window.RTCPeerConnection) return;
+  if (standby && Date.now() - standby.madeAt < STANDBY_MAX_AGE_MS) return;
+  releaseConnection();
+  standby = { pc: new RTCPeerConnection({ iceServers, iceCandidatePoolSize: 1 }), madeAt: Date.now() };
+}
+
+export function releaseConnection() {
+  if (standby) standby.pc.close();
+  standby = null;
+}
+
+function takeStandby() {
+  const ready = standby && Date.now() - standby.madeAt < STANDBY_MAX_AGE_MS ? standby.pc : null;
+  if (!ready) releaseConnection();
+  standby = null;
+  return ready;
+}
 
 export class Call {
   constructor(signal, consultationId, ui) {
@@ -16,6 +42,8 @@ export class Call {
     this.role = null;
     this.localStream = null;
     this.pendingCandidates = [];
+    this.early = []; // signals that came before this page's join returned
+    this.seen = new Set(); // ids of signals handled (one may come both kept for the join and sent)
     this.ended = false;
     this.statsTimer = null;
     this.statsRound = 0;
@@ -35,7 +63,9 @@ export class Call {
     signal.onReconnect.push(() => this.rejoin());
   }
 
-  async start() {
+  // `ready`: the session_ready event, when the call starts from it. Its ICE servers let the page make its
+  // peer connection before the join's reply comes back.
+  async start(ready = null) {
     try {
       this.localStream = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 640, height: 480 } });
     } catch (err) {
@@ -43,6 +73,12 @@ export class Call {
       this.localStream = await navigator.mediaDevices.getUserMedia({ audio: true }).catch(() => new MediaStream());
     }
     if (this.ui.localVideo) this.ui.localVideo.srcObject = this.localStream;
+    if (ready && ready.ice_servers && !this.pc) {
+      this.sessionId = ready.session_id;
+      this.role = ready.role;
+      this.iceServers = ready.ice_servers;
+      this.createPeerConnection();
+    }
     try {
       await this.join(false);
     } catch (err) {
@@ -59,18 +95,34 @@ export class Call {
   async join(resuming, takeOver = false) {
     // A new peer connection on this side (first join, or after a page reload) makes the other side
     // start a new one too; after a WebSocket drop only, the existing connection may still carry media.
-    const fresh = !this.pc;
-    const joined = await this.signal.call("session.join",
+    const fresh = !this.pc || this.pcIsNew;
+    const request = this.signal.call("session.join",
       { consultation_id: this.consultationId, fresh, take_over: takeOver });
+    // The session is known already (from session_ready) and this side offers on a new connection: the offer
+    // goes right behind the join. The server handles a connection's commands in order, and keeps the offer
+    // for a peer that has not joined yet.
+    let offered = false;
+    if (this.role === "offerer" && this.sessionId !== null && this.pc && !this.pc.localDescription && !resuming) {
+      await this.makeOffer(false);
+      offered = true;
+    }
+    const joined = await request;
     const newSession = joined.session_id !== this.sessionId;
     this.sessionId = joined.session_id;
     this.role = joined.role;
     this.iceServers = joined.ice_servers;
     if (!this.pc || newSession) this.createPeerConnection();
+    this.pcIsNew = false;
     this.ui.onState(joined.peer_present ? "connecting" : "waiting_for_peer", "info");
+    const early = this.early.filter((d) => d.session_id === this.sessionId);
+    this.early = [];
+    for (const d of [...(joined.signals || []), ...early]) await this.onSignal(d);
     const flowing = ["connected", "completed"].includes(this.pc.iceConnectionState);
     const kept = resuming && !fresh && !newSession;
-    if (this.role === "offerer" && joined.peer_present && !(kept && flowing)) await this.makeOffer(kept);
+    const peerThere = joined.peer_present || joined.peer_expected;
+    if (this.role === "offerer" && peerThere && (!offered || newSession) && !(kept && flowing)) {
+      await this.makeOffer(kept);
+    }
     if (this.role === "answerer" && kept && !flowing) {
       await this.signal.call("session.signal", { session_id: this.sessionId, kind: "restart_request", payload: {} });
     }
@@ -90,8 +142,10 @@ export class Call {
     if (this.pc) this.pc.close();
     // Gather candidates (a TURN allocation takes two round trips) as soon as the connection exists, not only
     // once the offer or answer is set: on a slow line that overlaps with the other side getting ready.
-    const pc = new RTCPeerConnection({ iceServers: this.iceServers, iceCandidatePoolSize: 1 });
+    const pc = (this.pc === null && takeStandby())
+      || new RTCPeerConnection({ iceServers: this.iceServers, iceCandidatePoolSize: 1 });
     this.pc = pc;
+    this.pcIsNew = true;
     this.pendingCandidates = [];
     this.lastSent = null; // a new connection counts from zero
     for (const track of this.localStream.getTracks()) pc.addTrack(track, this.localStream);
@@ -131,17 +185,29 @@ export class Call {
     this.ui.onState(d.resumed ? "peer_back" : "connecting", "info");
     if (this.role !== "offerer") return;
     if (d.fresh) {
-      // The other side starts over with a new peer connection (a reload, or a colleague taking over at the
-      // clinic): so do we.
-      if (d.resumed || this.pc.remoteDescription) this.createPeerConnection();
-      await this.makeOffer(false);
+      // The other side starts over with a new peer connection (a reload): so do we. On its first join it
+      // got our offer with its join, if we had made one.
+      if (d.resumed || this.pc.remoteDescription) {
+        this.createPeerConnection();
+        await this.makeOffer(false);
+      } else if (!this.pc.localDescription) {
+        await this.makeOffer(false);
+      }
     } else if (!["connected", "completed"].includes(this.pc.iceConnectionState)) {
       await this.makeOffer(true);
     }
   }
 
   async onSignal(d) {
-    if (d.session_id !== this.sessionId || !this.pc) return;
+    if (this.sessionId === null || !this.pc) {
+      if (this.early.length < 500) this.early.push(d); // handled once the join has returned
+      return;
+    }
+    if (d.session_id !== this.sessionId) return;
+    if (d.id) {
+      if (this.seen.has(d.id)) return;
+      this.seen.add(d.id);
+    }
     const p = d.payload;
     if (d.kind === "offer") {
       if (this.pc.remoteDescription && !p.ice_restart) this.createPeerConnection(); // the offerer started over

@@ -36,7 +36,7 @@ async function sendSnapshot(call, consultationId) {
   if (!resp.ok) throw new Error((await resp.json()).error.message);
 }
 
-export function openCall(signal, consultationId, { onEnded = () => {} } = {}) {
+export function openCall(signal, consultationId, { onEnded = () => {}, ready = null } = {}) {
   const t = texts("call-texts");
   const panel = document.getElementById("call");
   const banner = document.getElementById("call-state");
@@ -140,7 +140,7 @@ export function openCall(signal, consultationId, { onEnded = () => {} } = {}) {
     await call.chat(text);
     addChat(t("you"), text);
   });
-  call.start();
+  call.start(ready);
   window.telehealthCall = call; // for the end-to-end tests' getStats checks
   return call;
 }

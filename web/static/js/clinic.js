@@ -2,6 +2,7 @@
 
 import { Signal } from "./signal.js";
 import { openCall } from "./callview.js";
+import { prepareConnection, releaseConnection } from "./call.js";
 import { openAttachments } from "./attachments.js";
 import { texts, showError } from "./texts.js";
 
@@ -43,11 +44,14 @@ function chime() {
   } catch { /* sound is a courtesy */ }
 }
 
-function startCall() {
+function startCall(ready = null) {
   if (call) return;
   document.getElementById("btn-join").hidden = true;
-  call = openCall(signal, cid, { onEnded: (info) => { setState(info.consultation_state); call = null; } });
+  call = openCall(signal, cid, { ready, onEnded: (info) => { setState(info.consultation_state); call = null; } });
 }
+
+// States in which a call is still to come: the page keeps a peer connection ready meanwhile.
+const CALL_AHEAD = ["requested", "queued", "offered", "accepted", "in_call"];
 
 signal.on("queue_position", (d) => {
   if (d.consultation_id !== cid) return;
@@ -58,6 +62,7 @@ signal.on("consultation_state", (d) => {
   if (d.consultation_id !== cid) return;
   if (d.state === "signed") { location.reload(); return; }
   setState(d.state);
+  if (!CALL_AHEAD.includes(d.state)) releaseConnection();
   if (d.specialist) document.getElementById("specialist").textContent = d.specialist.name;
   if (d.reason) showError({ message: d.reason });
 });
@@ -65,8 +70,8 @@ signal.on("session_ready", (d) => {
   if (d.consultation_id !== cid) return;
   setState("in_call");
   document.getElementById("ready-banner").hidden = false;
+  startCall(d);
   chime();
-  startCall();
 });
 signal.onReconnect.push(() => watch());
 
@@ -74,6 +79,8 @@ async function watch() {
   try {
     const r = await signal.call("consultation.watch", { consultation_id: cid });
     setState(r.consultation.state);
+    page.dataset.watching = "true";
+    if (!call && CALL_AHEAD.includes(r.consultation.state)) prepareConnection(r.ice_servers);
     setPosition(r.consultation.position, r.consultation.estimated_wait_s);
   } catch (err) { showError(err); }
 }
