@@ -1,6 +1,6 @@
 """Field benchmark: real calls between two Chromium windows over emulated clinic links.
 
-    python bench/field.py [--profiles good,township,village,bad] [--seconds 40]
+    python bench/field.py [--profiles good,township,village,bad] [--seconds 40] [--calls 1]
 
 Everything runs on loopback. The script starts a coturn of its own, one `telehealth serve --demo` node that
 hands out TURN credentials for it, and for each named link profile (telehealth/media/linkemu.py) a UDP relay
@@ -14,7 +14,7 @@ play the two doctors:
 * the clinic first runs the pre-call check (/clinic/precheck) over that link and its verdict is noted;
 * then the clinic asks for a consultation (the real form, consent signed on the pad), the specialist accepts
   it on the dashboard (once the clinic's page is waiting, after 2 s to read the request) and the call runs
-  for `--seconds`, after which the specialist hangs up.
+  for `--seconds`, after which the specialist hangs up; `--calls N` makes N such calls in a row per profile.
 
 Each window samples its peer connection every 100 ms (getStats, in the page). Per profile:
 
@@ -26,8 +26,9 @@ Each window samples its peer connection every 100 ms (getStats, in the page). Pe
 * `switched_to_audio_only`: the clinic's call paused its video (its own ladder, or the check's advice);
 * the pre-check's verdict and cause, and the figures it measured.
 
-Prints a table, then as its last line one JSON object with the figures per profile and whether each goal was
-met: every profile connects; audio continuity >= 0.95 down to `village` and >= 0.8 on `bad`; setup <= 3 s on
+Prints a table (a row per call), then as its last line one JSON object with the figures per profile (over its
+calls: the slowest setup, the lowest continuity, the mean frame rate) and whether each goal was met by every
+call: every profile connects; audio continuity >= 0.95 down to `village` and >= 0.8 on `bad`; setup <= 3 s on
 `village`; the pre-check verdict matches the profile (`video_ok` on good, township and village, `audio_only`
 on bad).
 """
@@ -336,64 +337,119 @@ def concealed_pct(samples: list[list[float]]) -> float | None:
 
 
 async def run_profile(pw: Any, name: str, index: int, base: str, turn_port: int, workdir: Path,
-                      seconds: float) -> dict[str, Any]:
+                      seconds: float, calls: int) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The pre-call check, then `calls` calls in a row over one link: (each call's figures, the link's counts)."""
     relay = await start_relay(name, turn_port, int(base.rsplit(":", 1)[1]))
     clinic = specialist = None
-    result: dict[str, Any] = {"profile": name, "connected": False}
+    results: list[dict[str, Any]] = []
+    link: dict[str, Any] = {}
     try:
         # The clinic reaches the web server through the same line (its delay), as a village clinic would.
-        clinic_base = f"http://localhost:{relay.web_port}"
-        clinic = await Window.open(pw, clinic_base, workdir / f"clinic-{index}-{name}", turn_port, relay.relay_port)
+        clinic_base = f"http://localhost:{relay.web_port}"  # type: ignore[attr-defined]
+        clinic = await Window.open(pw, clinic_base, workdir / f"clinic-{index}-{name}", turn_port,
+                                   relay.relay_port)  # type: ignore[attr-defined]
         specialist = await Window.open(pw, base, workdir / f"specialist-{index}-{name}", turn_port, 0)
         # A clinic of its own for each profile: its pre-check is the one the call is told about.
         await clinic.login(f"village{index + 1}")
         await specialist.login("cardio.chief")
         await specialist.page.wait_for_selector("#connection[data-state=online]")
         print(f"[{name}] pre-call check...", file=sys.stderr, flush=True)
-        result["precheck"] = await precheck(clinic)
-        print(f"[{name}] pre-check: {result['precheck']['verdict']}; call...", file=sys.stderr, flush=True)
-        cid = await request_consultation(clinic)
-        await specialist.page.wait_for_selector(f"#offer[data-consultation='{cid}']:not([hidden])", timeout=60_000)
-        # The specialist reads the request before accepting; the clinic's page is waiting by then.
-        await clinic.page.wait_for_selector("#page[data-watching=true]", timeout=60_000)
-        await asyncio.sleep(READING_S)
-        accepted_at = time.time() * 1000
-        await specialist.page.click("#btn-accept")
-        await asyncio.sleep(seconds)
-        clinic_samples = await clinic.samples()
-        specialist_samples = await specialist.samples()
-        # Where the setup time went: the specialist's call page up (its connection made), then ICE connected.
-        for side, window in (("clinic", clinic), ("specialist", specialist)):
-            moments = await window.moments()
-            for key, value in moments.items():
-                result[f"{side}_{key}_ms"] = round(value - accepted_at) if value else None
-        for side, window in (("clinic", clinic), ("specialist", specialist)):
-            steps = [f"{round(at - accepted_at)}{d}{what}" for at, d, what in await window.timeline()
-                     if at >= accepted_at - 100]
-            print(f"[{name}] {side} signaling (ms after Accept): {' '.join(steps[:24])}", file=sys.stderr, flush=True)
-        with contextlib.suppress(Exception):
-            await specialist.page.click("#btn-hangup", timeout=5_000)
-        up, up_first = continuity(specialist_samples)  # the clinic's audio, heard by the specialist
-        down, down_first = continuity(clinic_samples)  # the specialist's audio, heard at the clinic
-        result["connected"] = up_first is not None and down_first is not None
-        result["setup_ms"] = round(max(up_first, down_first) - accepted_at) if result["connected"] else None
-        both = [c for c in (up, down) if c is not None]
-        result["audio_continuity"] = round(min(both), 3) if len(both) == 2 else 0.0
-        result["audio_continuity_up"] = round(up, 3) if up is not None else None
-        result["audio_continuity_down"] = round(down, 3) if down is not None else None
-        result["audio_concealed_pct_up"] = _round(concealed_pct(specialist_samples), 2)
-        result["video_fps"] = _round(video_fps(specialist_samples), 1)
-        result["video_fps_down"] = _round(video_fps(clinic_samples), 1)
-        result["switched_to_audio_only"] = any(s[5] for s in clinic_samples)
-        result["clinic_levels"] = sorted({int(s[6]) for s in clinic_samples})
-        result["specialist_levels"] = sorted({int(s[6]) for s in specialist_samples})
+        checked = await precheck(clinic)
+        print(f"[{name}] pre-check: {checked['verdict']}", file=sys.stderr, flush=True)
+        for n in range(calls):
+            if n:
+                await specialist.page.goto(base + "/")
+                await specialist.page.wait_for_selector("#connection[data-state=online]")
+            print(f"[{name}] call {n + 1} of {calls}...", file=sys.stderr, flush=True)
+            result = {"profile": name, "call": n + 1, "precheck": checked}
+            results.append(result)
+            await one_call(clinic, specialist, seconds, result)
+            print(f"[{name}] {json.dumps(result)}", file=sys.stderr, flush=True)
     finally:
         for w in (clinic, specialist):
             if w is not None:
                 with contextlib.suppress(Exception):
                     await w.close()
-        result["link"] = relay_counts(relay)
-    return result
+        link = relay_counts(relay)
+    return results, link
+
+
+async def one_call(clinic: Window, specialist: Window, seconds: float, result: dict[str, Any]) -> None:
+    name = result["profile"]
+    result["connected"] = False
+    cid = await request_consultation(clinic)
+    await specialist.page.wait_for_selector(f"#offer[data-consultation='{cid}']:not([hidden])", timeout=60_000)
+    # The specialist reads the request before accepting; the clinic's page is waiting by then.
+    await clinic.page.wait_for_selector("#page[data-watching=true]", timeout=60_000)
+    await asyncio.sleep(READING_S)
+    accepted_at = time.time() * 1000
+    await specialist.page.click("#btn-accept")
+    await asyncio.sleep(seconds)
+    clinic_samples = await clinic.samples()
+    specialist_samples = await specialist.samples()
+    # Where the setup time went: each side's peer connection made, then ICE connected.
+    for side, window in (("clinic", clinic), ("specialist", specialist)):
+        moments = await window.moments()
+        for key, value in moments.items():
+            result[f"{side}_{key}_ms"] = round(value - accepted_at) if value else None
+    for side, window in (("clinic", clinic), ("specialist", specialist)):
+        steps = [f"{round(at - accepted_at)}{d}{what}" for at, d, what in await window.timeline()
+                 if at >= accepted_at - 100]
+        print(f"[{name}] {side} signaling (ms after Accept): {' '.join(steps[:24])}", file=sys.stderr, flush=True)
+    with contextlib.suppress(Exception):
+        await specialist.page.click("#btn-hangup", timeout=5_000)
+    up, up_first = continuity(specialist_samples)  # the clinic's audio, heard by the specialist
+    down, down_first = continuity(clinic_samples)  # the specialist's audio, heard at the clinic
+    result["connected"] = up_first is not None and down_first is not None
+    if up_first is not None and down_first is not None:
+        result["setup_ms"] = round(max(up_first, down_first) - accepted_at)
+    both = [c for c in (up, down) if c is not None]
+    result["audio_continuity"] = round(min(both), 3) if len(both) == 2 else 0.0
+    result["audio_continuity_up"] = _round(up, 3)
+    result["audio_continuity_down"] = _round(down, 3)
+    result["audio_concealed_pct_up"] = _round(concealed_pct(specialist_samples), 2)
+    result["video_fps"] = _round(video_fps(specialist_samples), 1)
+    result["video_fps_down"] = _round(video_fps(clinic_samples), 1)
+    result["switched_to_audio_only"] = any(s[5] for s in clinic_samples)
+    result["clinic_levels"] = sorted({int(s[6]) for s in clinic_samples})
+    result["specialist_levels"] = sorted({int(s[6]) for s in specialist_samples})
+    result["goals"] = judge(result)
+
+
+def summarise(name: str, calls: list[dict[str, Any]], link: dict[str, Any]) -> dict[str, Any]:
+    """One profile over its calls: the worst setup and continuity, the mean frame rate; goals met by every call."""
+    setups = [c["setup_ms"] for c in calls if c.get("setup_ms") is not None]
+    fps = [c["video_fps"] for c in calls if c.get("video_fps") is not None]
+    fps_down = [c["video_fps_down"] for c in calls if c.get("video_fps_down") is not None]
+    precheck = calls[0]["precheck"] if calls else None
+    goals = {k: bool(calls) and all(c["goals"].get(k) for c in calls) for k in (calls[0]["goals"] if calls else {})}
+    return {
+        "calls": len(calls),
+        "connected": bool(calls) and all(c["connected"] for c in calls),
+        "setup_ms": max(setups) if len(setups) == len(calls) and setups else None,
+        "setup_ms_each": [c.get("setup_ms") for c in calls],
+        "audio_continuity": min((c["audio_continuity"] for c in calls), default=None),
+        "audio_continuity_up": _least(c.get("audio_continuity_up") for c in calls),
+        "audio_continuity_down": _least(c.get("audio_continuity_down") for c in calls),
+        "audio_concealed_pct_up": _most(c.get("audio_concealed_pct_up") for c in calls),
+        "video_fps": round(sum(fps) / len(fps), 1) if fps else None,
+        "video_fps_down": round(sum(fps_down) / len(fps_down), 1) if fps_down else None,
+        "switched_to_audio_only": any(c.get("switched_to_audio_only") for c in calls),
+        "goals": goals,
+        "precheck_verdict": (precheck or {}).get("verdict"),
+        "precheck": precheck,
+        "link": link,
+    }
+
+
+def _least(values: Any) -> float | None:
+    known = [v for v in values if v is not None]
+    return min(known) if known else None
+
+
+def _most(values: Any) -> float | None:
+    known = [v for v in values if v is not None]
+    return max(known) if known else None
 
 
 def _round(value: float | None, digits: int) -> float | None:
@@ -411,7 +467,7 @@ def judge(r: dict[str, Any]) -> dict[str, bool]:
 
 
 def table(results: list[dict[str, Any]]) -> str:
-    head = (f"{'profile':<9} {'link':<26} {'conn':<5} {'setup ms':>8} {'audio up':>8} {'audio dn':>8} "
+    head = (f"{'profile':<9} {'call':>4} {'link':<26} {'conn':<5} {'setup ms':>8} {'audio up':>8} {'audio dn':>8} "
             f"{'fps up':>6} {'fps dn':>6} {'audio only':<10} {'pre-check':<24} goals")
     lines = [head, "-" * len(head)]
     for r in results:
@@ -421,7 +477,7 @@ def table(results: list[dict[str, Any]]) -> str:
         pre = r.get("precheck") or {}
         failed = [k for k, ok in r["goals"].items() if not ok]
         lines.append(
-            f"{r['profile']:<9} {link:<26} {'yes' if r['connected'] else 'NO':<5} {_fmt(r.get('setup_ms')):>8} "
+            f"{r['profile']:<9} {r.get('call', 1):>4} {link:<26} {'yes' if r['connected'] else 'NO':<5} {_fmt(r.get('setup_ms')):>8} "
             f"{_fmt(r.get('audio_continuity_up')):>8} {_fmt(r.get('audio_continuity_down')):>8} "
             f"{_fmt(r.get('video_fps')):>6} {_fmt(r.get('video_fps_down')):>6} "
             f"{'yes' if r.get('switched_to_audio_only') else 'no':<10} "
@@ -439,18 +495,23 @@ async def main() -> int:
     parser.add_argument("--profiles", default="good,township,village,bad",
                         help="comma-separated link profiles, of: " + ", ".join(PROFILES))
     parser.add_argument("--seconds", type=float, default=40.0, help="how long each call runs")
+    parser.add_argument("--calls", type=int, default=1,
+                        help="calls in a row per profile (each judged; the summary keeps the worst setup)")
     args = parser.parse_args()
     names = [n.strip() for n in args.profiles.split(",") if n.strip()]
     unknown = [n for n in names if n not in PROFILES]
     if unknown:
         parser.error(f"unknown profile(s): {', '.join(unknown)}")
+    if not 1 <= args.calls <= 10:
+        parser.error("--calls must be between 1 and 10")
     if len(names) > 6:
         parser.error("at most six profiles a run (the demo has six village clinics)")
     if not Path(CHROMIUM).exists():
         sys.exit("chromium is not installed (apt-get install chromium)")
     from playwright.async_api import async_playwright
 
-    results = []
+    results: list[dict[str, Any]] = []
+    summary: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="telehealth-field-") as tmp:
         workdir = Path(tmp)
         coturn, turn_port, turn_secret = start_coturn(workdir)
@@ -459,22 +520,17 @@ async def main() -> int:
             node, base = await start_node(workdir, turn_port, turn_secret)
             async with async_playwright() as pw:
                 for i, name in enumerate(names):
-                    r = await run_profile(pw, name, i, base, turn_port, workdir, args.seconds)
-                    r["goals"] = judge(r)
-                    results.append(r)
-                    print(f"[{name}] {json.dumps(r)}", file=sys.stderr, flush=True)
+                    calls, link = await run_profile(pw, name, i, base, turn_port, workdir, args.seconds, args.calls)
+                    results.extend(calls)
+                    summary[name if name not in summary else f"{name}#{i + 1}"] = summarise(name, calls, link)
         finally:
             if node is not None:
                 stop(node)
             stop(coturn)
     print(table(results))
-    summary = {r["profile"]: {k: r.get(k) for k in (
-        "connected", "setup_ms", "audio_continuity", "audio_continuity_up", "audio_continuity_down",
-        "audio_concealed_pct_up", "video_fps", "video_fps_down", "switched_to_audio_only", "goals")}
-        | {"precheck_verdict": (r.get("precheck") or {}).get("verdict"), "precheck": r.get("precheck"),
-           "link": r.get("link")} for r in results}
-    all_met = all(all(r["goals"].values()) for r in results)
-    print(json.dumps({"seconds": args.seconds, "profiles": summary, "all_goals_met": all_met}))
+    all_met = bool(summary) and all(all(p["goals"].values()) and p["calls"] == args.calls for p in summary.values())
+    print(json.dumps({"seconds": args.seconds, "calls_per_profile": args.calls, "profiles": summary,
+                      "all_goals_met": all_met}))
     return 0 if all_met else 1
 
 

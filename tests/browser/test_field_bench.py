@@ -1,5 +1,5 @@
 """The field benchmark runs end to end: on the unimpaired profile a short call connects, the pre-check says
-video is fine, audio arrives in every window, and the last line is the JSON summary with each goal judged.
+video is fine, audio arrives in every window in each of two calls in a row, and the last line is the JSON summary with each goal judged.
 (The full run over the weak profiles is `python bench/field.py`; its figures are in the README.)"""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ async def test_the_field_benchmark_runs_a_call_over_the_good_profile() -> None:
     if not Path(CHROMIUM).exists() or shutil.which("turnserver") is None:
         pytest.skip("chromium and coturn are needed (.ci/run installs them)")
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, str(ROOT / "bench" / "field.py"), "--profiles", "good", "--seconds", "6",
+        sys.executable, str(ROOT / "bench" / "field.py"), "--profiles", "good", "--seconds", "6", "--calls", "2",
         cwd=ROOT, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), 240)
     lines = out.decode().strip().splitlines()
@@ -34,3 +34,7 @@ async def test_the_field_benchmark_runs_a_call_over_the_good_profile() -> None:
     assert good["precheck_verdict"] == "video_ok"
     assert good["audio_continuity"] >= 0.95 and good["video_fps"] > 5
     assert good["link"]["up"]["sent"] > 100 and good["link"]["up"]["lost"] == 0
+    # Two calls in a row over the same link, each judged; the summary keeps the slower setup.
+    assert good["calls"] == 2 and len(good["setup_ms_each"]) == 2
+    assert good["setup_ms"] == max(good["setup_ms_each"])
+    assert [line.split()[1] for line in lines[2:4]] == ["1", "2"]
