@@ -24,6 +24,11 @@ from telehealth.media.tracks import PatternVideoTrack, ToneAudioTrack
 
 log = logging.getLogger("telehealth.media")
 
+# An answerer whose peer is in the call but whose offer has not come asks for one (`restart_request`) after
+# this many seconds, up to OFFER_ASKS times: a kept offer can be lost with a broker restart.
+OFFER_WAIT_S = 5.0
+OFFER_ASKS = 3
+
 
 class CallPeer:
     """One participant's side of a call. The clinic offers; the specialist answers.
@@ -34,7 +39,9 @@ class CallPeer:
     """
 
     def __init__(self, client: TelehealthClient, consultation_id: int, *, force_relay: bool = False,
-                 width: int = 320, height: int = 240) -> None:
+                 width: int = 320, height: int = 240, offer_wait_s: float = OFFER_WAIT_S) -> None:
+        self.offer_wait_s = offer_wait_s
+        self._offer_watch: asyncio.Task[None] | None = None
         self.client = client
         self.consultation_id = consultation_id
         self.force_relay = force_relay
@@ -90,7 +97,26 @@ class CallPeer:
             self._loop_task = asyncio.create_task(self._signal_loop(), name="call-signal-loop")
         if self.role == "offerer" and (joined["peer_present"] or joined.get("peer_expected")):
             await self._offer(restart=False)
+        if self.role == "answerer" and joined["peer_present"]:
+            self._expect_offer()
         return joined
+
+    def _expect_offer(self) -> None:
+        if self._offer_watch is not None:
+            self._offer_watch.cancel()
+        self._offer_watch = asyncio.create_task(self._watch_for_offer(self.pc), name="call-offer-watch")
+        self._tasks.add(self._offer_watch)
+        self._offer_watch.add_done_callback(self._tasks.discard)
+
+    async def _watch_for_offer(self, pc: RTCPeerConnection | None) -> None:
+        for _ in range(OFFER_ASKS):
+            await asyncio.sleep(self.offer_wait_s)
+            if self.ended or pc is None or self.pc is not pc or pc.remoteDescription is not None:
+                return
+            log.info("call %s: no offer yet; asking for one", self.session_id)
+            with contextlib.suppress(ProtocolError, asyncio.TimeoutError, ConnectionError):
+                await self.client.call("session.signal", session_id=self.session_id, kind="restart_request",
+                                       payload={})
 
     async def resume(self) -> dict[str, Any]:
         """After the WebSocket came back: join again; the media path did not change, so no renegotiation."""
@@ -148,6 +174,7 @@ class CallPeer:
             return
         if name == "peer_joined":
             if self.role != "offerer":
+                self._expect_offer()
                 return
             if data.get("fresh", True):
                 # The other side has a new peer connection (a reload): start over with one of ours. On its

@@ -48,6 +48,50 @@ async def finish(*peers: CallPeer) -> None:
         await peer.client.close()
 
 
+async def test_the_clinic_offers_before_the_specialist_has_joined(server: TestServer) -> None:
+    """The clinic joins and offers at once; the server keeps the offer and hands it over with the specialist's join."""
+    specialist = await login(server, "cardio.chief")
+    await specialist.call("presence.set", status="available")
+    clinic = await login(server, "village1")
+    cid = (await clinic.call("consultation.create", **CREATE))["consultation"]["id"]
+    await specialist.next_event("offer", consultation_id=cid)
+    await specialist.call("offer.accept", consultation_id=cid)
+    c_peer, s_peer = CallPeer(clinic, cid), CallPeer(specialist, cid)
+    try:
+        joined_c = await c_peer.join()
+        assert joined_c["role"] == "offerer" and joined_c["peer_expected"] is True
+        joined_s = await s_peer.join()
+        assert [k["kind"] for k in joined_s["signals"]][:1] == ["offer"]
+        for peer in (c_peer, s_peer):
+            assert await peer.wait_frames("audio", 10) >= 10
+    finally:
+        await finish(c_peer, s_peer)
+
+
+async def test_an_answerer_whose_offer_never_comes_asks_for_one(server: TestServer) -> None:
+    specialist = await login(server, "cardio.chief")
+    await specialist.call("presence.set", status="available")
+    clinic = await login(server, "village1")
+    cid = (await clinic.call("consultation.create", **CREATE))["consultation"]["id"]
+    await specialist.next_event("offer", consultation_id=cid)
+    await specialist.call("offer.accept", consultation_id=cid)
+    # The clinic joins but its offer is lost: it never sends one.
+    sid = (await clinic.call("session.join", consultation_id=cid))["session_id"]
+    s_peer = CallPeer(specialist, cid, offer_wait_s=0.3)
+    try:
+        await s_peer.join()
+        asked = await clinic.next_event("signal", session_id=sid, kind="restart_request", timeout=5)
+        assert asked["from"] != 0
+        # An offer now (as the clinic's page makes on this request) is answered.
+        c_peer = CallPeer(clinic, cid)
+        await c_peer.join()
+        assert await c_peer.wait_frames("audio", 10) >= 10
+        await c_peer.close()
+    finally:
+        await finish(s_peer)
+        await clinic.close()
+
+
 async def test_a_full_call_with_media_both_ways(server: TestServer) -> None:
     clinic, specialist, _cid = await connect_call(server)
     try:

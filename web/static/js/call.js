@@ -8,6 +8,10 @@ const QUALITY_REPORT_EVERY = 5; // report one sample to the server every 5 stats
 // A connection made in advance is used only while its TURN credentials are surely valid (they last an hour
 // by default); an older one is made again.
 const STANDBY_MAX_AGE_MS = 20 * 60 * 1000;
+// An answerer whose peer is in the call but whose offer has not come (lost with a broker restart, say) asks for
+// one after this long, a few times.
+const OFFER_WAIT_MS = 5000;
+const OFFER_ASKS = 3;
 
 // A peer connection made while the page waits for its call: it gathers candidates at once (a TURN allocation
 // takes two round trips, over a second on a village line), and the call takes it when it starts.
@@ -120,6 +124,7 @@ export class Call {
     const flowing = ["connected", "completed"].includes(this.pc.iceConnectionState);
     const kept = resuming && !fresh && !newSession;
     const peerThere = joined.peer_present || joined.peer_expected;
+    if (this.role === "answerer" && joined.peer_present) this.expectOffer();
     if (this.role === "offerer" && peerThere && (!offered || newSession) && !(kept && flowing)) {
       await this.makeOffer(kept);
     }
@@ -183,7 +188,10 @@ export class Call {
   async onPeerJoined(d) {
     if (d.session_id !== this.sessionId) return;
     this.ui.onState(d.resumed ? "peer_back" : "connecting", "info");
-    if (this.role !== "offerer") return;
+    if (this.role !== "offerer") {
+      this.expectOffer();
+      return;
+    }
     if (d.fresh) {
       // The other side starts over with a new peer connection (a reload): so do we. On its first join it
       // got our offer with its join, if we had made one.
@@ -196,6 +204,16 @@ export class Call {
     } else if (!["connected", "completed"].includes(this.pc.iceConnectionState)) {
       await this.makeOffer(true);
     }
+  }
+
+  expectOffer(asked = 0) {
+    const pc = this.pc;
+    clearTimeout(this.offerTimer);
+    this.offerTimer = setTimeout(() => {
+      if (this.ended || this.pc !== pc || pc.remoteDescription || asked >= OFFER_ASKS) return;
+      this.send("restart_request", {});
+      this.expectOffer(asked + 1);
+    }, OFFER_WAIT_MS);
   }
 
   async onSignal(d) {
@@ -361,6 +379,7 @@ export class Call {
     if (this.ended) return;
     this.ended = true;
     clearInterval(this.statsTimer);
+    clearTimeout(this.offerTimer);
     if (this.pc) this.pc.close();
     if (this.localStream) for (const t of this.localStream.getTracks()) t.stop();
     this.ui.onEnded(info);

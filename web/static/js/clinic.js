@@ -74,6 +74,8 @@ signal.on("session_ready", (d) => {
   chime();
 });
 signal.onReconnect.push(() => watch());
+// A long wait: look again now and then, which also renews the connection kept ready (fresh TURN credentials).
+setInterval(() => { if (!call && CALL_AHEAD.includes(page.dataset.state)) watch(); }, 10 * 60 * 1000);
 
 async function watch() {
   try {
