@@ -42,6 +42,7 @@ class CallPeer:
                  width: int = 320, height: int = 240, offer_wait_s: float = OFFER_WAIT_S) -> None:
         self.offer_wait_s = offer_wait_s
         self._offer_watch: asyncio.Task[None] | None = None
+        self._offered_on: RTCPeerConnection | None = None  # the connection an offer was made on
         self.client = client
         self.consultation_id = consultation_id
         self.force_relay = force_relay
@@ -156,6 +157,8 @@ class CallPeer:
         if restart:
             self._new_peer_connection()
         assert self.pc is not None and self.session_id is not None
+        # Noted before the first await: a peer_joined handled meanwhile must not offer a second time.
+        self._offered_on = self.pc
         await self.pc.setLocalDescription(await self.pc.createOffer())
         await self.client.call("session.signal", session_id=self.session_id, kind="offer",
                                payload={"sdp": self.pc.localDescription.sdp, "ice_restart": restart})
@@ -182,7 +185,7 @@ class CallPeer:
                 assert self.pc is not None
                 if data.get("resumed") or self.pc.remoteDescription is not None:
                     await self._offer(restart=True)
-                elif self.pc.localDescription is None:
+                elif self._offered_on is not self.pc:
                     await self._offer(restart=False)
             elif self._path_broken():
                 await self._offer(restart=True)

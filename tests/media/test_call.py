@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from pathlib import Path
 
 import pytest
@@ -66,6 +67,39 @@ async def test_the_clinic_offers_before_the_specialist_has_joined(server: TestSe
             assert await peer.wait_frames("audio", 10) >= 10
     finally:
         await finish(c_peer, s_peer)
+
+
+async def test_the_peer_joining_while_the_offer_is_being_made_gets_one_offer(tmp_path: Path) -> None:
+    """The specialist joins while the clinic is still gathering candidates for its offer (a STUN server that
+    never answers holds the gathering for seconds): the clinic makes no second offer."""
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent.bind(("127.0.0.1", 0))
+    server = await start_server(tmp_path, matching={"ring_timeout_s": 20},
+                                ice={"stun_urls": [f"stun:127.0.0.1:{silent.getsockname()[1]}"]})
+    specialist = await login(server, "cardio.chief")
+    await specialist.call("presence.set", status="available")
+    clinic = await login(server, "village1")
+    cid = (await clinic.call("consultation.create", **CREATE))["consultation"]["id"]
+    await specialist.next_event("offer", consultation_id=cid)
+    await specialist.call("offer.accept", consultation_id=cid)
+    offer_ids: set[str] = set()
+    specialist.listeners.append(
+        lambda name, data: offer_ids.add(data["id"]) if name == "signal" and data["kind"] == "offer" else None)
+    c_peer, s_peer = CallPeer(clinic, cid), CallPeer(specialist, cid)
+    try:
+        clinic_joining = asyncio.create_task(c_peer.join())
+        await asyncio.sleep(0.5)
+        assert not clinic_joining.done()  # still gathering for its offer
+        joined_s = await s_peer.join()
+        await clinic_joining
+        for peer in (c_peer, s_peer):
+            assert await peer.wait_frames("audio", 10, timeout=30) >= 10
+        offer_ids.update(k["id"] for k in joined_s["signals"] if k["kind"] == "offer")
+        assert len(offer_ids) == 1
+    finally:
+        await finish(c_peer, s_peer)
+        await server.close()
+        silent.close()
 
 
 async def test_an_answerer_whose_offer_never_comes_asks_for_one(server: TestServer) -> None:

@@ -106,7 +106,7 @@ export class Call {
     // goes right behind the join. The server handles a connection's commands in order, and keeps the offer
     // for a peer that has not joined yet.
     let offered = false;
-    if (this.role === "offerer" && this.sessionId !== null && this.pc && !this.pc.localDescription && !resuming) {
+    if (this.role === "offerer" && this.sessionId !== null && this.pc && this.offeredOn !== this.pc && !resuming) {
       await this.makeOffer(false);
       offered = true;
     }
@@ -180,6 +180,7 @@ export class Call {
   }
 
   async makeOffer(iceRestart) {
+    this.offeredOn = this.pc; // before the first await: a peer_joined meanwhile must not offer a second time
     const offer = await this.pc.createOffer({ iceRestart: Boolean(iceRestart) });
     await this.pc.setLocalDescription(offer);
     await this.send("offer", { sdp: this.pc.localDescription.sdp, ice_restart: Boolean(iceRestart) });
@@ -198,7 +199,7 @@ export class Call {
       if (d.resumed || this.pc.remoteDescription) {
         this.createPeerConnection();
         await this.makeOffer(false);
-      } else if (!this.pc.localDescription) {
+      } else if (this.offeredOn !== this.pc) {
         await this.makeOffer(false);
       }
     } else if (!["connected", "completed"].includes(this.pc.iceConnectionState)) {
