@@ -27,14 +27,20 @@ async def login(server: TestServer, username: str) -> TelehealthClient:
     return await TelehealthClient.login(str(server.make_url("")), username, DEMO_PASSWORD)
 
 
-async def connect_call(server: TestServer, *, force_relay: bool = False) -> tuple[CallPeer, CallPeer, int]:
-    """Clinic asks, specialist accepts; both join with real media. Returns (clinic, specialist, consultation)."""
+async def accepted(server: TestServer) -> tuple[TelehealthClient, TelehealthClient, int]:
+    """Clinic asks, specialist accepts; nobody has joined the call yet. Returns (clinic, specialist, consultation)."""
     specialist = await login(server, "cardio.chief")
     await specialist.call("presence.set", status="available")
     clinic = await login(server, "village1")
     cid = (await clinic.call("consultation.create", **CREATE))["consultation"]["id"]
     await specialist.next_event("offer", consultation_id=cid)
     await specialist.call("offer.accept", consultation_id=cid)
+    return clinic, specialist, cid
+
+
+async def connect_call(server: TestServer, *, force_relay: bool = False) -> tuple[CallPeer, CallPeer, int]:
+    """Clinic asks, specialist accepts; both join with real media. Returns (clinic, specialist, consultation)."""
+    clinic, specialist, cid = await accepted(server)
     await clinic.next_event("session_ready", consultation_id=cid)
     s_peer = CallPeer(specialist, cid, force_relay=force_relay)
     c_peer = CallPeer(clinic, cid, force_relay=force_relay)
@@ -51,12 +57,7 @@ async def finish(*peers: CallPeer) -> None:
 
 async def test_the_clinic_offers_before_the_specialist_has_joined(server: TestServer) -> None:
     """The clinic joins and offers at once; the server keeps the offer and hands it over with the specialist's join."""
-    specialist = await login(server, "cardio.chief")
-    await specialist.call("presence.set", status="available")
-    clinic = await login(server, "village1")
-    cid = (await clinic.call("consultation.create", **CREATE))["consultation"]["id"]
-    await specialist.next_event("offer", consultation_id=cid)
-    await specialist.call("offer.accept", consultation_id=cid)
+    clinic, specialist, cid = await accepted(server)
     c_peer, s_peer = CallPeer(clinic, cid), CallPeer(specialist, cid)
     try:
         joined_c = await c_peer.join()
@@ -76,12 +77,7 @@ async def test_the_peer_joining_while_the_offer_is_being_made_gets_one_offer(tmp
     silent.bind(("127.0.0.1", 0))
     server = await start_server(tmp_path, matching={"ring_timeout_s": 20},
                                 ice={"stun_urls": [f"stun:127.0.0.1:{silent.getsockname()[1]}"]})
-    specialist = await login(server, "cardio.chief")
-    await specialist.call("presence.set", status="available")
-    clinic = await login(server, "village1")
-    cid = (await clinic.call("consultation.create", **CREATE))["consultation"]["id"]
-    await specialist.next_event("offer", consultation_id=cid)
-    await specialist.call("offer.accept", consultation_id=cid)
+    clinic, specialist, cid = await accepted(server)
     offer_ids: set[str] = set()
     specialist.listeners.append(
         lambda name, data: offer_ids.add(data["id"]) if name == "signal" and data["kind"] == "offer" else None)
@@ -103,12 +99,7 @@ async def test_the_peer_joining_while_the_offer_is_being_made_gets_one_offer(tmp
 
 
 async def test_an_answerer_whose_offer_never_comes_asks_for_one(server: TestServer) -> None:
-    specialist = await login(server, "cardio.chief")
-    await specialist.call("presence.set", status="available")
-    clinic = await login(server, "village1")
-    cid = (await clinic.call("consultation.create", **CREATE))["consultation"]["id"]
-    await specialist.next_event("offer", consultation_id=cid)
-    await specialist.call("offer.accept", consultation_id=cid)
+    clinic, specialist, cid = await accepted(server)
     # The clinic joins but its offer is lost: it never sends one.
     sid = (await clinic.call("session.join", consultation_id=cid))["session_id"]
     s_peer = CallPeer(specialist, cid, offer_wait_s=0.3)

@@ -34,6 +34,17 @@ CREATE = {
 }
 
 
+async def accepted(node: Node) -> tuple[Peer, Peer, int, int]:
+    """Clinic asks, the chief cardiologist takes it; nobody has joined the call. (clinic, specialist, cid, sid)"""
+    specialist = await node.connect("cardio.chief")
+    await specialist.ok("presence.set", status="available")
+    clinic = await node.connect("village1")
+    cid = (await clinic.ok("consultation.create", **CREATE))["consultation"]["id"]
+    await specialist.event("offer", consultation_id=cid)
+    sid = (await specialist.ok("offer.accept", consultation_id=cid))["session_id"]
+    return clinic, specialist, cid, sid
+
+
 async def start_call(node: Node) -> tuple[Peer, Peer, int, int]:
     """Clinic asks, the chief cardiologist is rung and accepts; both join. (clinic, specialist, consultation, session)"""
     specialist = await node.connect("cardio.chief")
@@ -184,12 +195,7 @@ async def test_only_the_two_participants_may_signal(node: Node) -> None:
 
 
 async def test_signaling_before_joining_is_refused(node: Node) -> None:
-    specialist = await node.connect("cardio.chief")
-    await specialist.ok("presence.set", status="available")
-    clinic = await node.connect("village1")
-    cid = (await clinic.ok("consultation.create", **CREATE))["consultation"]["id"]
-    await specialist.event("offer", consultation_id=cid)
-    sid = (await specialist.ok("offer.accept", consultation_id=cid))["session_id"]
+    _clinic, specialist, _cid, sid = await accepted(node)
     assert await specialist.error("session.signal", session_id=sid, kind="offer", payload={"sdp": SDP}) \
         == "not_in_session"
 
@@ -209,12 +215,7 @@ async def test_a_dropped_connection_resumes_within_the_grace_period(node: Node) 
 
 
 async def test_signals_sent_before_the_peer_first_joins_come_with_its_join(node: Node) -> None:
-    specialist = await node.connect("cardio.chief")
-    await specialist.ok("presence.set", status="available")
-    clinic = await node.connect("village1")
-    cid = (await clinic.ok("consultation.create", **CREATE))["consultation"]["id"]
-    await specialist.event("offer", consultation_id=cid)
-    sid = (await specialist.ok("offer.accept", consultation_id=cid))["session_id"]
+    clinic, specialist, cid, sid = await accepted(node)
     # The clinic joins and offers at once, while the specialist's call page is still opening.
     joined_c = await clinic.ok("session.join", consultation_id=cid)
     assert joined_c["peer_present"] is False and joined_c["peer_expected"] is True
