@@ -46,6 +46,15 @@ CALL_AHEAD = frozenset({ConsultationState.requested, ConsultationState.queued, C
                         ConsultationState.accepted, ConsultationState.in_call})
 
 
+def waiting_reply(ctx: Context, consultation: Consultation, status: QueueStatus) -> dict[str, Any]:
+    """The consultation as its watcher sees it; while a call is still to come, with the ICE servers, so that a
+    page waiting for its call makes its peer connection (TURN allocation included) beforehand."""
+    reply: dict[str, Any] = {"consultation": consultation_view(consultation, status)}
+    if consultation.state in CALL_AHEAD:
+        reply["ice_servers"] = ice_servers(ctx.sessions.settings.ice, ctx.user.id, ctx.sessions.clock())
+    return reply
+
+
 # -- bodies -----------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -320,11 +329,7 @@ async def handle_create(ctx: Context, body: CreateBody) -> dict[str, Any]:
     ctx.conn.watch(consultation.id)
     await ctx.hub.watch_queue(ctx.conn, consultation.specialty)
     status = await ctx.matcher.status(consultation)
-    reply: dict[str, Any] = {"consultation": consultation_view(consultation, status)}
-    if consultation.state in CALL_AHEAD:
-        # A page waiting for its call gets its peer connection ready (TURN allocation included) beforehand.
-        reply["ice_servers"] = ice_servers(ctx.sessions.settings.ice, ctx.user.id, ctx.sessions.clock())
-    return reply
+    return waiting_reply(ctx, consultation, status)
 
 
 async def handle_cancel(ctx: Context, body: ConsultationRef) -> dict[str, Any]:
@@ -348,11 +353,7 @@ async def handle_watch(ctx: Context, body: ConsultationRef) -> dict[str, Any]:
     ctx.conn.watch(consultation.id)
     await ctx.hub.watch_queue(ctx.conn, consultation.specialty)
     status = await ctx.matcher.status(consultation)
-    reply: dict[str, Any] = {"consultation": consultation_view(consultation, status)}
-    if consultation.state in CALL_AHEAD:
-        # A page waiting for its call gets its peer connection ready (TURN allocation included) beforehand.
-        reply["ice_servers"] = ice_servers(ctx.sessions.settings.ice, ctx.user.id, ctx.sessions.clock())
-    return reply
+    return waiting_reply(ctx, consultation, status)
 
 
 async def handle_session_join(ctx: Context, body: JoinBody) -> dict[str, Any]:

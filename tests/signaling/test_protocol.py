@@ -52,6 +52,7 @@ async def start_call(node: Node) -> tuple[Peer, Peer, int, int]:
     clinic = await node.connect("village1")
     created = await clinic.ok("consultation.create", **CREATE)
     cid = created["consultation"]["id"]
+    assert isinstance(created["ice_servers"], list)  # the waiting page gets its connection ready
     offer = await specialist.event("offer", consultation_id=cid)
     assert offer["urgency"] == "urgent" and offer["chief_complaint"] == "palpitations since morning"
     accepted = await specialist.ok("offer.accept", consultation_id=cid)
