@@ -37,9 +37,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from telehealth.config import load_settings
 from telehealth.domain import OrgLevel, Presence, Role, Title, Urgency
+from telehealth.events import decode_event
 from telehealth.matching.broker import Broker, Message, QueueEntry
 from telehealth.matching.rules import queue_score
-from telehealth.matching.service import Matcher, decode_event
+from telehealth.matching.service import Matcher
 from telehealth.records.db import create_engine, migrate
 from telehealth.records.models import NewConsultation, User
 from telehealth.records.store import Store

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+from typing import Any
 
 
 class ErrorCode(enum.StrEnum):
@@ -81,13 +82,34 @@ HTTP_STATUS: dict[ErrorCode, int] = {
 
 
 class TelehealthError(Exception):
-    """An error whose code and message are meant for the client that caused it."""
+    """An error whose code and message are meant for the client that caused it.
 
-    def __init__(self, code: ErrorCode, message: str) -> None:
-        super().__init__(f"{code}: {message}")
+    `message` is English; it may name `{params}` that are filled in after the message is translated, so
+    that one catalog entry serves every value (`"consultation {id} does not exist"`, id=5).
+    """
+
+    def __init__(self, code: ErrorCode, message: str, /, **params: Any) -> None:
         self.code = code
-        self.message = message
+        self.template = message
+        self.params = params
+        self.message = fill(message, params)
+        super().__init__(f"{code}: {self.message}")
 
     @property
     def http_status(self) -> int:
         return HTTP_STATUS.get(self.code, 400)
+
+
+class _Keep(dict[str, Any]):
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+def fill(template: str, params: dict[str, Any]) -> str:
+    """The template with its named values; a brace that names nothing is left as it is."""
+    if not params:
+        return template
+    try:
+        return template.format_map(_Keep(params))
+    except (ValueError, IndexError, AttributeError):
+        return template

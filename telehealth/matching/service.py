@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
 import logging
 import statistics
 import time
@@ -20,6 +19,11 @@ from typing import Any
 from telehealth.config import MatchingSettings
 from telehealth.domain import ConsultationState, DeclineReason, Presence, Role, Urgency
 from telehealth.errors import ErrorCode, TelehealthError
+from telehealth.events import (
+    EventPublisher,
+    queue_channel,
+    user_channel,
+)
 from telehealth.matching.broker import (
     Broker,
     ClaimOutcome,
@@ -37,37 +41,6 @@ log = logging.getLogger("telehealth.matching")
 S = ConsultationState
 PICK_WINDOW = 200
 CLAIM_RETRIES = 8
-
-
-def user_channel(user_id: int) -> str:
-    return f"user:{user_id}"
-
-
-def queue_channel(specialty: str) -> str:
-    return f"queue:{specialty}"
-
-
-def encode_event(event: str, data: dict[str, Any]) -> bytes:
-    """A channel message: `event|session id|` then the WebSocket event exactly as clients receive it.
-
-    The routing header lets a node decide which connections get it, and pass the text on, without
-    parsing or re-encoding the JSON for every recipient.
-    """
-    text = json.dumps({"type": "event", "event": event, "data": data}, separators=(",", ":"), ensure_ascii=False,
-                      default=str)
-    session = data.get("session_id")
-    return f"{event}|{session if isinstance(session, int) else ''}|{text}".encode()
-
-
-def split_event(raw: bytes) -> tuple[str, int | None, str]:
-    """(event name, session id or None, the WebSocket text) of a channel message."""
-    name, session, text = raw.decode().split("|", 2)
-    return name, int(session) if session else None, text
-
-
-def decode_event(raw: bytes) -> tuple[str, dict[str, Any]]:
-    name, _, text = split_event(raw)
-    return name, dict(json.loads(text)["data"])
 
 
 def _utc(ts: float) -> dt.datetime:
@@ -91,6 +64,7 @@ class Matcher:
         self.broker = broker
         self.settings = settings
         self.clock = clock
+        self.events = EventPublisher(broker.publish)
         self._service_interval: dict[str, tuple[float, float | None]] = {}
         self._partners: dict[int, tuple[float, frozenset[int], frozenset[int]]] = {}
         self._names: dict[int, tuple[float, str, str]] = {}
@@ -105,10 +79,7 @@ class Matcher:
     # -- helpers --------------------------------------------------------------------------------
 
     async def _emit(self, channel: str, event: str, data: dict[str, Any]) -> None:
-        try:
-            await self.broker.publish(channel, encode_event(event, data))
-        except Exception:  # a lost notification is repaired by the next refresh; never fail the caller
-            log.warning("could not publish %s on %s", event, channel, exc_info=True)
+        await self.events.publish(channel, event, data)
 
     async def _partner_orgs(self, clinic_org_id: int, now: float) -> tuple[frozenset[int], frozenset[int]]:
         cached = self._partners.get(clinic_org_id)
@@ -118,10 +89,6 @@ class Matcher:
         result = (frozenset(primary), frozenset(partners))
         self._partners[clinic_org_id] = (now + 30.0, *result)
         return result
-
-    def forget_agreements(self) -> None:
-        """Agreements changed: re-read them for the next request."""
-        self._partners.clear()
 
     async def entry_for(self, consultation: Consultation, enqueued_at: float) -> QueueEntry:
         primary, partners = await self._partner_orgs(consultation.clinic_org_id, enqueued_at)
@@ -151,18 +118,8 @@ class Matcher:
         consultation = await self.store.insert_consultation(request, clinic_org_id=doctor.organisation_id,
                                                             doctor_id=doctor.id, now=_utc(now), queue=consent)
         if consent:
-            consultation = await self._queue_live(consultation)
+            consultation = await self.queue_live(consultation)
         return consultation
-
-    async def record_consent(self, consultation: Consultation, actor: User, by: str, name: str,
-                             relation: str | None) -> Consultation:
-        if consultation.state is not S.requested:
-            raise TelehealthError(ErrorCode.invalid_transition, "consent is recorded before the request is queued")
-        consultation = await self.store.transition_consultation(
-            consultation.id, S.queued, actor_id=actor.id, now=_utc(self.clock()), expected=[S.requested],
-            consent=(by, name, relation), event_kind="consent_recorded",
-            event_data={"consent_by": by})
-        return await self._queue_live(consultation)
 
     async def enqueue(self, consultation: Consultation, *, actor_id: int | None) -> Consultation:
         """requested/expired -> queued, then into the broker and out to the best idle specialist."""
@@ -172,9 +129,10 @@ class Matcher:
         consultation = await self.store.transition_consultation(
             consultation.id, S.queued, actor_id=actor_id, now=_utc(self.clock()),
             expected=[S.requested, S.expired])
-        return await self._queue_live(consultation)
+        return await self.queue_live(consultation)
 
-    async def _queue_live(self, consultation: Consultation) -> Consultation:
+    async def queue_live(self, consultation: Consultation) -> Consultation:
+        """A queued consultation (committed in the store) into the broker and out to the best idle specialist."""
         now = self.clock()
         entry = await self.entry_for(consultation, now)
         await self.broker.enqueue(entry)
@@ -458,7 +416,7 @@ class Matcher:
         consultation = await self.store.transition_consultation(
             consultation_id, S.queued, actor_id=specialist.id, now=_utc(self.clock()), expected=[S.accepted],
             assigned_specialist_id=None, event_kind="given_back")
-        return await self._queue_live(consultation)
+        return await self.queue_live(consultation)
 
     async def _release_ring(self, consultation_id: int, specialist_id: int, *, kind: str,
                             data: dict[str, Any], actor_id: int | None) -> None:

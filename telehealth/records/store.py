@@ -7,6 +7,7 @@ import hashlib
 import json
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -196,10 +197,47 @@ class Store:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        # The transaction a service operation has open in this task: every store call made inside
+        # `transaction()` joins it, so an operation's writes and its audit entry commit or fail together.
+        self._open: ContextVar[AsyncConnection | None] = ContextVar(f"store-tx-{id(self)}", default=None)
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[None]:
+        """One transaction for every store call made inside it (in this task); nested uses join the outer one.
+
+        Code inside must let a `TelehealthError` from the store propagate: the transaction then rolls back
+        whole. Do not start tasks inside it: they would share its connection."""
+        if self._open.get() is not None:
+            yield
+            return
+        try:
+            async with self.engine.begin() as conn:
+                token = self._open.set(conn)
+                try:
+                    yield
+                finally:
+                    self._open.reset(token)
+        except TelehealthError:
+            raise
+        except IntegrityError:
+            raise
+        except (DBAPIError, OSError, TimeoutError) as exc:
+            if isinstance(exc, DBAPIError) and not exc.connection_invalidated and not _is_connectivity(exc):
+                raise
+            raise StoreUnavailable(type(exc).__name__) from exc
+
+    @property
+    def in_transaction(self) -> bool:
+        return self._open.get() is not None
 
     @asynccontextmanager
     async def _tx(self, *, single_statement: bool = False) -> AsyncIterator[AsyncConnection]:
-        """A transaction; or, for one statement that is atomic by itself, no BEGIN and COMMIT round trips."""
+        """A transaction; or, for one statement that is atomic by itself, no BEGIN and COMMIT round trips.
+        Inside `transaction()`, the open one."""
+        joined = self._open.get()
+        if joined is not None:
+            yield joined
+            return
         try:
             if single_statement:
                 async with self.engine.connect() as plain:

@@ -4,23 +4,24 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from aiohttp import web
 
 from telehealth.accounts import api_token_digest, new_token, verify_password_async
 from telehealth.domain import Role
 from telehealth.errors import ErrorCode, TelehealthError
-from telehealth.records.consent import attachments_root, store_signature
-from telehealth.records.durations import derive_durations
-from telehealth.records.files import FileStore
-from telehealth.records.models import Consultation, User
+from telehealth.records.models import Consultation
+from telehealth.schema import InputError, parse
 from telehealth.server import keys
-from telehealth.server.auth import allow, current_user, public
+from telehealth.server.auth import actor_of, allow, client_address, current_user, public
 from telehealth.server.ws import user_view
-from telehealth.signaling.commands import CreateBody, consultation_view
-from telehealth.signaling.messages import parse_body
+from telehealth.services.consultations import CreateConsultation
+from telehealth.services.context import Actor
+from telehealth.views import consultation_view, event_view, session_view
 
+T = TypeVar("T")
 MAX_JSON_BYTES = 256 * 1024
 MAX_ID = 2**31 - 1
 
@@ -40,15 +41,11 @@ async def read_json(request: web.Request) -> dict[str, Any]:
     return data
 
 
-def _remote(request: web.Request) -> str:
-    return request.headers.get("X-Forwarded-For", "").split(",")[0].strip() or (request.remote or "")
-
-
 async def audit(request: web.Request, action: str, target: str, detail: dict[str, Any] | None = None) -> None:
+    """An audit entry for an edge that has no service operation of its own yet."""
     user = request.get(keys.USER)
-    await request.app[keys.STORE].insert_audit(
-        action, actor_id=user.id if user else None, target=target, remote=_remote(request),
-        now=dt.datetime.now(dt.UTC), detail=detail)
+    await request.app[keys.SERVICES].audit(Actor(user, client_address(request)) if user else None, action,
+                                           target, detail)
 
 
 @public
@@ -84,42 +81,27 @@ async def handle_me(request: web.Request) -> web.StreamResponse:
 
 @allow(Role.clinic_doctor)
 async def handle_create_consultation(request: web.Request) -> web.StreamResponse:
-    body = parse_body(CreateBody, await read_json(request))
-    matcher = request.app[keys.MATCHER]
-    document = None
-    if body.consent is not None:
-        files = FileStore(attachments_root(request.app[keys.SETTINGS].data_dir))
-        document = await store_signature(files, body.consent.signature)
-    consultation = await matcher.submit(body.to_request(document), current_user(request))
-    await audit(request, "consultation.create", f"consultation:{consultation.id}")
-    status = await matcher.status(consultation)
+    body = await read_body(request, CreateConsultation)
+    consultation, status = await request.app[keys.SERVICES].consultations.create(actor_of(request), body)
     return web.json_response({"consultation": consultation_view(consultation, status)}, status=201)
 
 
 async def get_visible_consultation(request: web.Request, consultation_id: int) -> Consultation:
-    """A consultation the current user may see, or not_found / forbidden."""
-    user = current_user(request)
-    store = request.app[keys.STORE]
-    consultation = await store.get_consultation(consultation_id)
-    if consultation is None:
-        raise TelehealthError(ErrorCode.not_found, f"consultation {consultation_id} does not exist")
-    if not await may_see(request, user, consultation):
-        await audit(request, "consultation.view_denied", f"consultation:{consultation_id}")
-        raise TelehealthError(ErrorCode.forbidden, "this consultation belongs to another institution")
-    return consultation
+    """A consultation the current user may see, or not_found / forbidden (by the one access policy)."""
+    return await request.app[keys.SERVICES].access.consultation(actor_of(request), consultation_id)
 
 
-async def may_see(request: web.Request, user: User, consultation: Consultation) -> bool:
-    if user.role is Role.clinic_doctor:
-        return consultation.clinic_org_id == user.organisation_id
-    if user.role is Role.specialist:
-        return consultation.assigned_specialist_id == user.id
-    if user.is_system_admin:
-        return True
-    store = request.app[keys.STORE]
-    mine = await store.get_organisation(user.organisation_id) if user.organisation_id else None
-    clinic = await store.get_organisation(consultation.clinic_org_id)
-    return mine is not None and clinic is not None and mine.alliance_id == clinic.alliance_id
+async def read_body(request: web.Request, schema: type[T],
+                    gate: Callable[[], Awaitable[object]] | None = None) -> T:
+    """The JSON body by its schema. When the body is wrong, `gate` (the operation's own access check) runs
+    first, so that a caller who may not act here hears `forbidden`, not what their body lacked."""
+    data = await read_json(request)
+    try:
+        return parse(schema, data)
+    except InputError:
+        if gate is not None:
+            await gate()
+        raise
 
 
 def path_id(request: web.Request, name: str = "consultation_id") -> int:
@@ -135,41 +117,23 @@ def path_id(request: web.Request, name: str = "consultation_id") -> int:
 
 @allow(Role.clinic_doctor, Role.specialist, Role.admin)
 async def handle_get_consultation(request: web.Request) -> web.StreamResponse:
-    consultation = await get_visible_consultation(request, path_id(request))
-    await audit(request, "consultation.view", f"consultation:{consultation.id}")
-    store = request.app[keys.STORE]
-    status = await request.app[keys.MATCHER].status(consultation)
-    view = consultation_view(consultation, status)
-    view["chief_complaint"] = consultation.chief_complaint
-    view["history"] = consultation.history
-    view["patient"] = await store.get_patient_summary(consultation.patient_id)
-    sessions = await store.list_call_sessions(consultation.id)
-    view["sessions"] = [{
-        "id": s.id, "started_at": s.started_at.isoformat(), "connected_at": s.connected_at.isoformat()
-        if s.connected_at else None, "ended_at": s.ended_at.isoformat() if s.ended_at else None,
-        "end_reason": s.end_reason} for s in sessions]
-    view["durations"] = derive_durations(await store.list_events(consultation.id), sessions).as_dict()
+    detail = await request.app[keys.SERVICES].consultations.detail(actor_of(request), path_id(request))
+    c = detail.consultation
+    view = consultation_view(c, detail.status)
+    view.update(chief_complaint=c.chief_complaint, history=c.history, patient=detail.patient,
+                sessions=[session_view(s) for s in detail.sessions], durations=detail.durations)
     return web.json_response({"consultation": view})
 
 
 @allow(Role.clinic_doctor, Role.specialist, Role.admin)
 async def handle_consultation_events(request: web.Request) -> web.StreamResponse:
-    consultation = await get_visible_consultation(request, path_id(request))
-    await audit(request, "consultation.view_events", f"consultation:{consultation.id}")
-    events = await request.app[keys.STORE].list_events(consultation.id)
-    return web.json_response({"events": [
-        {"id": e.id, "kind": e.kind, "at": e.at.isoformat(), "actor_id": e.actor_id, "session_id": e.session_id,
-         "data": e.data} for e in events]})
+    events = await request.app[keys.SERVICES].consultations.events(actor_of(request), path_id(request))
+    return web.json_response({"events": [event_view(e) for e in events]})
 
 
 @allow(Role.clinic_doctor, Role.specialist)
 async def handle_list_consultations(request: web.Request) -> web.StreamResponse:
-    user = current_user(request)
-    store = request.app[keys.STORE]
-    if user.role is Role.clinic_doctor:
-        items = await store.list_consultations(clinic_org_id=user.organisation_id, limit=100)
-    else:
-        items = await store.list_consultations(specialist_id=user.id, limit=100)
+    items = await request.app[keys.SERVICES].consultations.list_own(actor_of(request))
     return web.json_response({"consultations": [consultation_view(c) for c in items]})
 
 

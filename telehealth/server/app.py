@@ -42,6 +42,7 @@ from telehealth.server import (
 from telehealth.server.i18n import Renderer, web_dir
 from telehealth.server.middlewares import edge_middleware, security_headers
 from telehealth.server.ratelimit import SlidingWindowLimiter
+from telehealth.services import Services
 from telehealth.signaling.hub import Hub
 from telehealth.signaling.sessions import SessionManager
 
@@ -103,6 +104,7 @@ async def _signaling_ctx(app: web.Application) -> AsyncIterator[None]:
     matcher.tz = settings.slots.tz
     matcher.offer_latency_observer = app[keys.METRICS].offer_latency.observe
     matcher.claim_latency_observer = app[keys.METRICS].claim_latency.observe
+    app[keys.SERVICES] = Services(store, broker, matcher, settings)
     hub = Hub(broker)
     await hub.start()
     sessions = SessionManager(store, broker, hub, matcher, settings, app[keys.NODE])

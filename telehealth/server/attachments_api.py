@@ -11,7 +11,7 @@ from aiohttp import BodyPartReader, web
 
 from telehealth.domain import ConsultationState, Role
 from telehealth.errors import ErrorCode, TelehealthError
-from telehealth.matching.service import encode_event, user_channel
+from telehealth.events import encode_event, user_channel
 from telehealth.records.consent import attachments_root
 from telehealth.records.files import FileStore
 from telehealth.server import keys

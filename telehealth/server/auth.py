@@ -15,6 +15,7 @@ from telehealth.domain import Role
 from telehealth.errors import ErrorCode, TelehealthError
 from telehealth.records.models import User
 from telehealth.server import keys
+from telehealth.services.context import Actor
 
 SESSION_COOKIE = "th_session"
 CSRF_FIELD = "csrf_token"
@@ -71,6 +72,15 @@ def current_user(request: web.Request) -> User:
     if user is None:
         raise TelehealthError(ErrorCode.auth_required, "log in first")
     return user  # type: ignore[no-any-return]
+
+
+def client_address(request: web.Request) -> str:
+    return request.headers.get("X-Forwarded-For", "").split(",")[0].strip() or (request.remote or "")
+
+
+def actor_of(request: web.Request) -> Actor:
+    """The signed-in user as the service operations see them."""
+    return Actor(current_user(request), client_address(request))
 
 
 def optional_user(request: web.Request) -> User | None:

@@ -5,32 +5,22 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from aiohttp import web
 
 from telehealth.domain import SPECIALTIES, Role, Title, Urgency
 from telehealth.errors import TelehealthError
-from telehealth.records.consent import attachments_root, store_form, store_signature
-from telehealth.records.files import FileStore
-from telehealth.records.models import Consultation, User
+from telehealth.records.consent import decode_signature, store_form
+from telehealth.records.models import User
 from telehealth.server import keys
-from telehealth.server.api import audit, get_visible_consultation
-from telehealth.server.auth import current_user, page
+from telehealth.server.api import path_id
+from telehealth.server.auth import actor_of, current_user, page
 from telehealth.server.forms import parse_consultation_form
+from telehealth.server.i18n import pick_language
 from telehealth.server.pages import render
-from telehealth.server.referrals_api import slot_view
-
-
-def _id(request: web.Request) -> int:
-    try:
-        value = int(request.match_info["consultation_id"])
-    except ValueError:
-        raise web.HTTPNotFound() from None
-    if not 0 < value <= 2**31 - 1:
-        raise web.HTTPNotFound()
-    return value
+from telehealth.views import slot_view
 
 
 async def _specialist_choices(request: web.Request, user: User) -> list[dict[str, Any]]:
@@ -69,65 +59,63 @@ async def handle_new_consultation_form(request: web.Request) -> web.StreamRespon
     return render(request, "clinic/new.html", _form_context(choices, defaults, {}))
 
 
+def _translator(request: web.Request) -> Callable[[str], str]:
+    user = current_user(request)
+    lang = pick_language(request, user.language, request.app[keys.SETTINGS].default_language)
+    renderer = request.app[keys.RENDERER]
+    return lambda text: renderer.translate(lang, text)
+
+
 @page(Role.clinic_doctor)
 async def handle_create_consultation_form(request: web.Request) -> web.StreamResponse:
     user = current_user(request)
     form = await request.post()
-    result = parse_consultation_form(form)
+    result = parse_consultation_form(form, _translator(request))
     signature = form.get("consent_signature")
     upload = form.get("consent_form")
     has_form = isinstance(upload, web.FileField) and bool(upload.filename)
     if not (isinstance(signature, str) and signature) and not has_form:
         result.errors["consent_signature"] = CONSENT_MISSING
     document = None
-    if not result.errors and result.request is not None:
-        files = FileStore(attachments_root(request.app[keys.SETTINGS].data_dir))
+    drawn = signature if isinstance(signature, str) and signature else ""
+    if not result.errors and result.body is not None:
         try:
-            if isinstance(signature, str) and signature:
-                document = await store_signature(files, signature)
+            if drawn:
+                decode_signature(drawn)  # unreadable: said beside the pad, not as an error page
             elif isinstance(upload, web.FileField):
-                document = await store_form(files, _chunks(upload), upload.filename,
+                document = await store_form(request.app[keys.SERVICES].files, _chunks(upload), upload.filename,
                                             request.app[keys.SETTINGS].uploads.max_bytes)
         except TelehealthError:
             result.errors["consent_signature"] = CONSENT_UNREADABLE
-    if result.request is None or document is None:
+    if result.body is None or result.errors:
         choices = await _specialist_choices(request, user)
         return render(request, "clinic/new.html", _form_context(choices, result.values, result.errors), status=400)
-    consultation = await request.app[keys.MATCHER].submit(
-        dataclasses.replace(result.request, consent_document=document), user)
-    await audit(request, "consultation.create", f"consultation:{consultation.id}")
+    body = result.body
+    if drawn and body.consent is not None:
+        body = dataclasses.replace(body, consent=dataclasses.replace(body.consent, signature=drawn))
+    consultation, _ = await request.app[keys.SERVICES].consultations.create(actor_of(request), body,
+                                                                           consent_document=document)
     raise web.HTTPSeeOther(f"/clinic/consultations/{consultation.id}")
 
 
-async def _call_context(request: web.Request, consultation: Consultation) -> dict[str, Any]:
-    store = request.app[keys.STORE]
-    clinic = await store.get_organisation(consultation.clinic_org_id)
-    note = await store.get_note(consultation.id)
-    booking = await store.get_booking(consultation.id)
-    specialist = (await store.get_user(consultation.assigned_specialist_id)
-                  if consultation.assigned_specialist_id else None)
+async def _call_context(request: web.Request) -> dict[str, Any]:
+    view = await request.app[keys.SERVICES].consultations.page(actor_of(request), path_id(request))
+    booking = view.booking
     return {
-        "consultation": consultation, "patient": await store.get_patient_summary(consultation.patient_id),
-        "clinic": clinic, "specialist": specialist,
-        "status": await request.app[keys.MATCHER].status(consultation),
-        "note": note, "addenda": await store.list_addenda(note.id) if note else [],
-        "booking": slot_view(booking, {o.id: o for o in await store.list_organisations()},
-                             request.app[keys.SETTINGS].slots.tz) if booking else None,
+        "consultation": view.consultation, "patient": view.patient, "clinic": view.clinic,
+        "specialist": view.specialist, "status": view.status, "note": view.note, "addenda": view.addenda,
+        "booking": slot_view(booking, view.organisations, request.app[keys.SETTINGS].slots.tz) if booking else None,
     }
 
 
 @page(Role.clinic_doctor)
 async def handle_clinic_consultation(request: web.Request) -> web.StreamResponse:
-    consultation = await get_visible_consultation(request, _id(request))
-    await audit(request, "consultation.view", f"consultation:{consultation.id}")
-    return render(request, "clinic/consultation.html", await _call_context(request, consultation))
+    return render(request, "clinic/consultation.html", await _call_context(request))
 
 
 @page(Role.specialist)
 async def handle_specialist_consultation(request: web.Request) -> web.StreamResponse:
-    consultation = await get_visible_consultation(request, _id(request))
-    await audit(request, "consultation.view", f"consultation:{consultation.id}")
-    return render(request, "specialist/consultation.html", await _call_context(request, consultation))
+    return render(request, "specialist/consultation.html", await _call_context(request))
 
 
 def add_routes(app: web.Application) -> None:

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from telehealth.server.metrics import Metrics
     from telehealth.server.ratelimit import SlidingWindowLimiter
     from telehealth.server.ws import QueueUpdates
+    from telehealth.services import Services
     from telehealth.signaling.hub import Hub
     from telehealth.signaling.sessions import SessionManager
 
@@ -25,6 +26,7 @@ SETTINGS: web.AppKey[Settings] = web.AppKey("settings")
 STORE: web.AppKey[Store] = web.AppKey("store")
 BROKER: web.AppKey[Broker] = web.AppKey("broker")
 MATCHER: web.AppKey[Matcher] = web.AppKey("matcher")
+SERVICES: web.AppKey[Services] = web.AppKey("services")
 HUB: web.AppKey[Hub] = web.AppKey("hub")
 PRECHECK: web.AppKey[PrecheckService] = web.AppKey("precheck")
 SESSIONS: web.AppKey[SessionManager] = web.AppKey("sessions")

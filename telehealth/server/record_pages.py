@@ -17,7 +17,7 @@ from telehealth.server import keys
 from telehealth.server.api import audit, get_visible_consultation, path_id
 from telehealth.server.auth import allow, page
 from telehealth.server.pages import render
-from telehealth.server.referrals_api import referral_view, slot_view
+from telehealth.views import referral_view, slot_view
 
 
 async def _parts(request: web.Request, consultation: Consultation) -> RecordParts:

@@ -17,7 +17,7 @@ from telehealth.domain import Role
 from telehealth.errors import ErrorCode, TelehealthError
 from telehealth.records.models import User
 from telehealth.server import keys
-from telehealth.server.auth import public
+from telehealth.server.auth import client_address, public
 from telehealth.server.ratelimit import TokenBucket
 from telehealth.signaling import messages
 from telehealth.signaling.commands import REGISTRY, Context
@@ -103,7 +103,7 @@ async def handle_ws(request: web.Request) -> web.StreamResponse:
     hub = app[keys.HUB]
     await hub.add(conn)
     app[keys.WEBSOCKETS].add(ws)
-    ctx = Context(conn, app[keys.STORE], app[keys.MATCHER], sessions, hub, sessions.node)
+    ctx = Context(conn, app[keys.SERVICES], sessions, hub, sessions.node, client_address(request))
     conn.send(messages.event("hello", {"user": user_view(user), "node": sessions.node,
                                        "connection_id": conn.id}))
     bucket = TokenBucket(sig.rate_per_s, sig.rate_burst)

@@ -7,18 +7,18 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from telehealth.domain import SPECIALTIES, ConsultationState, DeclineReason, Presence, Role, Title, Urgency
-from telehealth.errors import ErrorCode, TelehealthError
+from telehealth.domain import ConsultationState, DeclineReason, Presence, Role
 from telehealth.matching.service import Matcher, QueueStatus
-from telehealth.records.consent import attachments_root, store_signature
-from telehealth.records.files import FileStore
-from telehealth.records.models import ConsentDocument, Consultation, NewConsultation, User
+from telehealth.records.models import Consultation, User
 from telehealth.records.store import Store
+from telehealth.schema import require
+from telehealth.services import Actor, Services
+from telehealth.services.consultations import ConsultationRef, CreateConsultation
 from telehealth.signaling.connection import Connection
 from telehealth.signaling.hub import Hub
 from telehealth.signaling.ice import ice_servers
-from telehealth.signaling.messages import require
 from telehealth.signaling.sessions import ICE_STATES, QUALITY_LEVELS, SIGNAL_KINDS, SessionManager
+from telehealth.views import consultation_view
 
 ALL_ROLES = frozenset(Role)
 CLINIC = frozenset({Role.clinic_doctor})
@@ -30,15 +30,28 @@ MAX_SDP = 60_000
 @dataclass(slots=True)
 class Context:
     conn: Connection
-    store: Store
-    matcher: Matcher
+    services: Services
     sessions: SessionManager
     hub: Hub
     node: str
+    # The client's address, for the audit trail.
+    remote: str = ""
 
     @property
     def user(self) -> User:
         return self.conn.user
+
+    @property
+    def actor(self) -> Actor:
+        return Actor(self.conn.user, self.remote)
+
+    @property
+    def matcher(self) -> Matcher:
+        return self.services.matcher
+
+    @property
+    def store(self) -> Store:
+        return self.services.store
 
 
 # States in which a call is still to come for the consultation.
@@ -63,11 +76,6 @@ class Empty:
 
 
 @dataclass(frozen=True)
-class ConsultationRef:
-    consultation_id: int
-
-
-@dataclass(frozen=True)
 class PresenceBody:
     status: Presence
 
@@ -82,71 +90,6 @@ class DeclineBody:
         require(len(self.text) <= 500, "`text` is limited to 500 characters")
         require(self.reason is not DeclineReason.other or bool(self.text.strip()),
                 "a decline for another reason needs a short `text`")
-
-
-@dataclass(frozen=True)
-class PatientBody:
-    name: str
-    sex: str
-    birth_year: int
-    local_id: str = ""
-
-    def validate(self) -> None:
-        require(0 < len(self.name.strip()) <= 200, "`patient.name` is required (at most 200 characters)")
-        require(self.sex in ("female", "male", "other"), "`patient.sex` must be female, male or other")
-        require(1900 <= self.birth_year <= time.gmtime().tm_year, "`patient.birth_year` is not a plausible year")
-        require(len(self.local_id) <= 100, "`patient.local_id` is limited to 100 characters")
-
-
-@dataclass(frozen=True)
-class ConsentBody:
-    by: str
-    name: str
-    relation: str | None = None
-    # The on-screen signature of whoever consented: a `data:image/png;base64,...` URL (at most 48 KiB).
-    signature: str = ""
-
-    def validate(self) -> None:
-        require(bool(self.signature), "`consent.signature` is required: the signature of whoever consented, as a "
-                                      "data:image/png;base64 URL")
-        require(self.by in ("patient", "guardian", "relative"), "`consent.by` must be patient, guardian or relative")
-        require(0 < len(self.name.strip()) <= 200, "`consent.name` is required")
-        require(self.by == "patient" or bool(self.relation and self.relation.strip()),
-                "consent by a guardian or relative needs their `relation` to the patient")
-
-
-@dataclass(frozen=True)
-class CreateBody:
-    patient: PatientBody
-    specialty: str
-    urgency: Urgency
-    chief_complaint: str
-    history: str = ""
-    reason: str = ""
-    purpose: str = ""
-    complex_case: bool = False
-    requested_specialist_id: int | None = None
-    min_title: Title | None = None
-    title_fallback: bool = False
-    consent: ConsentBody | None = None
-
-    def validate(self) -> None:
-        require(self.specialty in SPECIALTIES, f"`specialty` must be one of: {', '.join(SPECIALTIES)}")
-        require(0 < len(self.chief_complaint.strip()) <= 1000, "`chief_complaint` is required (at most 1000 "
-                                                               "characters)")
-        for name in ("history", "reason", "purpose"):
-            require(len(getattr(self, name)) <= MAX_TEXT, f"`{name}` is limited to {MAX_TEXT} characters")
-
-    def to_request(self, consent_document: ConsentDocument | None = None) -> NewConsultation:
-        return NewConsultation(
-            patient_name=self.patient.name.strip(), patient_sex=self.patient.sex,
-            patient_birth_year=self.patient.birth_year, patient_local_id=self.patient.local_id.strip(),
-            specialty=self.specialty, urgency=self.urgency, chief_complaint=self.chief_complaint.strip(),
-            history=self.history, reason=self.reason, purpose=self.purpose, complex_case=self.complex_case,
-            requested_specialist_id=self.requested_specialist_id, min_title=self.min_title,
-            title_fallback=self.title_fallback, consent_by=self.consent.by if self.consent else None,
-            consent_name=self.consent.name if self.consent else None,
-            consent_relation=self.consent.relation if self.consent else None, consent_document=consent_document)
 
 
 @dataclass(frozen=True)
@@ -231,30 +174,6 @@ class ChatBody:
 
 # -- handlers ---------------------------------------------------------------------------------------
 
-def consultation_view(c: Consultation, status: QueueStatus | None = None) -> dict[str, Any]:
-    view: dict[str, Any] = {
-        "id": c.id, "state": c.state.value, "specialty": c.specialty, "urgency": c.urgency.value,
-        "clinic_org_id": c.clinic_org_id, "assigned_specialist_id": c.assigned_specialist_id,
-        "created_at": c.created_at.isoformat(), "consent_recorded": c.consent_at is not None,
-    }
-    if status is not None:
-        view["position"] = status.position
-        view["estimated_wait_s"] = status.estimated_wait_s
-    return view
-
-
-async def _own_consultation(ctx: Context, consultation_id: int) -> Consultation:
-    c = await ctx.store.get_consultation(consultation_id)
-    if c is None:
-        raise TelehealthError(ErrorCode.not_found, f"consultation {consultation_id} does not exist")
-    user = ctx.user
-    if user.role is Role.clinic_doctor and c.clinic_org_id == user.organisation_id:
-        return c
-    if user.role is Role.specialist and c.assigned_specialist_id == user.id:
-        return c
-    raise TelehealthError(ErrorCode.forbidden, "this consultation is not yours")
-
-
 async def handle_ping(ctx: Context, body: Empty) -> dict[str, Any]:
     return {"pong": time.time()}
 
@@ -320,39 +239,27 @@ async def handle_offer_decline(ctx: Context, body: DeclineBody) -> dict[str, Any
     return {}
 
 
-async def handle_create(ctx: Context, body: CreateBody) -> dict[str, Any]:
-    document = None
-    if body.consent is not None:
-        files = FileStore(attachments_root(ctx.sessions.settings.data_dir))
-        document = await store_signature(files, body.consent.signature)
-    consultation = await ctx.matcher.submit(body.to_request(document), ctx.user)
+async def handle_create(ctx: Context, body: CreateConsultation) -> dict[str, Any]:
+    consultation, status = await ctx.services.consultations.create(ctx.actor, body)
     ctx.conn.watch(consultation.id)
     await ctx.hub.watch_queue(ctx.conn, consultation.specialty)
-    status = await ctx.matcher.status(consultation)
     return waiting_reply(ctx, consultation, status)
 
 
 async def handle_cancel(ctx: Context, body: ConsultationRef) -> dict[str, Any]:
-    await _own_consultation(ctx, body.consultation_id)
-    consultation = await ctx.matcher.cancel(body.consultation_id, ctx.user)
+    consultation = await ctx.services.consultations.cancel(ctx.actor, body.consultation_id)
     return {"consultation": consultation_view(consultation)}
 
 
 async def handle_requeue(ctx: Context, body: ConsultationRef) -> dict[str, Any]:
-    consultation = await _own_consultation(ctx, body.consultation_id)
-    if ctx.user.role is Role.specialist:
-        consultation = await ctx.matcher.give_back(consultation.id, ctx.user)
-    else:
-        consultation = await ctx.matcher.enqueue(consultation, actor_id=ctx.user.id)
-    status = await ctx.matcher.status(consultation)
+    consultation, status = await ctx.services.consultations.requeue(ctx.actor, body.consultation_id)
     return {"consultation": consultation_view(consultation, status)}
 
 
 async def handle_watch(ctx: Context, body: ConsultationRef) -> dict[str, Any]:
-    consultation = await _own_consultation(ctx, body.consultation_id)
+    consultation, status = await ctx.services.consultations.watched(ctx.actor, body.consultation_id)
     ctx.conn.watch(consultation.id)
     await ctx.hub.watch_queue(ctx.conn, consultation.specialty)
-    status = await ctx.matcher.status(consultation)
     return waiting_reply(ctx, consultation, status)
 
 
@@ -403,7 +310,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("consultation.take", ConsultationRef, SPECIALIST, handle_take, "Take one waiting request."),
     Command("offer.accept", ConsultationRef, SPECIALIST, handle_offer_accept, "Accept a ringing offer."),
     Command("offer.decline", DeclineBody, SPECIALIST, handle_offer_decline, "Decline an offer with a reason."),
-    Command("consultation.create", CreateBody, CLINIC, handle_create, "Ask for a consultation."),
+    Command("consultation.create", CreateConsultation, CLINIC, handle_create, "Ask for a consultation."),
     Command("consultation.cancel", ConsultationRef, CLINIC, handle_cancel, "Withdraw a request."),
     Command("consultation.requeue", ConsultationRef, ALL_ROLES - {Role.admin}, handle_requeue,
             "Queue an expired request again (clinic) or give an accepted one back (specialist)."),

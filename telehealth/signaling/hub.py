@@ -9,8 +9,8 @@ import weakref
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 
+from telehealth.events import queue_channel, split_event, user_channel
 from telehealth.matching.broker import Broker, Message, Subscription
-from telehealth.matching.service import queue_channel, split_event, user_channel
 from telehealth.records.models import User
 from telehealth.signaling.connection import Connection
 

@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import dataclasses
-import enum
-import functools
 import json
-import types
-import typing
-from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+__all__ = ["MAX_INT", "Envelope", "error", "event", "parse_body", "parse_envelope", "peek_id", "require", "result"]
+
 from telehealth.errors import ErrorCode, TelehealthError
+from telehealth.schema import MAX_INT, parse, require
 
 T = TypeVar("T")
 MAX_ID = 2**53 - 1
-# Integers in message bodies (record ids, counts) fit the database's 32-bit integer columns.
-MAX_INT = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -73,91 +68,6 @@ def event(name: str, data: dict[str, Any]) -> dict[str, Any]:
     return {"type": "event", "event": name, "data": data}
 
 
-def _check(value: Any, hint: Any, where: str) -> Any:
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
-    if origin in (types.UnionType, typing.Union):
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _check(value, arg, where)
-            except TelehealthError as exc:
-                errors.append(exc.message)
-        raise TelehealthError(ErrorCode.invalid_message, errors[0] if errors else f"`{where}` is invalid")
-    if hint is Any:
-        return value
-    if isinstance(hint, type) and issubclass(hint, enum.Enum):
-        try:
-            return hint(value)
-        except ValueError:
-            allowed = ", ".join(str(m.value) for m in hint)
-            raise TelehealthError(ErrorCode.invalid_message, f"`{where}` must be one of: {allowed}") from None
-    if hint is bool:
-        if not isinstance(value, bool):
-            raise TelehealthError(ErrorCode.invalid_message, f"`{where}` must be true or false")
-        return value
-    if hint is int:
-        if not isinstance(value, int) or isinstance(value, bool) or abs(value) > MAX_INT:
-            raise TelehealthError(ErrorCode.invalid_message, f"`{where}` must be an integer")
-        return value
-    if hint is float:
-        if not isinstance(value, int | float) or isinstance(value, bool) or value != value:
-            raise TelehealthError(ErrorCode.invalid_message, f"`{where}` must be a number")
-        return float(value)
-    if hint is str:
-        if not isinstance(value, str):
-            raise TelehealthError(ErrorCode.invalid_message, f"`{where}` must be a string")
-        return value
-    if origin is dict or hint is dict:
-        if not isinstance(value, dict):
-            raise TelehealthError(ErrorCode.invalid_message, f"`{where}` must be an object")
-        return value
-    if origin is list:
-        if not isinstance(value, list):
-            raise TelehealthError(ErrorCode.invalid_message, f"`{where}` must be a list")
-        return [_check(item, args[0], f"{where}[]") for item in value] if args else value
-    if dataclasses.is_dataclass(hint):
-        if not isinstance(value, dict):
-            raise TelehealthError(ErrorCode.invalid_message, f"`{where}` must be an object")
-        return parse_body(typing.cast(type[Any], hint), value, prefix=f"{where}.")
-    raise TypeError(f"unsupported field type {hint!r}")  # a programming error, not a client error
-
-
-@functools.cache
-def _schema(cls: type[Any]) -> tuple[dict[str, Any], frozenset[str], tuple[dataclasses.Field[Any], ...]]:
-    """A body class's field types, computed once per class (this runs for every message)."""
-    fields = dataclasses.fields(cls)
-    return typing.get_type_hints(cls), frozenset(f.name for f in fields), fields
-
-
 def parse_body(cls: type[T], body: dict[str, Any], prefix: str = "") -> T:
-    """Build a frozen dataclass from a JSON object: required fields present, types exact, no unknown fields.
-
-    Dataclasses may add a `validate()` method for rules beyond types (lengths, ranges).
-    """
-    hints, names, fields = _schema(typing.cast(Hashable, cls))
-    unknown = sorted(set(body) - names)
-    if unknown:
-        raise TelehealthError(ErrorCode.invalid_message, f"unknown field(s): {', '.join(prefix + u for u in unknown)}")
-    kwargs: dict[str, Any] = {}
-    for f in fields:
-        where = prefix + f.name
-        if f.name not in body:
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise TelehealthError(ErrorCode.invalid_message, f"`{where}` is required")
-            continue
-        kwargs[f.name] = _check(body[f.name], hints[f.name], where)
-    obj = cls(**kwargs)
-    validate = getattr(obj, "validate", None)
-    if validate is not None:
-        validate()
-    return obj
-
-
-def require(condition: bool, message: str) -> None:
-    if not condition:
-        raise TelehealthError(ErrorCode.invalid_message, message)
+    """A command's body by its schema (see `telehealth.schema`)."""
+    return parse(cls, body, prefix)

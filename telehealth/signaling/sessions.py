@@ -23,8 +23,9 @@ from typing import Any
 from telehealth.config import Settings
 from telehealth.domain import ConsultationState, EndReason, Role
 from telehealth.errors import ErrorCode, TelehealthError
+from telehealth.events import encode_event, user_channel
 from telehealth.matching.broker import Broker
-from telehealth.matching.service import Matcher, encode_event, user_channel
+from telehealth.matching.service import Matcher
 from telehealth.records.models import CallSession, Consultation, User
 from telehealth.records.store import Store
 from telehealth.signaling.connection import Connection

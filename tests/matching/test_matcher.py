@@ -16,9 +16,10 @@ import pytest
 from telehealth.config import load_settings
 from telehealth.domain import ConsultationState, DeclineReason, OrgLevel, Presence, Role, Title, Urgency
 from telehealth.errors import ErrorCode, TelehealthError
+from telehealth.events import decode_event
 from telehealth.matching.broker import Broker, Message
 from telehealth.matching.memory import MemoryBroker
-from telehealth.matching.service import Matcher, decode_event
+from telehealth.matching.service import Matcher
 from telehealth.records.db import create_engine, migrate
 from telehealth.records.models import Consultation, NewConsultation, User
 from telehealth.records.store import Store

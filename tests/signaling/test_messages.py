@@ -9,7 +9,8 @@ from hypothesis import strategies as st
 
 from telehealth.errors import ErrorCode, TelehealthError
 from telehealth.records.consent import synthetic_signature
-from telehealth.signaling.commands import REGISTRY, CreateBody, DeclineBody, SignalBody
+from telehealth.services.consultations import CreateConsultation
+from telehealth.signaling.commands import REGISTRY, DeclineBody, SignalBody
 from telehealth.signaling.messages import parse_body, parse_envelope, peek_id
 
 SIGNATURE = synthetic_signature()
@@ -78,7 +79,7 @@ def test_rules_beyond_types() -> None:
     body = {"patient": {"name": "A", "sex": "female", "birth_year": 1990}, "specialty": "cardiology",
             "urgency": "routine", "chief_complaint": "x", "consent": {"by": "relative", "name": "B", "signature": SIGNATURE}}
     with pytest.raises(TelehealthError, match="relation"):
-        parse_body(CreateBody, body)
+        parse_body(CreateConsultation, body)
 
 
 @given(st.dictionaries(st.text(max_size=8), st.one_of(st.none(), st.integers(), st.text(max_size=8),

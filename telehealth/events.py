@@ -1,0 +1,88 @@
+"""The one way events leave the server: channel names, the wire encoding, and publishing after commit.
+
+A service operation collects its events in its unit of work; they go out only once its transaction has
+committed, so nothing is announced for a write that rolled back. A broker failure while publishing is
+logged and the event dropped: it never turns a committed write into an error. Dropping is safe because
+every event is a hint to re-read state that the store already holds: a client re-reads a consultation
+when it (re)connects or watches it, offers are repaired by the matcher's sweep, and queue views refresh.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger("telehealth.events")
+
+Publish = Callable[[str, bytes], Awaitable[Any]]
+
+
+def user_channel(user_id: int) -> str:
+    return f"user:{user_id}"
+
+
+def queue_channel(specialty: str) -> str:
+    return f"queue:{specialty}"
+
+
+def encode_event(event: str, data: dict[str, Any]) -> bytes:
+    """A channel message: `event|session id|` then the WebSocket event exactly as clients receive it.
+
+    The routing header lets a node decide which connections get it, and pass the text on, without
+    parsing or re-encoding the JSON for every recipient.
+    """
+    text = json.dumps({"type": "event", "event": event, "data": data}, separators=(",", ":"), ensure_ascii=False,
+                      default=str)
+    session = data.get("session_id")
+    return f"{event}|{session if isinstance(session, int) else ''}|{text}".encode()
+
+
+def split_event(raw: bytes) -> tuple[str, int | None, str]:
+    """(event name, session id or None, the WebSocket text) of a channel message."""
+    name, session, text = raw.decode().split("|", 2)
+    return name, int(session) if session else None, text
+
+
+def decode_event(raw: bytes) -> tuple[str, dict[str, Any]]:
+    name, _, text = split_event(raw)
+    return name, dict(json.loads(text)["data"])
+
+
+class EventPublisher:
+    """Publishes on the broker's channels; never raises (see the module's rule)."""
+
+    def __init__(self, publish: Publish) -> None:
+        self._publish = publish
+
+    async def publish(self, channel: str, event: str, data: dict[str, Any]) -> None:
+        try:
+            await self._publish(channel, encode_event(event, data))
+        except Exception:
+            log.warning("event %s on %s dropped: the broker did not take it", event, channel, exc_info=True)
+
+    async def to_user(self, user_id: int, event: str, data: dict[str, Any]) -> None:
+        await self.publish(user_channel(user_id), event, data)
+
+    async def to_queue(self, specialty: str, event: str, data: dict[str, Any]) -> None:
+        await self.publish(queue_channel(specialty), event, data)
+
+
+@dataclass
+class Outbox:
+    """Events held until the transaction that caused them has committed."""
+
+    pending: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+
+    def to_user(self, user_id: int, event: str, data: dict[str, Any]) -> None:
+        self.pending.append((user_channel(user_id), event, data))
+
+    def to_queue(self, specialty: str, event: str, data: dict[str, Any]) -> None:
+        self.pending.append((queue_channel(specialty), event, data))
+
+    async def flush(self, publisher: EventPublisher) -> None:
+        pending, self.pending = self.pending, []
+        for channel, event, data in pending:
+            await publisher.publish(channel, event, data)

@@ -1,0 +1,300 @@
+"""Input schemas: frozen dataclasses whose field types and limits are written once, and from which the
+WebSocket body, the JSON body and the HTML form are parsed alike and the OpenAPI components are generated.
+
+A field's limits sit in its annotation: `name: Annotated[str, Text(1, 200)]`, `limit: Annotated[int,
+Range(1, 200)]`, `tasks: Annotated[list[Task], Items(20)]`. Rules across fields go in the class's own
+`validate()`, which raises through `require(...)`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import functools
+import types
+import typing
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any, TypeVar
+
+from telehealth.errors import ErrorCode, TelehealthError
+
+T = TypeVar("T")
+# Integers in bodies (record ids, counts) fit the databases' 32-bit integer columns.
+MAX_INT = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class Text:
+    """A string of `min` to `max` characters; `min` counts what is left once the white space around it is cut."""
+
+    min: int = 0
+    max: int = 4000
+
+
+@dataclass(frozen=True)
+class Range:
+    """An integer or a number from `min` to `max`, both included."""
+
+    min: int | float | None = None
+    max: int | float | None = None
+
+
+@dataclass(frozen=True)
+class Items:
+    """A list of at most `max` items."""
+
+    max: int
+
+
+@dataclass(frozen=True)
+class Doc:
+    """What the field is, for the OpenAPI document."""
+
+    text: str
+
+
+class InputError(TelehealthError):
+    """A body that does not fit its schema; `field` is the dotted path of the field at fault ("" for the whole)."""
+
+    def __init__(self, field: str, message: str, /, **params: Any) -> None:
+        super().__init__(ErrorCode.invalid_message, message, field=f"`{field}`" if field else "", **params)
+        self.field = field
+
+
+def require(condition: bool, message: str, *, field: str = "", **params: Any) -> None:
+    """A rule beyond types: `message` may name `{field}` and any of `params`."""
+    if not condition:
+        raise InputError(field, message, **params)
+
+
+# -- parsing -----------------------------------------------------------------------------------------
+
+def _limits(hint: Any) -> tuple[Any, tuple[Any, ...]]:
+    if typing.get_origin(hint) is Annotated:
+        args = typing.get_args(hint)
+        return args[0], tuple(args[1:])
+    return hint, ()
+
+
+def _check(value: Any, hint: Any, where: str) -> Any:
+    hint, limits = _limits(hint)
+    checked = _check_type(value, hint, where)
+    for limit in limits:
+        if isinstance(limit, Text) and isinstance(checked, str):
+            if len(checked.strip()) < limit.min or len(checked) > limit.max:
+                if limit.min:
+                    raise InputError(where, "{field} is required, at most {max} characters", max=limit.max)
+                raise InputError(where, "{field} is limited to {max} characters", max=limit.max)
+        elif isinstance(limit, Range) and isinstance(checked, int | float):
+            if (limit.min is not None and checked < limit.min) or (limit.max is not None and checked > limit.max):
+                raise InputError(where, "{field} must be between {min} and {max}", min=limit.min, max=limit.max)
+        elif isinstance(limit, Items) and isinstance(checked, list) and len(checked) > limit.max:
+            raise InputError(where, "{field} holds at most {max} items", max=limit.max)
+    return checked
+
+
+def _check_type(value: Any, hint: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):
+        if value is None and type(None) in args:
+            return None
+        first: InputError | None = None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _check(value, arg, where)
+            except InputError as exc:
+                first = first or exc
+        raise first or InputError(where, "{field} is invalid")
+    if hint is Any:
+        return value
+    if origin is typing.Literal:
+        if value not in args or isinstance(value, bool):
+            raise InputError(where, "{field} must be one of: {allowed}", allowed=", ".join(map(str, args)))
+        return value
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        try:
+            return hint(value)
+        except ValueError:
+            allowed = ", ".join(str(m.value) for m in hint)
+            raise InputError(where, "{field} must be one of: {allowed}", allowed=allowed) from None
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise InputError(where, "{field} must be true or false")
+        return value
+    if hint is int:
+        if not isinstance(value, int) or isinstance(value, bool) or abs(value) > MAX_INT:
+            raise InputError(where, "{field} must be an integer")
+        return value
+    if hint is float:
+        if not isinstance(value, int | float) or isinstance(value, bool) or value != value or value in (
+                float("inf"), float("-inf")):
+            raise InputError(where, "{field} must be a number")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise InputError(where, "{field} must be a string")
+        return value
+    if origin is dict or hint is dict:
+        if not isinstance(value, dict):
+            raise InputError(where, "{field} must be an object")
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise InputError(where, "{field} must be a list")
+        return [_check(item, args[0], f"{where}[]") for item in value] if args else value
+    if dataclasses.is_dataclass(hint):
+        if not isinstance(value, dict):
+            raise InputError(where, "{field} must be an object")
+        return parse(typing.cast(type[Any], hint), value, prefix=f"{where}.")
+    raise TypeError(f"unsupported field type {hint!r}")  # a programming error, not a client error
+
+
+@functools.cache
+def _fields(cls: type[Any]) -> tuple[dict[str, Any], frozenset[str], tuple[dataclasses.Field[Any], ...]]:
+    """A schema's field types, computed once per class (this runs for every message)."""
+    fields = dataclasses.fields(cls)
+    return typing.get_type_hints(cls, include_extras=True), frozenset(f.name for f in fields), fields
+
+
+def parse(cls: type[T], body: Mapping[str, Any], prefix: str = "") -> T:
+    """Build a schema's dataclass from a JSON object: required fields present, types and limits exact, no
+    unknown fields, then the class's own `validate()`. The first problem raises `InputError`."""
+    hints, names, fields = _fields(typing.cast(Hashable, cls))
+    unknown = sorted(set(body) - names)
+    if unknown:
+        raise InputError(prefix.rstrip("."), "unknown field(s): {names}",
+                         names=", ".join(prefix + u for u in unknown))
+    kwargs: dict[str, Any] = {}
+    for f in fields:
+        where = prefix + f.name
+        if f.name not in body:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise InputError(where, "{field} is required")
+            continue
+        kwargs[f.name] = _check(body[f.name], hints[f.name], where)
+    obj = cls(**kwargs)
+    validate = getattr(obj, "validate", None)
+    if validate is not None:
+        validate()
+    return obj
+
+
+def parse_all(cls: type[T], body: Mapping[str, Any]) -> tuple[T | None, dict[str, InputError]]:
+    """Like `parse`, but every field's problem at once, by dotted path (for a form that marks each field)."""
+    hints, _, fields = _fields(typing.cast(Hashable, cls))
+    errors: dict[str, InputError] = {}
+    for f in fields:
+        if f.name not in body:
+            continue
+        hint, _ = _limits(hints[f.name])
+        if dataclasses.is_dataclass(hint) and isinstance(body[f.name], Mapping):
+            _, inner = parse_all(typing.cast(type[Any], hint), body[f.name])
+            errors.update({f"{f.name}.{k}": v for k, v in inner.items()})
+            continue
+        try:
+            _check(body[f.name], hints[f.name], f.name)
+        except InputError as exc:
+            errors[exc.field or f.name] = exc
+    if errors:
+        return None, errors
+    try:
+        return parse(cls, body), {}
+    except InputError as exc:
+        return None, {exc.field: exc}
+
+
+# What a form says next to the control in error: the field is named by its label already.
+_NEXT_TO_FIELD = {
+    "{field} is required": "This field is required.",
+    "{field} is required, at most {max} characters": "Required, at most {max} characters.",
+    "{field} is limited to {max} characters": "At most {max} characters.",
+    "{field} must be between {min} and {max}": "Enter a value from {min} to {max}.",
+    "{field} must be one of: {allowed}": "Choose one from the list.",
+    "{field} must be an integer": "Enter a whole number.",
+    "{field} must be a number": "Enter a number.",
+    "{field} holds at most {max} items": "At most {max} items.",
+    "{field} is not a plausible year": "Enter a birth year such as 1958.",
+}
+
+
+def beside_field(error: InputError) -> tuple[str, dict[str, Any]]:
+    """(English template, values) of an input error worded for the place next to its form control."""
+    params = dict(error.params)
+    params["field"] = ""
+    return _NEXT_TO_FIELD.get(error.template, error.template), params
+
+
+# -- the OpenAPI components ----------------------------------------------------------------------------
+
+def json_schema(hint: Any, components: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The OpenAPI 3.0 schema of a field type or a schema class; named classes land in `components` and are
+    referred to by `$ref`."""
+    hint, limits = _limits(hint)
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    schema: dict[str, Any]
+    if origin in (types.UnionType, typing.Union):
+        rest = [a for a in args if a is not type(None)]
+        schema = dict(json_schema(rest[0], components))
+        if type(None) in args:
+            if "$ref" in schema:
+                schema = {"allOf": [schema], "nullable": True}
+            else:
+                schema["nullable"] = True
+    elif origin is typing.Literal:
+        schema = {"type": "string" if all(isinstance(a, str) for a in args) else "integer", "enum": list(args)}
+    elif isinstance(hint, type) and issubclass(hint, enum.Enum):
+        schema = {"type": "string", "enum": [m.value for m in hint]}
+    elif hint is bool:
+        schema = {"type": "boolean"}
+    elif hint is int:
+        schema = {"type": "integer", "minimum": -MAX_INT, "maximum": MAX_INT}
+    elif hint is float:
+        schema = {"type": "number"}
+    elif hint is str:
+        schema = {"type": "string"}
+    elif origin is dict or hint is dict or hint is Any:
+        schema = {"type": "object"}
+    elif origin is list:
+        schema = {"type": "array", "items": json_schema(args[0], components) if args else {}}
+    elif dataclasses.is_dataclass(hint):
+        return _object_schema(typing.cast(type[Any], hint), components)
+    else:
+        raise TypeError(f"unsupported field type {hint!r}")
+    for limit in limits:
+        if isinstance(limit, Text):
+            schema["maxLength"] = limit.max
+            if limit.min:
+                schema["minLength"] = limit.min
+        elif isinstance(limit, Range):
+            if limit.min is not None:
+                schema["minimum"] = limit.min
+            if limit.max is not None:
+                schema["maximum"] = limit.max
+        elif isinstance(limit, Items):
+            schema["maxItems"] = limit.max
+        elif isinstance(limit, Doc):
+            schema["description"] = limit.text
+    return schema
+
+
+def _object_schema(cls: type[Any], components: dict[str, Any] | None) -> dict[str, Any]:
+    hints, _, fields = _fields(typing.cast(Hashable, cls))
+    schema: dict[str, Any] = {
+        "type": "object", "additionalProperties": False,
+        "properties": {f.name: json_schema(hints[f.name], components) for f in fields},
+    }
+    required = [f.name for f in fields
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    if required:
+        schema["required"] = required
+    if cls.__doc__ and not cls.__doc__.startswith(f"{cls.__name__}("):
+        schema["description"] = " ".join(cls.__doc__.split())
+    if components is None:
+        return schema
+    components[cls.__name__] = schema
+    return {"$ref": f"#/components/schemas/{cls.__name__}"}

@@ -1,0 +1,251 @@
+"""Consultations: a clinic's request (with the patient's consent), cancel, requeue, reading one, the clinic's
+decision that closes the record."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from telehealth.domain import SPECIALTIES, ConsultationState, Role, Title, Urgency
+from telehealth.errors import ErrorCode, TelehealthError
+from telehealth.matching.service import QueueStatus
+from telehealth.records.consent import store_signature
+from telehealth.records.durations import derive_durations
+from telehealth.records.models import (
+    Addendum,
+    CallSession,
+    ConsentDocument,
+    Consultation,
+    Event,
+    NewConsultation,
+    Note,
+    Organisation,
+    Slot,
+    User,
+)
+from telehealth.schema import Doc, Range, Text, require
+
+if TYPE_CHECKING:
+    from telehealth.services.context import Actor, Services
+
+# Free-text fields of a request.
+MAX_TEXT = 4000
+# A drawn signature, as a data URL: small enough for one WebSocket message and one JSON body.
+MAX_SIGNATURE = 64 * 1024
+S = ConsultationState
+
+
+@dataclass(frozen=True)
+class PatientInput:
+    name: Annotated[str, Text(1, 200)]
+    sex: Literal["female", "male", "other"]
+    birth_year: Annotated[int, Range(1900, 2100)]
+    local_id: Annotated[str, Text(0, 100)] = ""
+
+    def validate(self) -> None:
+        require(self.birth_year <= dt.date.today().year, "{field} is not a plausible year",
+                field="patient.birth_year")
+
+
+@dataclass(frozen=True)
+class ConsentInput:
+    """Who gave written consent; their on-screen signature, or (on the form) a photo of the signed paper."""
+
+    by: Literal["patient", "guardian", "relative"]
+    name: Annotated[str, Text(1, 200)]
+    relation: Annotated[str, Text(0, 100)] | None = None
+    signature: Annotated[str, Text(0, MAX_SIGNATURE), Doc("data:image/png;base64,... of the drawn signature")] = ""
+
+    def validate(self) -> None:
+        require(self.by == "patient" or bool(self.relation and self.relation.strip()),
+                "consent by a guardian or relative needs their relation to the patient", field="consent.relation")
+
+
+@dataclass(frozen=True)
+class CreateConsultation:
+    """A clinic's request for a remote consultation."""
+
+    patient: PatientInput
+    specialty: Annotated[str, Doc("one of the specialties of docs/matching.md")]
+    urgency: Urgency
+    chief_complaint: Annotated[str, Text(1, 1000)]
+    history: Annotated[str, Text(0, MAX_TEXT)] = ""
+    reason: Annotated[str, Text(0, MAX_TEXT)] = ""
+    purpose: Annotated[str, Text(0, MAX_TEXT)] = ""
+    complex_case: bool = False
+    requested_specialist_id: Annotated[int, Range(1)] | None = None
+    min_title: Title | None = None
+    title_fallback: bool = False
+    consent: ConsentInput | None = None
+
+    def validate(self) -> None:
+        require(self.specialty in SPECIALTIES, "{field} must be one of: {allowed}", field="specialty",
+                allowed=", ".join(SPECIALTIES))
+
+    def to_request(self, consent_document: ConsentDocument | None) -> NewConsultation:
+        consent = self.consent
+        return NewConsultation(
+            patient_name=self.patient.name.strip(), patient_sex=self.patient.sex,
+            patient_birth_year=self.patient.birth_year, patient_local_id=self.patient.local_id.strip(),
+            specialty=self.specialty, urgency=self.urgency, chief_complaint=self.chief_complaint.strip(),
+            history=self.history, reason=self.reason, purpose=self.purpose, complex_case=self.complex_case,
+            requested_specialist_id=self.requested_specialist_id, min_title=self.min_title,
+            title_fallback=self.title_fallback, consent_by=consent.by if consent else None,
+            consent_name=consent.name.strip() if consent else None,
+            consent_relation=(consent.relation or "").strip() or None if consent else None,
+            consent_document=consent_document)
+
+
+@dataclass(frozen=True)
+class ConsultationRef:
+    consultation_id: Annotated[int, Range(1)]
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The clinic doctor's decision on the signed opinion, which closes the consultation."""
+
+    decision: Literal["accept_advice", "adapt_advice", "refer_as_suggested"]
+    note: Annotated[str, Text(0, 8000)] = ""
+
+    def validate(self) -> None:
+        require(self.decision != "adapt_advice" or bool(self.note.strip()),
+                "say how the advice was adapted in {field}", field="note")
+
+
+@dataclass(frozen=True)
+class ConsultationDetail:
+    consultation: Consultation
+    status: QueueStatus
+    patient: dict[str, Any] | None
+    sessions: list[CallSession]
+    durations: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ConsultationPage:
+    """What a participant's consultation page shows: the request, the people, the note, the booking."""
+
+    consultation: Consultation
+    status: QueueStatus
+    patient: dict[str, Any] | None
+    clinic: Organisation | None
+    specialist: User | None
+    note: Note | None
+    addenda: list[Addendum]
+    booking: Slot | None
+    organisations: dict[int, Organisation]
+
+
+class Consultations:
+    def __init__(self, services: Services) -> None:
+        self._s = services
+
+    async def create(self, actor: Actor, body: CreateConsultation, *,
+                     consent_document: ConsentDocument | None = None) -> tuple[Consultation, QueueStatus]:
+        """Record a clinic's request with its signed consent and queue it; without consent it waits as
+        `requested`. `consent_document` is a form's photo of the signed paper, instead of a drawn signature."""
+        s = self._s
+        doctor = actor.user
+        if doctor.role is not Role.clinic_doctor or doctor.organisation_id is None:
+            raise TelehealthError(ErrorCode.forbidden, "only a clinic doctor of an institution can ask for a "
+                                                       "consultation")
+        if body.consent is not None and consent_document is None:
+            require(bool(body.consent.signature), "{field} is required: the signature of whoever consented, as "
+                    "a data:image/png;base64 URL", field="consent.signature")
+            consent_document = await store_signature(s.files, body.consent.signature)
+        if body.requested_specialist_id is not None:
+            named = await s.store.get_user(body.requested_specialist_id)
+            if named is None or named.role is not Role.specialist or not named.active:
+                raise TelehealthError(ErrorCode.invalid_input,
+                                      "`requested_specialist_id` does not name an active specialist")
+        request = body.to_request(consent_document)
+        queue = request.consent_by is not None
+        async with s.unit(actor) as unit:
+            consultation = await s.store.insert_consultation(
+                request, clinic_org_id=doctor.organisation_id, doctor_id=doctor.id, now=unit.now, queue=queue)
+            unit.audit("consultation.create", f"consultation:{consultation.id}")
+        if queue:
+            consultation = await s.matcher.queue_live(consultation)
+        return consultation, await s.matcher.status(consultation)
+
+    async def cancel(self, actor: Actor, consultation_id: int) -> Consultation:
+        await self._s.access.participant_consultation(actor, consultation_id)
+        consultation = await self._s.matcher.cancel(consultation_id, actor.user)
+        await self._s.audit(actor, "consultation.cancel", f"consultation:{consultation_id}")
+        return consultation
+
+    async def requeue(self, actor: Actor, consultation_id: int) -> tuple[Consultation, QueueStatus]:
+        """A clinic queues an expired request again; a specialist gives an accepted one back."""
+        consultation = await self._s.access.participant_consultation(actor, consultation_id)
+        if actor.user.role is Role.specialist:
+            consultation = await self._s.matcher.give_back(consultation.id, actor.user)
+        else:
+            consultation = await self._s.matcher.enqueue(consultation, actor_id=actor.id)
+        return consultation, await self._s.matcher.status(consultation)
+
+    async def watched(self, actor: Actor, consultation_id: int) -> tuple[Consultation, QueueStatus]:
+        """A participant's own consultation with its place in the queue (no record content: not audited)."""
+        consultation = await self._s.access.participant_consultation(actor, consultation_id)
+        return consultation, await self._s.matcher.status(consultation)
+
+    async def open_record(self, actor: Actor, consultation_id: int) -> Consultation:
+        """A consultation the actor may see, its reading audited."""
+        consultation = await self._s.access.consultation(actor, consultation_id)
+        await self._s.audit(actor, "consultation.view", f"consultation:{consultation.id}")
+        return consultation
+
+    async def detail(self, actor: Actor, consultation_id: int) -> ConsultationDetail:
+        consultation = await self.open_record(actor, consultation_id)
+        store = self._s.store
+        sessions = await store.list_call_sessions(consultation.id)
+        durations = derive_durations(await store.list_events(consultation.id), sessions).as_dict()
+        return ConsultationDetail(consultation, await self._s.matcher.status(consultation),
+                                  await store.get_patient_summary(consultation.patient_id), sessions, durations)
+
+    async def page(self, actor: Actor, consultation_id: int) -> ConsultationPage:
+        consultation = await self.open_record(actor, consultation_id)
+        store = self._s.store
+        note = await store.get_note(consultation.id)
+        orgs = {o.id: o for o in await store.list_organisations()}
+        return ConsultationPage(
+            consultation, await self._s.matcher.status(consultation),
+            await store.get_patient_summary(consultation.patient_id), orgs.get(consultation.clinic_org_id),
+            await store.get_user(consultation.assigned_specialist_id) if consultation.assigned_specialist_id
+            else None, note, await store.list_addenda(note.id) if note else [],
+            await store.get_booking(consultation.id), orgs)
+
+    async def events(self, actor: Actor, consultation_id: int) -> list[Event]:
+        consultation = await self._s.access.consultation(actor, consultation_id)
+        await self._s.audit(actor, "consultation.view_events", f"consultation:{consultation.id}")
+        return await self._s.store.list_events(consultation.id)
+
+    async def list_own(self, actor: Actor, limit: int = 100) -> list[Consultation]:
+        """A clinic doctor's institution's consultations, or those a specialist took."""
+        user = actor.user
+        if user.role is Role.clinic_doctor:
+            return await self._s.store.list_consultations(clinic_org_id=user.organisation_id, limit=limit)
+        if user.role is Role.specialist:
+            return await self._s.store.list_consultations(specialist_id=user.id, limit=limit)
+        raise TelehealthError(ErrorCode.forbidden, "your role may not do this")
+
+    async def authorize_decision(self, actor: Actor, consultation_id: int) -> Consultation:
+        consultation = await self._s.access.participant_consultation(actor, consultation_id)
+        if actor.user.role is not Role.clinic_doctor:
+            raise TelehealthError(ErrorCode.forbidden, "only the requesting clinic records its decision")
+        return consultation
+
+    async def decide(self, actor: Actor, consultation_id: int, body: Decision) -> Consultation:
+        """The clinic doctor, who stays responsible for the patient, records their decision and closes the
+        record."""
+        consultation = await self.authorize_decision(actor, consultation_id)
+        async with self._s.unit(actor) as unit:
+            closed = await self._s.store.close_with_decision(consultation.id, actor.id, body.decision,
+                                                             body.note.strip(), now=unit.now)
+            unit.audit("consultation.decision", f"consultation:{consultation.id}")
+            if closed.assigned_specialist_id:
+                unit.outbox.to_user(closed.assigned_specialist_id, "consultation_state", {
+                    "consultation_id": closed.id, "state": closed.state.value, "decision": body.decision})
+        return closed
+

@@ -1,0 +1,84 @@
+"""How records look on the wire: the JSON shapes of consultations, notes, slots and referrals, shared by the
+WebSocket results and events and the JSON API."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from telehealth.matching.service import QueueStatus
+from telehealth.records.models import (
+    Addendum,
+    CallSession,
+    Consultation,
+    Event,
+    Note,
+    Organisation,
+    Referral,
+    Slot,
+)
+
+
+def consultation_view(c: Consultation, status: QueueStatus | None = None) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "id": c.id, "state": c.state.value, "specialty": c.specialty, "urgency": c.urgency.value,
+        "clinic_org_id": c.clinic_org_id, "assigned_specialist_id": c.assigned_specialist_id,
+        "created_at": c.created_at.isoformat(), "consent_recorded": c.consent_at is not None,
+    }
+    if status is not None:
+        view["position"] = status.position
+        view["estimated_wait_s"] = status.estimated_wait_s
+    return view
+
+
+def session_view(s: CallSession) -> dict[str, Any]:
+    return {"id": s.id, "started_at": s.started_at.isoformat(),
+            "connected_at": s.connected_at.isoformat() if s.connected_at else None,
+            "ended_at": s.ended_at.isoformat() if s.ended_at else None, "end_reason": s.end_reason}
+
+
+def event_view(e: Event) -> dict[str, Any]:
+    return {"id": e.id, "kind": e.kind, "at": e.at.isoformat(), "actor_id": e.actor_id,
+            "session_id": e.session_id, "data": e.data}
+
+
+def note_view(note: Note | None, addenda: list[Addendum] | None = None) -> dict[str, Any] | None:
+    if note is None:
+        return None
+    return {
+        "subjective": note.subjective, "objective": note.objective, "assessment": note.assessment,
+        "diagnoses": [{"code": d.code, "description": d.description} for d in note.diagnoses],
+        "plan": note.plan, "disposition": note.disposition, "store_and_forward": note.store_and_forward,
+        "draft_saved_at": note.draft_saved_at.isoformat(),
+        "signed_at": note.signed_at.isoformat() if note.signed_at else None, "signed_by": note.signed_by,
+        "addenda": [{"text": a.text, "author_id": a.author_id, "signed_at": a.signed_at.isoformat()}
+                    for a in addenda or []],
+    }
+
+
+def slot_view(slot: Slot, hospitals: dict[int, Organisation], tz: Any) -> dict[str, Any]:
+    org = hospitals.get(slot.hospital_org_id)
+    local = slot.starts_at.astimezone(tz)
+    return {
+        "id": slot.id, "hospital_org_id": slot.hospital_org_id,
+        "hospital": org.name if org else "", "hospital_zh": org.name_zh if org else "",
+        "department": slot.department, "starts_at": slot.starts_at.isoformat(),
+        "local_time": local.strftime("%Y-%m-%d %H:%M"), "duration_min": slot.duration_min,
+        "location": slot.location, "reserved": slot.reserved,
+        "released": slot.released_at is not None, "booked": slot.booked_consultation_id is not None,
+    }
+
+
+def referral_view(r: Referral, orgs: dict[int, Organisation]) -> dict[str, Any]:
+    def name(org_id: int) -> str:
+        org = orgs.get(org_id)
+        return org.name if org else ""
+
+    return {
+        "id": r.id, "consultation_id": r.consultation_id, "direction": r.direction,
+        "from_org_id": r.from_org_id, "from": name(r.from_org_id), "to_org_id": r.to_org_id, "to": name(r.to_org_id),
+        "department": r.department, "slot_id": r.slot_id, "priority": r.priority, "care_plan": r.care_plan,
+        "status": r.status, "outcome": r.outcome, "created_at": r.created_at.isoformat(),
+        "closed_at": r.closed_at.isoformat() if r.closed_at else None,
+        "tasks": [{"id": k.id, "text": k.text, "due_date": k.due_date.isoformat() if k.due_date else None,
+                   "done_at": k.done_at.isoformat() if k.done_at else None} for k in r.tasks],
+    }
