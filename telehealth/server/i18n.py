@@ -327,11 +327,13 @@ class Renderer:
 
 class DiagnosisNames:
     """The diagnosis index as the server holds it: None while it loads at start, then ready. `gate`, when
-    given, holds the build until it is set (a test uses it to see the loading state)."""
+    given, holds the build until it is set (a test uses it to see the loading state); a search waits up to
+    `wait_s` for the index before it answers that it is loading."""
 
-    def __init__(self, dirs: Iterable[Path], gate: threading.Event | None = None) -> None:
+    def __init__(self, dirs: Iterable[Path], gate: threading.Event | None = None, wait_s: float = 10.0) -> None:
         self.dirs = list(dirs)
         self.gate = gate
+        self.wait_s = wait_s
         self.index: DiagnosisIndex | None = None
         self.ready = asyncio.Event()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import datetime as dt
 from dataclasses import dataclass, field
@@ -220,9 +222,14 @@ async def handle_decision(request: web.Request) -> web.StreamResponse:
                                                "clinic_decision": closed.clinic_decision}})
 
 
-def _icd_index(request: web.Request) -> DiagnosisIndex | None:
-    """The diagnosis index, or None while the server still builds it (in the background, from its start)."""
-    return request.app[DIAGNOSES].index
+async def _icd_index(request: web.Request) -> DiagnosisIndex | None:
+    """The diagnosis index, or None while the server still builds it (in the background, from its start)
+    after a short wait for it, so a search just after a start is answered rather than refused."""
+    names = request.app[DIAGNOSES]
+    if names.index is None and names.wait_s > 0:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(names.ready.wait(), names.wait_s)
+    return names.index
 
 
 @allow(Role.specialist, Role.clinic_doctor, Role.admin)
@@ -235,7 +242,7 @@ async def handle_icd10_search(request: web.Request) -> web.StreamResponse:
     query = request.query.get("q", "").strip()[:100]
     if len(query) == 1:
         raise TelehealthError(ErrorCode.invalid_input, "type at least two characters")
-    index = _icd_index(request)
+    index = await _icd_index(request)
     if index is None:
         retry = 2
         return web.json_response({"error": {"code": ErrorCode.busy.value, "retry_after_s": retry, "message":
