@@ -39,7 +39,7 @@ from telehealth.server import (
     stats_pages,
     ws,
 )
-from telehealth.server.i18n import Renderer, web_dir
+from telehealth.server.i18n import Renderer, i18n_ctx, web_dir
 from telehealth.server.middlewares import edge_middleware, security_headers
 from telehealth.server.ratelimit import SlidingWindowLimiter
 from telehealth.services import Services
@@ -176,6 +176,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_broker_ctx)
     app.cleanup_ctx.append(_signaling_ctx)
     app.cleanup_ctx.append(precheck_api.precheck_ctx)
+    app.cleanup_ctx.append(i18n_ctx)
     app.on_shutdown.append(_on_shutdown)
     app.on_response_prepare.append(security_headers)
     add_routes(app)

