@@ -9,8 +9,10 @@ import contextvars
 import datetime as dt
 import io
 import logging
+import multiprocessing
 import threading
 from collections.abc import AsyncIterator, Iterable, Mapping
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -341,7 +343,10 @@ class DiagnosisNames:
         if self.gate is not None:
             self.gate.wait()
         try:
-            return build_index(self.dirs)
+            # In a process of its own: the build is pure Python for seconds, and in a thread it would hold
+            # the interpreter lock against the event loop (rings, signaling and timers would stall meanwhile).
+            with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+                return pool.submit(build_index, self.dirs).result()
         except Exception:
             # A damaged download must not leave the search loading for ever: English names still work.
             log.exception("the Chinese ICD-10 names could not be read; diagnosis search is in English only")
