@@ -5,8 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -210,21 +210,13 @@ class Store:
         if self._open.get() is not None:
             yield
             return
-        try:
+        with _unavailable_on_connectivity():
             async with self.engine.begin() as conn:
                 token = self._open.set(conn)
                 try:
                     yield
                 finally:
                     self._open.reset(token)
-        except TelehealthError:
-            raise
-        except IntegrityError:
-            raise
-        except (DBAPIError, OSError, TimeoutError) as exc:
-            if isinstance(exc, DBAPIError) and not exc.connection_invalidated and not _is_connectivity(exc):
-                raise
-            raise StoreUnavailable(type(exc).__name__) from exc
 
     @property
     def in_transaction(self) -> bool:
@@ -238,21 +230,13 @@ class Store:
         if joined is not None:
             yield joined
             return
-        try:
+        with _unavailable_on_connectivity():
             if single_statement:
                 async with self.engine.connect() as plain:
                     yield await plain.execution_options(isolation_level="AUTOCOMMIT")
                 return
             async with self.engine.begin() as conn:
                 yield conn
-        except TelehealthError:
-            raise
-        except IntegrityError:
-            raise
-        except (DBAPIError, OSError, TimeoutError) as exc:
-            if isinstance(exc, DBAPIError) and not exc.connection_invalidated and not _is_connectivity(exc):
-                raise
-            raise StoreUnavailable(type(exc).__name__) from exc
 
     async def ping(self) -> None:
         async with self._tx() as conn:
@@ -1442,6 +1426,18 @@ def _new_id(result: Any) -> int:
     key = result.inserted_primary_key
     assert key is not None
     return int(key[0])
+
+
+@contextmanager
+def _unavailable_on_connectivity() -> Iterator[None]:
+    """A database that cannot be reached becomes `StoreUnavailable`; every other error passes unchanged."""
+    try:
+        yield
+    except (DBAPIError, OSError, TimeoutError) as exc:
+        if isinstance(exc, DBAPIError) and (isinstance(exc, IntegrityError) or (
+                not exc.connection_invalidated and not _is_connectivity(exc))):
+            raise
+        raise StoreUnavailable(type(exc).__name__) from exc
 
 
 def _is_connectivity(exc: DBAPIError) -> bool:
