@@ -15,6 +15,7 @@ import functools
 import hashlib
 import logging
 import os
+import pickle
 import subprocess
 import sys
 import zipfile
@@ -194,6 +195,43 @@ def _build_cached(source: str, mtime_ns: int) -> DiagnosisIndex:
         text = f"{dotted} {undotted} {en} {zh} {full} {initials}".lower()
         codes.append(DiagnosisCode(dotted, en, zh, text, full, initials))
     return DiagnosisIndex(codes, chinese_source=source)
+
+
+def _index_cache(source: Path | None) -> Path:
+    """Where a built index is kept, named by what it was built from (the names' file and this module)."""
+    key = hashlib.sha256(Path(__file__).read_bytes())
+    if source is not None:
+        stat = source.stat()
+        key.update(f"{source.resolve()}|{stat.st_size}|{stat.st_mtime_ns}".encode())
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "telehealth"
+    return cache / f"icd10-index-{key.hexdigest()[:16]}.pickle"
+
+
+def cached_index(dirs: Iterable[Path]) -> DiagnosisIndex | None:
+    """The index built earlier from the same names, if this machine kept it; None otherwise."""
+    path = _index_cache(find_chinese_source(list(dirs)))
+    try:
+        with path.open("rb") as fh:
+            index = pickle.load(fh)
+    except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ImportError):
+        return None
+    return index if isinstance(index, DiagnosisIndex) else None
+
+
+def build_and_keep_index(dirs: Iterable[Path]) -> DiagnosisIndex:
+    """Build the index and keep it for the next start (written whole or not at all)."""
+    dirs = list(dirs)
+    index = build_index(dirs)
+    path = _index_cache(find_chinese_source(dirs))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}.partial")
+        with partial.open("wb") as fh:
+            pickle.dump(index, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        partial.replace(path)
+    except OSError:
+        log.warning("the diagnosis index could not be kept for the next start", exc_info=True)
+    return index
 
 
 def build_index(dirs: Iterable[Path]) -> DiagnosisIndex:

@@ -23,7 +23,13 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import NullTranslations, Translations
 
-from telehealth.records.icd10 import DiagnosisIndex, build_index, default_data_dirs
+from telehealth.records.icd10 import (
+    DiagnosisIndex,
+    build_and_keep_index,
+    build_index,
+    cached_index,
+    default_data_dirs,
+)
 from telehealth.server import keys
 
 LANGUAGES = ("zh_CN", "en")
@@ -345,8 +351,12 @@ class DiagnosisNames:
         try:
             # In a process of its own: the build is pure Python for seconds, and in a thread it would hold
             # the interpreter lock against the event loop (rings, signaling and timers would stall meanwhile).
+            # A start after the first reads the index kept by the first.
+            kept = cached_index(self.dirs)
+            if kept is not None:
+                return kept
             with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
-                return pool.submit(build_index, self.dirs).result()
+                return pool.submit(build_and_keep_index, self.dirs).result()
         except Exception:
             # A damaged download must not leave the search loading for ever: English names still work.
             log.exception("the Chinese ICD-10 names could not be read; diagnosis search is in English only")
