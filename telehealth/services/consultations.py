@@ -162,12 +162,14 @@ class Consultations:
                                       "`requested_specialist_id` does not name an active specialist")
         request = body.to_request(consent_document)
         queue = request.consent_by is not None
-        async with s.unit(actor) as unit:
-            consultation = await s.store.insert_consultation(
-                request, clinic_org_id=doctor.organisation_id, doctor_id=doctor.id, now=unit.now, queue=queue)
-            unit.audit("consultation.create", f"consultation:{consultation.id}")
+        # The request is one statement by itself (patient, consultation, consent and first events), and the
+        # ring follows at once; its audit entry comes right after the ring, in a transaction of its own, so
+        # that the serialised audit chain is not on the path from a clinic's request to a specialist's ring.
+        consultation = await s.store.insert_consultation(
+            request, clinic_org_id=doctor.organisation_id, doctor_id=doctor.id, now=s.now(), queue=queue)
         if queue:
             consultation = await s.matcher.queue_live(consultation)
+        await s.audit(actor, "consultation.create", f"consultation:{consultation.id}")
         return consultation, await s.matcher.status(consultation)
 
     async def cancel(self, actor: Actor, consultation_id: int) -> Consultation:
