@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import datetime as dt
 import gc
 import getpass
 import logging
@@ -173,10 +172,15 @@ async def _migrate(settings: Settings) -> int:
 
 
 async def _create_user(args: argparse.Namespace, settings: Settings) -> int:
-    from telehealth.accounts import MIN_PASSWORD_LENGTH, hash_password_async
+    from telehealth.accounts import MIN_PASSWORD_LENGTH
     from telehealth.errors import TelehealthError
+    from telehealth.matching.memory import MemoryBroker
+    from telehealth.matching.service import Matcher
     from telehealth.records.db import create_engine, migrate
     from telehealth.records.store import Store
+    from telehealth.schema import InputError, parse
+    from telehealth.services.accounts import NewUserInput
+    from telehealth.services.context import Services
 
     role = Role(args.role)
     if role is Role.specialist and (not args.specialty or not args.title):
@@ -193,6 +197,8 @@ async def _create_user(args: argparse.Namespace, settings: Settings) -> int:
     try:
         await migrate(engine) if settings.uses_embedded_database else None
         store = Store(engine)
+        broker = MemoryBroker()
+        services = Services(store, broker, Matcher(store, broker, settings.matching), settings)
         org_id = None
         if args.organisation:
             org = await store.get_organisation_by_name(args.organisation)
@@ -202,12 +208,17 @@ async def _create_user(args: argparse.Namespace, settings: Settings) -> int:
                 return 2
             org_id = org.id
         try:
-            user = await store.insert_user(
-                args.username, await hash_password_async(password), args.name, role, organisation_id=org_id,
-                now=dt.datetime.now(dt.UTC), title=Title(args.title) if args.title else None,
-                specialties=args.specialty, language=args.language, is_system_admin=args.system_admin)
+            body = parse(NewUserInput, {
+                "username": args.username, "role": role.value, "display_name": args.name, "password": password,
+                "organisation_id": org_id, "title": args.title or None, "specialties": list(args.specialty or []),
+                "language": args.language or "", "is_system_admin": bool(args.system_admin)})
+            # The operator at the command line acts for the system: no administrator's alliance applies,
+            # but the role's institution rule does.
+            user = await services.accounts.create_user(None, body)
         except TelehealthError as exc:
-            print(f"telehealth: {exc.message}", file=sys.stderr)
+            field = exc.field if isinstance(exc, InputError) and "{field}" not in exc.template else ""
+            print(f"telehealth: {field}: {exc.message}" if field else f"telehealth: {exc.message}",
+                  file=sys.stderr)
             return 1
     finally:
         await engine.dispose()

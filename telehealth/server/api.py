@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from aiohttp import web
 
-from telehealth.accounts import api_token_digest, new_token, verify_password_async
 from telehealth.domain import Role
 from telehealth.errors import ErrorCode, TelehealthError
 from telehealth.records.models import Consultation
@@ -17,6 +15,7 @@ from telehealth.schema import InputError, parse
 from telehealth.server import keys
 from telehealth.server.auth import actor_of, allow, client_address, current_user, public
 from telehealth.server.ws import user_view
+from telehealth.services.accounts import Credentials
 from telehealth.services.consultations import CreateConsultation
 from telehealth.services.context import Actor
 from telehealth.views import consultation_view, event_view, session_view
@@ -55,21 +54,18 @@ async def handle_create_token(request: web.Request) -> web.StreamResponse:
     username, password = data.get("username"), data.get("password")
     if not isinstance(username, str) or not isinstance(password, str):
         raise TelehealthError(ErrorCode.invalid_input, "`username` and `password` are required strings")
-    label = str(data.get("label", ""))[:200]
+    label = data.get("label", "")
+    credentials = Credentials(username[:80], password[:1024], label[:200] if isinstance(label, str) else "")
     limiter = request.app[keys.LOGIN_LIMITER]
-    limit_keys = (f"user:{username.lower()}", f"ip:{request.remote}")
+    limit_keys = (f"user:{username.lower()}", f"ip:{client_address(request)}")
     if max(limiter.blocked(k) for k in limit_keys) > 0:
         raise TelehealthError(ErrorCode.login_rate_limited, "too many attempts; wait a few minutes")
-    store = request.app[keys.STORE]
-    user = await store.get_user_by_username(username[:80])
-    if not await verify_password_async(user.password_hash if user else None, password[:1024]) or user is None:
+    try:
+        token, user = await request.app[keys.SERVICES].accounts.mint_api_token(credentials, client_address(request))
+    except TelehealthError:
         for k in limit_keys:
             limiter.hit(k)
-        raise TelehealthError(ErrorCode.auth_failed, "wrong username or password")
-    token = new_token()
-    await store.insert_api_token(api_token_digest(token), user.id, label, dt.datetime.now(dt.UTC))
-    request[keys.USER] = user
-    await audit(request, "api_token.create", f"user:{user.id}")
+        raise
     return web.json_response({"token": token, "user": user_view(user)}, status=201)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import hmac
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -10,7 +9,6 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 
-from telehealth.accounts import api_token_digest, new_token, token_digest
 from telehealth.domain import Role
 from telehealth.errors import ErrorCode, TelehealthError
 from telehealth.records.models import User
@@ -89,13 +87,10 @@ def optional_user(request: web.Request) -> User | None:
 
 async def load_identity(request: web.Request) -> None:
     """Attach `user` (and `csrf`, `auth` = "cookie" | "token") to the request when it carries credentials."""
-    app = request.app
-    store = app[keys.STORE]
-    settings = app[keys.SETTINGS]
-    now = dt.datetime.now(dt.UTC)
+    accounts = request.app[keys.SERVICES].accounts
     header = request.headers.get("Authorization", "")
     if header.startswith("Bearer "):
-        user = await store.get_user_for_api_token(api_token_digest(header[7:].strip()))
+        user = await accounts.token_user(header[7:].strip())
         if user is None:
             raise TelehealthError(ErrorCode.auth_failed, "the API token is not valid")
         request[keys.USER] = user
@@ -104,34 +99,27 @@ async def load_identity(request: web.Request) -> None:
     cookie = request.cookies.get(SESSION_COOKIE)
     if not cookie:
         return
-    digest = token_digest(settings.secret_key, cookie)
-    session = await store.get_web_session(digest, now)
-    if session is None:
+    found = await accounts.web_session(cookie)
+    if found is None:
         return
-    user = await store.get_user(session.user_id)
-    if user is None or not user.active:
-        return
+    user, csrf, digest = found
     request[keys.USER] = user
-    request[keys.CSRF] = session.csrf_token
+    request[keys.CSRF] = csrf
     request[keys.SESSION_DIGEST] = digest
     request[keys.AUTH] = "cookie"
 
 
 async def start_session(request: web.Request, response: web.StreamResponse, user: User) -> None:
-    app = request.app
-    settings = app[keys.SETTINGS]
-    token = new_token()
-    await app[keys.STORE].insert_web_session(
-        token_digest(settings.secret_key, token), user.id, new_token(), now=dt.datetime.now(dt.UTC),
-        ttl=dt.timedelta(seconds=settings.security.session_ttl_s))
-    response.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="Lax", secure=settings.cookie_secure,
-                        path="/", max_age=settings.security.session_ttl_s)
+    settings = request.app[keys.SETTINGS]
+    session = await request.app[keys.SERVICES].accounts.start_web_session(user)
+    response.set_cookie(SESSION_COOKIE, session.cookie, httponly=True, samesite="Lax",
+                        secure=settings.cookie_secure, path="/", max_age=settings.security.session_ttl_s)
 
 
 async def end_session(request: web.Request, response: web.StreamResponse) -> None:
     digest = request.get(keys.SESSION_DIGEST)
     if digest:
-        await request.app[keys.STORE].delete_web_session(digest)
+        await request.app[keys.SERVICES].accounts.end_web_session(digest)
     response.del_cookie(SESSION_COOKIE, path="/")
 
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import datetime as dt
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import web
@@ -13,24 +12,17 @@ from aiohttp import web
 from telehealth.domain import SPECIALTIES, Role, Title, Urgency
 from telehealth.errors import TelehealthError
 from telehealth.records.consent import decode_signature, store_form
-from telehealth.records.models import User
 from telehealth.server import keys
 from telehealth.server.api import path_id
-from telehealth.server.auth import actor_of, current_user, page
+from telehealth.server.auth import actor_of, page
 from telehealth.server.forms import parse_consultation_form
-from telehealth.server.i18n import pick_language
-from telehealth.server.pages import render
+from telehealth.server.pages import render, translator
 from telehealth.views import slot_view
 
 
-async def _specialist_choices(request: web.Request, user: User) -> list[dict[str, Any]]:
+async def _specialist_choices(request: web.Request) -> list[dict[str, Any]]:
     """Specialists a clinic may name: those of hospitals it has an agreement with (its alliance included)."""
-    store = request.app[keys.STORE]
-    if user.organisation_id is None:
-        return []
-    _, partners = await store.get_partner_hospitals(user.organisation_id, dt.datetime.now(dt.UTC))
-    orgs = {o.id: o for o in await store.list_organisations() if o.id in partners}
-    specialists = await store.list_users(role=Role.specialist, organisation_ids=list(orgs))
+    orgs, specialists = await request.app[keys.SERVICES].organisations.request_choices(actor_of(request))
     return [{"id": s.id, "name": s.display_name, "title": s.title.value if s.title else "",
              "specialties": list(s.specialties), "org": orgs[s.organisation_id].name if s.organisation_id else "",
              "org_zh": orgs[s.organisation_id].name_zh if s.organisation_id else ""} for s in specialists]
@@ -53,24 +45,15 @@ async def _chunks(upload: web.FileField) -> AsyncIterator[bytes]:
 
 @page(Role.clinic_doctor)
 async def handle_new_consultation_form(request: web.Request) -> web.StreamResponse:
-    user = current_user(request)
-    choices = await _specialist_choices(request, user)
+    choices = await _specialist_choices(request)
     defaults = {"urgency": "routine", "consent_by": "patient"}
     return render(request, "clinic/new.html", _form_context(choices, defaults, {}))
 
 
-def _translator(request: web.Request) -> Callable[[str], str]:
-    user = current_user(request)
-    lang = pick_language(request, user.language, request.app[keys.SETTINGS].default_language)
-    renderer = request.app[keys.RENDERER]
-    return lambda text: renderer.translate(lang, text)
-
-
 @page(Role.clinic_doctor)
 async def handle_create_consultation_form(request: web.Request) -> web.StreamResponse:
-    user = current_user(request)
     form = await request.post()
-    result = parse_consultation_form(form, _translator(request))
+    result = parse_consultation_form(form, translator(request))
     signature = form.get("consent_signature")
     upload = form.get("consent_form")
     has_form = isinstance(upload, web.FileField) and bool(upload.filename)
@@ -88,7 +71,7 @@ async def handle_create_consultation_form(request: web.Request) -> web.StreamRes
         except TelehealthError:
             result.errors["consent_signature"] = CONSENT_UNREADABLE
     if result.body is None or result.errors:
-        choices = await _specialist_choices(request, user)
+        choices = await _specialist_choices(request)
         return render(request, "clinic/new.html", _form_context(choices, result.values, result.errors), status=400)
     body = result.body
     if drawn and body.consent is not None:

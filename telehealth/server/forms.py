@@ -3,13 +3,16 @@ beside its field."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from telehealth.errors import fill
 from telehealth.schema import InputError, beside_field, parse_all
 from telehealth.services.consultations import CreateConsultation
+
+T = TypeVar("T")
+Translate = Callable[[str], str] | None
 
 # The request form's controls, and the schema field each one fills ("patient.name" <- patient_name).
 CONSULTATION_FIELDS = ("patient_name", "patient_sex", "patient_birth_year", "patient_local_id", "specialty",
@@ -67,3 +70,39 @@ def parse_consultation_form(form: Mapping[str, Any], translate: Any = None) -> F
 def _worded(error: InputError, translate: Any) -> str:
     template, params = beside_field(error)
     return fill(translate(template) if translate else template, params)
+
+
+def text(form: Mapping[str, Any], name: str) -> str:
+    """A form field's text, cut at a length above any field's own limit (the schema reports the limit)."""
+    value = form.get(name, "")
+    return value.strip()[:_READ_LIMIT] if isinstance(value, str) else ""
+
+
+def integer(form: Mapping[str, Any], name: str) -> int | str | None:
+    """A number field: empty is None; text that is no number is left for the schema to refuse."""
+    value = text(form, name)
+    if not value:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        return value
+
+
+def read_form(cls: type[T], data: Mapping[str, Any], translate: Translate = None,
+              controls: Mapping[str, str] | None = None) -> tuple[T | None, dict[str, str]]:
+    """Check a form's values against an input schema; each problem worded for the place beside its control
+    (`controls` maps a schema field to the control's name where they differ)."""
+    body, problems = parse_all(cls, data)
+    errors: dict[str, str] = {}
+    for error in problems.values():
+        errors.update(beside(error, translate, controls))
+    return body, errors
+
+
+def beside(error: InputError, translate: Translate = None,
+           controls: Mapping[str, str] | None = None) -> dict[str, str]:
+    """{control: message} for an input error, from the schema or from a service operation's rule."""
+    path = error.field
+    control = (controls or {}).get(path, path.replace(".", "_")) or "form"
+    return {control: _worded(error, translate)}

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import hmac
 import secrets
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
-from telehealth.accounts import verify_password_async
-from telehealth.domain import ConsultationState, Role
+from telehealth.domain import Role
+from telehealth.errors import TelehealthError
 from telehealth.server import keys
 from telehealth.server.auth import (
     CSRF_FIELD,
-    current_user,
+    actor_of,
+    client_address,
     end_session,
     home_path,
     optional_user,
@@ -23,6 +24,7 @@ from telehealth.server.auth import (
     start_session,
 )
 from telehealth.server.i18n import LANGUAGE_COOKIE, LANGUAGES, pick_language
+from telehealth.services.accounts import Credentials
 
 PRE_SESSION_COOKIE = "th_pre"
 
@@ -35,6 +37,14 @@ def render(request: web.Request, template: str, context: dict[str, Any] | None =
     ctx = {"user": user, "csrf": request.get(keys.CSRF, ""), "request_path": request.path, **(context or {})}
     html = app[keys.RENDERER].render(template, lang, ctx)
     return web.Response(text=html, status=status, content_type="text/html")
+
+
+def translator(request: web.Request) -> Callable[[str], str]:
+    """Translate a message into the language the page is shown in."""
+    user = optional_user(request)
+    lang = pick_language(request, user.language if user else None, request.app[keys.SETTINGS].default_language)
+    renderer = request.app[keys.RENDERER]
+    return lambda text: renderer.translate(lang, text)
 
 
 def see_other(location: str) -> web.Response:
@@ -91,19 +101,14 @@ async def handle_login(request: web.Request) -> web.StreamResponse:
     if wait > 0:
         return _login_page(request, "Too many attempts. Please wait a few minutes and try again.", status=429,
                            username=username)
-    store = request.app[keys.STORE]
-    user = await store.get_user_by_username(username) if username else None
-    ok = await verify_password_async(user.password_hash if user else None, password)
-    if not ok or user is None or not user.active:
+    try:
+        user = await request.app[keys.SERVICES].accounts.check_password(
+            Credentials(username, password), client_address(request))
+    except TelehealthError:
         for k in limit_keys:
             limiter.hit(k)
-        await request.app[keys.STORE].insert_audit(
-            "login.failed", actor_id=user.id if user else None, target=f"user:{user.id}" if user else "",
-            remote=request.remote or "", now=dt.datetime.now(dt.UTC))
         return _login_page(request, "Wrong username or password.", status=401, username=username)
     limiter.reset(limit_keys[0])
-    await request.app[keys.STORE].insert_audit("login.ok", actor_id=user.id, target=f"user:{user.id}",
-                                                remote=request.remote or "", now=dt.datetime.now(dt.UTC))
     target = _safe_next(str(form.get("next", ""))) or home_path(user)
     response = see_other(target)
     await start_session(request, response, user)
@@ -130,7 +135,7 @@ async def handle_language(request: web.Request) -> web.StreamResponse:
         from telehealth.server.auth import check_csrf
 
         check_csrf(request, str(form.get(CSRF_FIELD, "")))
-        await request.app[keys.STORE].update_user_language(user.id, lang)
+        await request.app[keys.SERVICES].accounts.set_language(actor_of(request), lang)
     target = _safe_next(str(form.get("next", ""))) or "/"
     response = see_other(target)
     response.set_cookie(LANGUAGE_COOKIE, lang, samesite="Lax", path="/", max_age=365 * 86400)
@@ -139,26 +144,17 @@ async def handle_language(request: web.Request) -> web.StreamResponse:
 
 @page(Role.clinic_doctor)
 async def handle_clinic_home(request: web.Request) -> web.StreamResponse:
-    user = current_user(request)
-    store = request.app[keys.STORE]
-    recent = await store.list_consultations(clinic_org_id=user.organisation_id, limit=50)
-    to_decide = await store.list_consultations(clinic_org_id=user.organisation_id,
-                                               states=[ConsultationState.signed], limit=200)
-    referrals = await store.list_referrals(to_org_id=user.organisation_id, direction="down", open_only=True) \
-        if user.organisation_id else []
-    return await _role_home(request, "clinic/home.html", consultations=recent, to_decide=to_decide,
-                            referrals=referrals)
+    home = await request.app[keys.SERVICES].consultations.clinic_home(actor_of(request))
+    return await _role_home(request, "clinic/home.html", consultations=home.recent, to_decide=home.to_decide,
+                            referrals=home.referrals)
 
 
 @page(Role.specialist)
 async def handle_specialist_home(request: web.Request) -> web.StreamResponse:
-    user = current_user(request)
-    active = await request.app[keys.STORE].list_consultations(
-        specialist_id=user.id, states=[ConsultationState.accepted, ConsultationState.in_call,
-                                       ConsultationState.ended], limit=50)
-    referrals = await request.app[keys.STORE].list_referrals(created_by=user.id, limit=20)
-    orgs = {o.id: o for o in await request.app[keys.STORE].list_organisations()}
-    return await _role_home(request, "specialist/home.html", active=active, referrals=referrals, orgs=orgs)
+    services, actor = request.app[keys.SERVICES], actor_of(request)
+    home = await services.consultations.specialist_home(actor)
+    return await _role_home(request, "specialist/home.html", active=home.recent, referrals=home.referrals,
+                            orgs=await services.organisations.by_id(actor))
 
 
 @page(Role.admin)
@@ -167,7 +163,5 @@ async def handle_admin_home(request: web.Request) -> web.StreamResponse:
 
 
 async def _role_home(request: web.Request, template: str, **context: Any) -> web.StreamResponse:
-    user = current_user(request)
-    store = request.app[keys.STORE]
-    org = await store.get_organisation(user.organisation_id) if user.organisation_id else None
+    org = await request.app[keys.SERVICES].organisations.own(actor_of(request))
     return render(request, template, {"organisation": org, **context})

@@ -12,7 +12,6 @@ from urllib.parse import urlsplit
 from aiohttp import WSMsgType, web
 
 from telehealth import logs
-from telehealth.accounts import api_token_digest
 from telehealth.domain import Role
 from telehealth.errors import ErrorCode, TelehealthError
 from telehealth.records.models import User
@@ -65,7 +64,7 @@ async def _authenticate(request: web.Request, ws: web.WebSocketResponse) -> User
         await ws.send_json(messages.error(env.id, ErrorCode.auth_required,
                                           "the first message must be {\"type\": \"auth\", \"token\": ...}"))
         return None
-    found = await request.app[keys.STORE].get_user_for_api_token(api_token_digest(token))
+    found = await request.app[keys.SERVICES].accounts.token_user(token)
     if found is None:
         await ws.send_json(messages.error(env.id, ErrorCode.auth_failed, "the API token is not valid"))
         return None

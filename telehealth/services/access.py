@@ -45,6 +45,19 @@ class AccessPolicy:
         return (mine is not None and clinic is not None and mine.alliance_id is not None
                 and mine.alliance_id == clinic.alliance_id)
 
+    async def admin_alliance(self, actor: Actor) -> int | None:
+        """The alliance an administrator sees and manages; None for a system administrator (every alliance)."""
+        user = actor.user
+        if user.role is not Role.admin:
+            raise TelehealthError(ErrorCode.forbidden, "your role may not do this")
+        if user.is_system_admin:
+            return None
+        store = self._services.store
+        org = await store.get_organisation(user.organisation_id) if user.organisation_id else None
+        if org is None or org.alliance_id is None:
+            raise TelehealthError(ErrorCode.forbidden, "this administrator account belongs to no alliance")
+        return org.alliance_id
+
     async def consultation(self, actor: Actor, consultation_id: int) -> Consultation:
         """A consultation the actor may see; otherwise `not_found` or `forbidden` (the refusal is audited)."""
         consultation = await self._services.store.get_consultation(consultation_id)

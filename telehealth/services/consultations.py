@@ -21,6 +21,7 @@ from telehealth.records.models import (
     NewConsultation,
     Note,
     Organisation,
+    Referral,
     Slot,
     User,
 )
@@ -138,6 +139,15 @@ class ConsultationPage:
     organisations: dict[int, Organisation]
 
 
+@dataclass(frozen=True)
+class Home:
+    """A doctor's home page: their recent consultations, those waiting on them, and open referrals."""
+
+    recent: list[Consultation]
+    to_decide: list[Consultation]
+    referrals: list[Referral]
+
+
 class Consultations:
     def __init__(self, services: Services) -> None:
         self._s = services
@@ -231,6 +241,25 @@ class Consultations:
         if user.role is Role.specialist:
             return await self._s.store.list_consultations(specialist_id=user.id, limit=limit)
         raise TelehealthError(ErrorCode.forbidden, "your role may not do this")
+
+    async def clinic_home(self, actor: Actor) -> Home:
+        """The clinic's consultations, the signed opinions awaiting its decision, and referrals down to it."""
+        org_id = actor.user.organisation_id
+        if actor.user.role is not Role.clinic_doctor or org_id is None:
+            raise TelehealthError(ErrorCode.forbidden, "your role may not do this")
+        store = self._s.store
+        return Home(await store.list_consultations(clinic_org_id=org_id, limit=50),
+                    await store.list_consultations(clinic_org_id=org_id, states=[S.signed], limit=200),
+                    await store.list_referrals(to_org_id=org_id, direction="down", open_only=True))
+
+    async def specialist_home(self, actor: Actor) -> Home:
+        """The consultations a specialist took and has not signed yet, and the referrals they wrote."""
+        if actor.user.role is not Role.specialist:
+            raise TelehealthError(ErrorCode.forbidden, "your role may not do this")
+        store = self._s.store
+        active = await store.list_consultations(specialist_id=actor.id, states=[S.accepted, S.in_call, S.ended],
+                                                limit=50)
+        return Home(active, [], await store.list_referrals(created_by=actor.id, limit=20))
 
     async def authorize_decision(self, actor: Actor, consultation_id: int) -> Consultation:
         consultation = await self._s.access.participant_consultation(actor, consultation_id)

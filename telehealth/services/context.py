@@ -20,8 +20,10 @@ from telehealth.records.store import Store
 
 if TYPE_CHECKING:
     from telehealth.services.access import AccessPolicy
+    from telehealth.services.accounts import Accounts
     from telehealth.services.consultations import Consultations
     from telehealth.services.notes import Notes
+    from telehealth.services.organisations import Organisations
     from telehealth.services.referrals import Referrals
 
 
@@ -56,8 +58,10 @@ class Services:
     def __init__(self, store: Store, broker: Broker, matcher: Matcher, settings: Settings,
                  clock: Callable[[], float] = time.time) -> None:
         from telehealth.services.access import AccessPolicy
+        from telehealth.services.accounts import Accounts
         from telehealth.services.consultations import Consultations
         from telehealth.services.notes import Notes
+        from telehealth.services.organisations import Organisations
         from telehealth.services.referrals import Referrals
 
         self.store = store
@@ -68,6 +72,8 @@ class Services:
         self.events = EventPublisher(broker.publish)
         self.files = FileStore(attachments_root(settings.data_dir))
         self.access: AccessPolicy = AccessPolicy(self)
+        self.accounts: Accounts = Accounts(self)
+        self.organisations: Organisations = Organisations(self)
         self.consultations: Consultations = Consultations(self)
         self.notes: Notes = Notes(self)
         self.referrals: Referrals = Referrals(self)

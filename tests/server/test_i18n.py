@@ -1,7 +1,5 @@
 """Every text the pages show has its Simplified Chinese translation."""
 
-import re
-from pathlib import Path
 
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
@@ -27,13 +25,9 @@ def test_every_template_string_is_translated() -> None:
 
 
 def test_form_messages_are_translated() -> None:
-    server = Path(__file__).resolve().parents[2] / "telehealth" / "server"
     messages: set[str] = set()
-    for name in ("people_pages.py",):
-        found = set(re.findall(r'errors\[[^\]]+\] = "([^"]+)"', (server / name).read_text()))
-        assert len(found) >= 10, name
-        messages |= found
-    # The request form's messages beside each field come from the input schema.
+    # The forms' messages beside each field come from the input schemas; the service operations' own
+    # rules are checked with every other server message.
     from telehealth.schema import _NEXT_TO_FIELD
 
     messages |= set(_NEXT_TO_FIELD.values())

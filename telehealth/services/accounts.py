@@ -1,0 +1,245 @@
+"""Accounts: signing in (web sessions and API tokens), a user's own language, and the administrators' work
+on the accounts of their alliance (create, edit, deactivate, set a new password)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Annotated, Literal
+
+from telehealth.accounts import (
+    MIN_PASSWORD_LENGTH,
+    api_token_digest,
+    hash_password_async,
+    new_token,
+    token_digest,
+    verify_password_async,
+)
+from telehealth.domain import SPECIALTIES, OrgLevel, Role, Title
+from telehealth.errors import ErrorCode, TelehealthError
+from telehealth.records.models import Organisation, User
+from telehealth.schema import Items, Range, Text, require
+
+if TYPE_CHECKING:
+    from telehealth.services.context import Actor, Services
+
+USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{2,79}$")
+# The institutions each role works at.
+ROLE_LEVELS: dict[Role, tuple[OrgLevel, ...]] = {
+    Role.clinic_doctor: (OrgLevel.village_clinic, OrgLevel.township_centre),
+    Role.specialist: (OrgLevel.county_hospital, OrgLevel.city_hospital),
+    Role.admin: tuple(OrgLevel),
+}
+MAX_PASSWORD = 200
+Password = Annotated[str, Text(MIN_PASSWORD_LENGTH, MAX_PASSWORD)]
+
+
+@dataclass(frozen=True)
+class Credentials:
+    username: Annotated[str, Text(0, 80)]
+    password: Annotated[str, Text(0, 1024)]
+    label: Annotated[str, Text(0, 200)] = ""
+
+
+@dataclass(frozen=True)
+class ProfileInput:
+    """What colleagues see of an account: its name, title and specialties (checked against the role)."""
+
+    display_name: Annotated[str, Text(1, 200)]
+    title: Title | None = None
+    specialties: Annotated[list[str], Items(len(SPECIALTIES))] = field(default_factory=list)
+    active: bool = True
+
+    def check_for(self, role: Role) -> None:
+        require(all(s in SPECIALTIES for s in self.specialties), "choose specialties from the list",
+                field="specialties")
+        if role is Role.specialist:
+            require(self.title is not None, "a specialist needs a professional title", field="title")
+            require(bool(self.specialties), "a specialist needs at least one specialty", field="specialties")
+
+
+@dataclass(frozen=True)
+class NewUserInput:
+    username: Annotated[str, Text(3, 80)]
+    role: Role
+    display_name: Annotated[str, Text(1, 200)]
+    password: Password
+    organisation_id: Annotated[int, Range(1)] | None = None
+    title: Title | None = None
+    specialties: Annotated[list[str], Items(len(SPECIALTIES))] = field(default_factory=list)
+    language: Literal["", "zh_CN", "en"] = ""
+    is_system_admin: bool = False
+
+    def validate(self) -> None:
+        require(bool(USERNAME.match(self.username)),
+                "a username has 3 to 80 lower-case letters, digits, dots, dashes or underscores",
+                field="username")
+        self.profile.check_for(self.role)
+
+    @property
+    def profile(self) -> ProfileInput:
+        return ProfileInput(self.display_name, self.title, list(self.specialties))
+
+
+@dataclass(frozen=True)
+class PasswordInput:
+    password: Password
+
+
+@dataclass(frozen=True)
+class WebSession:
+    """A signed-in browser: the cookie's value (given once) and the session's CSRF token."""
+
+    cookie: str
+    csrf_token: str
+    user: User
+
+
+class Accounts:
+    def __init__(self, services: Services) -> None:
+        self._s = services
+
+    # -- signing in ----------------------------------------------------------------------------------
+
+    async def check_password(self, credentials: Credentials, remote: str) -> User:
+        """The active account these credentials open; otherwise `auth_failed`, the same answer for an unknown
+        name, a wrong password and a deactivated account. Both outcomes are audited."""
+        store = self._s.store
+        username = credentials.username.strip()
+        user = await store.get_user_by_username(username) if username else None
+        ok = await verify_password_async(user.password_hash if user else None, credentials.password)
+        if not ok or user is None or not user.active:
+            await store.insert_audit("login.failed", actor_id=user.id if user else None,
+                                     target=f"user:{user.id}" if user else "", remote=remote, now=self._s.now())
+            raise TelehealthError(ErrorCode.auth_failed, "wrong username or password")
+        await store.insert_audit("login.ok", actor_id=user.id, target=f"user:{user.id}", remote=remote,
+                                 now=self._s.now())
+        return user
+
+    async def start_web_session(self, user: User) -> WebSession:
+        settings = self._s.settings
+        cookie, csrf = new_token(), new_token()
+        await self._s.store.insert_web_session(
+            token_digest(settings.secret_key, cookie), user.id, csrf, now=self._s.now(),
+            ttl=dt.timedelta(seconds=settings.security.session_ttl_s))
+        return WebSession(cookie, csrf, user)
+
+    async def web_session(self, cookie: str) -> tuple[User, str, str] | None:
+        """(user, CSRF token, session digest) of a live session cookie of an active account."""
+        digest = token_digest(self._s.settings.secret_key, cookie)
+        session = await self._s.store.get_web_session(digest, self._s.now())
+        if session is None:
+            return None
+        user = await self._s.store.get_user(session.user_id)
+        if user is None or not user.active:
+            return None
+        return user, session.csrf_token, digest
+
+    async def end_web_session(self, digest: str) -> None:
+        await self._s.store.delete_web_session(digest)
+
+    async def mint_api_token(self, credentials: Credentials, remote: str) -> tuple[str, User]:
+        """A new API token for the account these credentials open (shown once; the store keeps its hash)."""
+        user = await self.check_password(credentials, remote)
+        token = new_token()
+        async with self._s.unit(_actor(user, remote)) as unit:
+            await self._s.store.insert_api_token(api_token_digest(token), user.id, credentials.label, unit.now)
+            unit.audit("api_token.create", f"user:{user.id}")
+        return token, user
+
+    async def token_user(self, token: str) -> User | None:
+        """The active account an API token belongs to, unless the token was revoked."""
+        return await self._s.store.get_user_for_api_token(api_token_digest(token))
+
+    async def set_language(self, actor: Actor, language: str) -> None:
+        await self._s.store.update_user_language(actor.id, language)
+
+    # -- administrators ------------------------------------------------------------------------------
+
+    async def managed_organisations(self, actor: Actor) -> tuple[int | None, dict[int, Organisation]]:
+        """The administrator's alliance (None: every alliance) and the organisations they manage."""
+        alliance = await self._s.access.admin_alliance(actor)
+        orgs = await self._s.store.list_organisations(alliance)
+        return alliance, {o.id: o for o in orgs}
+
+    async def list_users(self, actor: Actor, *, organisation_id: int | None = None,
+                         role: Role | None = None) -> list[User]:
+        alliance, orgs = await self.managed_organisations(actor)
+        users = await self._s.store.list_all_users(organisation_ids=None if alliance is None else list(orgs),
+                                                   include_system_admins=actor.user.is_system_admin)
+        return [u for u in users if (organisation_id is None or u.organisation_id == organisation_id)
+                and (role is None or u.role is role)]
+
+    async def managed_user(self, actor: Actor, user_id: int) -> User:
+        """An account this administrator may manage (`not_found` otherwise, so ids cannot be probed)."""
+        _, orgs = await self.managed_organisations(actor)
+        user = await self._s.store.get_user(user_id)
+        if user is None or (not actor.user.is_system_admin
+                            and (user.is_system_admin or user.organisation_id not in orgs)):
+            raise TelehealthError(ErrorCode.not_found, "no such user in your alliance")
+        return user
+
+    async def create_user(self, actor: Actor | None, body: NewUserInput) -> User:
+        """An administrator creates an account in their alliance; `actor` None is the operator's command line,
+        which may create system administrators. The role's institution rule holds on both paths."""
+        store = self._s.store
+        org: Organisation | None = None
+        if actor is not None:
+            _, orgs = await self.managed_organisations(actor)
+            org = orgs.get(body.organisation_id) if body.organisation_id is not None else None
+            require(org is not None, "choose an organisation of your alliance", field="organisation_id")
+            require(not body.is_system_admin or actor.user.is_system_admin,
+                    "only a system administrator creates system administrators", field="is_system_admin")
+        elif body.organisation_id is not None:
+            org = await store.get_organisation(body.organisation_id)
+            require(org is not None, "no such organisation", field="organisation_id")
+        if org is None:
+            require(body.role is Role.admin and body.is_system_admin,
+                    "an account belongs to an organisation (only a system administrator may have none)",
+                    field="organisation_id")
+        else:
+            require(org.level in ROLE_LEVELS[body.role],
+                    "clinic doctors belong to a village clinic or township centre, specialists to a hospital",
+                    field="organisation_id")
+        username = body.username.lower()
+        require(await store.get_user_by_username(username) is None, "this username is taken", field="username")
+        password_hash = await hash_password_async(body.password)
+        async with self._s.unit(actor) as unit:
+            user = await store.insert_user(
+                username, password_hash, body.display_name.strip(), body.role,
+                organisation_id=org.id if org else None, now=unit.now, title=body.title,
+                specialties=body.specialties, language=body.language or (actor.user.language if actor else ""),
+                is_system_admin=body.is_system_admin)
+            unit.audit("user.create", f"user:{user.id}",
+                       {"role": body.role.value, "organisation": org.id if org else None})
+        return user
+
+    async def update_profile(self, actor: Actor, user_id: int, body: ProfileInput) -> User:
+        """Change an account's profile; deactivating it ends its sessions and revokes its API tokens."""
+        user = await self.managed_user(actor, user_id)
+        body.check_for(user.role)
+        require(body.active or user.id != actor.id, "you cannot deactivate your own account", field="active")
+        profile = dataclasses.replace(body, display_name=body.display_name.strip())
+        async with self._s.unit(actor) as unit:
+            updated = await self._s.store.update_user(
+                user.id, display_name=profile.display_name, title=profile.title,
+                specialties=tuple(dict.fromkeys(profile.specialties)), active=profile.active)
+            changed = [k for k in ("display_name", "title", "specialties", "active")
+                       if getattr(updated, k) != getattr(user, k)]
+            unit.audit("user.update", f"user:{user.id}", {"changed": ",".join(changed)})
+        return updated
+
+    async def set_password(self, actor: Actor, user_id: int, body: PasswordInput) -> None:
+        user = await self.managed_user(actor, user_id)
+        password_hash = await hash_password_async(body.password)
+        async with self._s.unit(actor) as unit:
+            await self._s.store.update_user_password(user.id, password_hash)
+            unit.audit("user.password", f"user:{user.id}")
+
+
+def _actor(user: User, remote: str) -> Actor:
+    from telehealth.services.context import Actor
+
+    return Actor(user, remote)
