@@ -207,6 +207,33 @@ def parse_all(cls: type[T], body: Mapping[str, Any]) -> tuple[T | None, dict[str
         return None, {exc.field: exc}
 
 
+def _takes_int(hint: Any) -> bool:
+    hint, _ = _limits(hint)
+    if typing.get_origin(hint) in (types.UnionType, typing.Union):
+        return any(_takes_int(a) for a in typing.get_args(hint))
+    return hint is int
+
+
+def from_query(cls: type[T], query: Mapping[str, str], names: Mapping[str, str] | None = None) -> T:
+    """Build a schema from a query string's values: `names` maps a field to its parameter where they differ;
+    an empty or absent parameter leaves the field's default; a number field's text is read as an integer
+    (text that is none is refused by the schema, and so is a number past the limits)."""
+    hints, _, fields = _fields(typing.cast(Hashable, cls))
+    body: dict[str, Any] = {}
+    for f in fields:
+        raw = query.get((names or {}).get(f.name, f.name), "").strip()
+        if not raw:
+            continue
+        if _takes_int(hints[f.name]):
+            try:
+                body[f.name] = int(raw) if len(raw) <= 20 else raw
+            except ValueError:
+                body[f.name] = raw
+        else:
+            body[f.name] = raw
+    return parse(cls, body)
+
+
 # What a form says next to the control in error: the field is named by its label already.
 _NEXT_TO_FIELD = {
     "{field} is required": "This field is required.",

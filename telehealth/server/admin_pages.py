@@ -3,71 +3,29 @@
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import io
 from typing import Any
 
 from aiohttp import web
 
 from telehealth.domain import SPECIALTIES, ConsultationState, EndReason, Role, Urgency
-from telehealth.errors import ErrorCode, TelehealthError
 from telehealth.records.durations import derive_durations
-from telehealth.records.models import CallSession, Event, User
+from telehealth.records.models import CallSession, Event
+from telehealth.schema import from_query
 from telehealth.server import keys
-from telehealth.server.api import audit, get_visible_consultation, path_id
-from telehealth.server.auth import current_user, page
+from telehealth.server.api import path_id
+from telehealth.server.auth import actor_of, page
 from telehealth.server.charts import line_chart
 from telehealth.server.pages import render
+from telehealth.services.oversight import SessionLogQuery
 
-PAGE_SIZE = 50
-
-
-async def admin_scope(request: web.Request, user: User) -> int | None:
-    """The alliance an administrator sees; None for a system administrator (every alliance)."""
-    if user.is_system_admin:
-        return None
-    org = await request.app[keys.STORE].get_organisation(user.organisation_id) if user.organisation_id else None
-    if org is None or org.alliance_id is None:
-        raise TelehealthError(ErrorCode.forbidden, "this administrator account belongs to no alliance")
-    return org.alliance_id
+# The session log's query parameters, where they differ from the filter's fields.
+LOG_PARAMS = {"start": "from", "end": "to", "clinic_org_id": "clinic", "hospital_org_id": "hospital",
+              "specialist_id": "specialist"}
 
 
-def query_day(value: str | None) -> dt.datetime | None:
-    """A date from the query string (`2026-11-02`) as the UTC instant it starts; None when empty."""
-    if not value:
-        return None
-    try:
-        return dt.datetime.combine(dt.date.fromisoformat(value), dt.time(), dt.UTC)
-    except ValueError:
-        raise TelehealthError(ErrorCode.invalid_input, f"{value!r} is not a date such as 2026-11-02") from None
-
-
-def _int(value: str | None) -> int | None:
-    if not value:
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        raise TelehealthError(ErrorCode.invalid_input, f"{value!r} is not a number") from None
-
-
-def _filters(request: web.Request) -> dict[str, Any]:
-    """The session log's filters from the query string, checked."""
-    q = request.query
-    specialty = q.get("specialty") or None
-    urgency = q.get("urgency") or None
-    state = q.get("state") or None
-    if specialty not in (None, *SPECIALTIES) or urgency not in (None, *(u.value for u in Urgency)) or \
-            state not in (None, *(s.value for s in ConsultationState)):
-        raise TelehealthError(ErrorCode.invalid_input, "unknown specialty, urgency or state in the filter")
-    end_reason = q.get("end_reason") or None
-    if end_reason not in (None, *(r.value for r in EndReason)):
-        raise TelehealthError(ErrorCode.invalid_input, "unknown end reason in the filter")
-    end = query_day(q.get("to"))
-    return {"start": query_day(q.get("from")), "end": end + dt.timedelta(days=1) if end else None,
-            "clinic_org_id": _int(q.get("clinic")), "specialist_id": _int(q.get("specialist")),
-            "specialty": specialty, "urgency": urgency, "state": state,
-            "hospital_org_id": _int(q.get("hospital")), "end_reason": end_reason}
+def log_query(request: web.Request) -> SessionLogQuery:
+    return from_query(SessionLogQuery, request.query, LOG_PARAMS)
 
 
 def worst_sample(events: list[Event]) -> dict[str, float] | None:
@@ -81,25 +39,16 @@ def worst_sample(events: list[Event]) -> dict[str, float] | None:
 
 @page(Role.admin)
 async def handle_session_log(request: web.Request) -> web.StreamResponse:
-    user = current_user(request)
-    alliance = await admin_scope(request, user)
-    store = request.app[keys.STORE]
-    q = request.query
-    page_no = max(1, _int(q.get("page")) or 1)
-    consultations, total = await store.search_consultations(
-        alliance_id=alliance, limit=PAGE_SIZE, offset=(page_no - 1) * PAGE_SIZE, **_filters(request))
-    orgs = {o.id: o for o in await store.list_organisations(alliance)}
+    query = log_query(request)
+    log = await request.app[keys.SERVICES].oversight.session_log(actor_of(request), query)
     rows: list[dict[str, Any]] = []
-    for c in consultations:
-        sessions = await store.list_call_sessions(c.id)
-        events = await store.list_events(c.id)
-        durations = derive_durations(events, sessions)
-        rows.append({"c": c, "clinic": orgs.get(c.clinic_org_id), "durations": durations,
+    for row in log.rows:
+        sessions, events = row.sessions, row.events
+        rows.append({"c": row.consultation, "clinic": row.clinic, "durations": derive_durations(events, sessions),
                      "end_reason": sessions[-1].end_reason if sessions else None, "worst": worst_sample(events)})
-    await audit(request, "admin.session_log", "consultations", {"page": page_no, "results": len(rows)})
-    pages = max(1, (total + PAGE_SIZE - 1) // PAGE_SIZE)
+    orgs = log.organisations
     return render(request, "admin/sessions.html", {
-        "rows": rows, "total": total, "page": page_no, "pages": pages, "filters": dict(q),
+        "rows": rows, "total": log.total, "page": log.page, "pages": log.pages, "filters": dict(request.query),
         "clinics": [o for o in orgs.values() if not o.level.is_hospital], "specialties": SPECIALTIES,
         "hospitals": [o for o in orgs.values() if o.level.is_hospital], "end_reasons": [r.value for r in EndReason],
         "urgencies": [u.value for u in Urgency], "states": [s.value for s in ConsultationState]})
@@ -107,17 +56,14 @@ async def handle_session_log(request: web.Request) -> web.StreamResponse:
 
 @page(Role.admin)
 async def handle_session_detail(request: web.Request) -> web.StreamResponse:
-    consultation = await get_visible_consultation(request, path_id(request))
-    store = request.app[keys.STORE]
-    events = await store.list_events(consultation.id)
-    sessions = await store.list_call_sessions(consultation.id)
-    await audit(request, "admin.session_detail", f"consultation:{consultation.id}")
+    timeline = await request.app[keys.SERVICES].oversight.timeline(actor_of(request), path_id(request))
+    events, sessions = timeline.events, timeline.sessions
     quality = [e for e in events if e.kind == "quality"]
     return render(request, "admin/session.html", {
         "charts": quality_charts(quality, sessions),
-        "consultation": consultation, "events": [e for e in events if e.kind != "quality"], "quality": quality,
-        "sessions": sessions, "durations": derive_durations(events, sessions),
-        "clinic": await store.get_organisation(consultation.clinic_org_id)})
+        "consultation": timeline.consultation, "events": [e for e in events if e.kind != "quality"],
+        "quality": quality, "sessions": sessions, "durations": derive_durations(events, sessions),
+        "clinic": timeline.clinic})
 
 
 QUALITY_METRICS = (("rtt_ms", "ms"), ("loss_pct", "%"), ("bitrate_kbps", "kbit/s"))
@@ -149,12 +95,8 @@ CSV_COLUMNS = ("consultation", "created_at", "clinic", "specialty", "urgency", "
 @page(Role.admin)
 async def handle_session_log_csv(request: web.Request) -> web.StreamResponse:
     """The filtered log as CSV, streamed a batch at a time: 100,000 rows never sit in memory at once."""
-    user = current_user(request)
-    alliance = await admin_scope(request, user)
-    filters = _filters(request)
-    store = request.app[keys.STORE]
-    orgs = {o.id: o.name for o in await store.list_organisations(alliance)}
-    await audit(request, "admin.export_csv", "consultations", {k: str(v) for k, v in filters.items() if v})
+    # The filters are checked before the first byte: a bad one answers 400, not a broken download.
+    orgs, pages = await request.app[keys.SERVICES].oversight.export(actor_of(request), log_query(request))
     response = web.StreamResponse(headers={
         "Content-Type": "text/csv; charset=utf-8",
         "Content-Disposition": 'attachment; filename="telehealth-sessions.csv"'})
@@ -163,7 +105,7 @@ async def handle_session_log_csv(request: web.Request) -> web.StreamResponse:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(CSV_COLUMNS)
-    async for batch in store.iter_consultation_pages(alliance_id=alliance, **filters):
+    async for batch in pages:
         for c, sessions in batch:
             waiting = (c.accepted_at - c.queued_at).total_seconds() if c.accepted_at and c.queued_at else ""
             talking = sum((s.ended_at - s.connected_at).total_seconds() for s in sessions

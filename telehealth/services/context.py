@@ -24,7 +24,10 @@ if TYPE_CHECKING:
     from telehealth.services.consultations import Consultations
     from telehealth.services.notes import Notes
     from telehealth.services.organisations import Organisations
+    from telehealth.services.oversight import Oversight
+    from telehealth.services.prechecks import Prechecks
     from telehealth.services.referrals import Referrals
+    from telehealth.services.slots import Slots
 
 
 @dataclass(frozen=True)
@@ -62,7 +65,10 @@ class Services:
         from telehealth.services.consultations import Consultations
         from telehealth.services.notes import Notes
         from telehealth.services.organisations import Organisations
+        from telehealth.services.oversight import Oversight
+        from telehealth.services.prechecks import Prechecks
         from telehealth.services.referrals import Referrals
+        from telehealth.services.slots import Slots
 
         self.store = store
         self.broker = broker
@@ -77,6 +83,9 @@ class Services:
         self.consultations: Consultations = Consultations(self)
         self.notes: Notes = Notes(self)
         self.referrals: Referrals = Referrals(self)
+        self.oversight: Oversight = Oversight(self)
+        self.slots: Slots = Slots(self)
+        self.prechecks: Prechecks = Prechecks(self)
 
     def now(self) -> dt.datetime:
         return dt.datetime.fromtimestamp(self.clock(), dt.UTC)
