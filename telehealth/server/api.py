@@ -10,14 +10,12 @@ from aiohttp import web
 
 from telehealth.domain import Role
 from telehealth.errors import ErrorCode, TelehealthError
-from telehealth.records.models import Consultation
 from telehealth.schema import InputError, parse
 from telehealth.server import keys
 from telehealth.server.auth import actor_of, allow, client_address, current_user, public
 from telehealth.server.ws import user_view
 from telehealth.services.accounts import Credentials
 from telehealth.services.consultations import CreateConsultation
-from telehealth.services.context import Actor
 from telehealth.views import consultation_view, event_view, session_view
 
 T = TypeVar("T")
@@ -38,13 +36,6 @@ async def read_json(request: web.Request) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise TelehealthError(ErrorCode.invalid_input, "the body must be a JSON object")
     return data
-
-
-async def audit(request: web.Request, action: str, target: str, detail: dict[str, Any] | None = None) -> None:
-    """An audit entry for an edge that has no service operation of its own yet."""
-    user = request.get(keys.USER)
-    await request.app[keys.SERVICES].audit(Actor(user, client_address(request)) if user else None, action,
-                                           target, detail)
 
 
 @public
@@ -80,11 +71,6 @@ async def handle_create_consultation(request: web.Request) -> web.StreamResponse
     body = await read_body(request, CreateConsultation)
     consultation, status = await request.app[keys.SERVICES].consultations.create(actor_of(request), body)
     return web.json_response({"consultation": consultation_view(consultation, status)}, status=201)
-
-
-async def get_visible_consultation(request: web.Request, consultation_id: int) -> Consultation:
-    """A consultation the current user may see, or not_found / forbidden (by the one access policy)."""
-    return await request.app[keys.SERVICES].access.consultation(actor_of(request), consultation_id)
 
 
 async def read_body(request: web.Request, schema: type[T],

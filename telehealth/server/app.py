@@ -104,7 +104,7 @@ async def _signaling_ctx(app: web.Application) -> AsyncIterator[None]:
     matcher.tz = settings.slots.tz
     matcher.offer_latency_observer = app[keys.METRICS].offer_latency.observe
     matcher.claim_latency_observer = app[keys.METRICS].claim_latency.observe
-    app[keys.SERVICES] = Services(store, broker, matcher, settings)
+    app[keys.SERVICES] = Services(store, broker, matcher, settings, node=app[keys.NODE])
     hub = Hub(broker)
     await hub.start()
     sessions = SessionManager(store, broker, hub, matcher, settings, app[keys.NODE])

@@ -2,28 +2,18 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import re
 from collections.abc import AsyncIterator
 from typing import Any
 
 from aiohttp import BodyPartReader, web
 
-from telehealth.domain import ConsultationState, Role
+from telehealth.domain import Role
 from telehealth.errors import ErrorCode, TelehealthError
-from telehealth.events import encode_event, user_channel
-from telehealth.records.consent import attachments_root
-from telehealth.records.files import FileStore
 from telehealth.server import keys
-from telehealth.server.api import audit, get_visible_consultation, path_id
-from telehealth.server.auth import allow, current_user
+from telehealth.server.api import path_id
+from telehealth.server.auth import actor_of, allow
 
-CLOSED = (ConsultationState.closed, ConsultationState.cancelled)
 CHUNK = 64 * 1024
-
-
-def files(request: web.Request) -> FileStore:
-    return FileStore(attachments_root(request.app[keys.SETTINGS].data_dir))
 
 
 def attachment_view(row: dict[str, Any]) -> dict[str, Any]:
@@ -32,16 +22,10 @@ def attachment_view(row: dict[str, Any]) -> dict[str, Any]:
             "url": f"/api/consultations/{row['consultation_id']}/attachments/{row['id']}"}
 
 
-def _clean_name(name: str | None) -> str:
-    base = re.sub(r"[\x00-\x1f/\\]+", "_", (name or "attachment").rsplit("/", 1)[-1]).strip() or "attachment"
-    return base[:200]
-
-
 @allow(Role.clinic_doctor)
 async def handle_upload(request: web.Request) -> web.StreamResponse:
-    consultation = await get_visible_consultation(request, path_id(request))
-    if consultation.state in CLOSED:
-        raise TelehealthError(ErrorCode.invalid_transition, f"the consultation is {consultation.state}")
+    records, actor, cid = request.app[keys.SERVICES].records, actor_of(request), path_id(request)
+    await records.authorize_upload(actor, cid)
     if not request.content_type.startswith("multipart/"):
         raise TelehealthError(ErrorCode.invalid_input, "send the file as multipart/form-data in a field named file")
     reader = await request.multipart()
@@ -55,40 +39,24 @@ async def handle_upload(request: web.Request) -> web.StreamResponse:
         while chunk := await part.read_chunk(CHUNK):
             yield chunk
 
-    stored = await files(request).save(chunks(), request.app[keys.SETTINGS].uploads.max_bytes)
-    row = await request.app[keys.STORE].insert_attachment(
-        consultation.id, stored.sha256, stored.content_type, stored.size, _clean_name(part.filename),
-        current_user(request).id, now=dt.datetime.now(dt.UTC))
-    await audit(request, "attachment.add", f"consultation:{consultation.id}")
-    # Whoever has the consultation open sees it arrive (a snapshot taken during the call, say).
-    event = encode_event("attachment_added", {"consultation_id": consultation.id, "attachment_id": row["id"],
-                                              "content_type": row["content_type"]})
-    people = {consultation.requesting_doctor_id, consultation.accompanying_doctor_id}
-    if consultation.assigned_specialist_id is not None:
-        people.add(consultation.assigned_specialist_id)
-    for uid in people:
-        await request.app[keys.BROKER].publish(user_channel(uid), event)
+    row = await records.add_attachment(actor, cid, chunks(), part.filename)
     return web.json_response({"attachment": attachment_view(row)}, status=201)
 
 
 @allow(Role.clinic_doctor, Role.specialist, Role.admin)
 async def handle_list(request: web.Request) -> web.StreamResponse:
-    consultation = await get_visible_consultation(request, path_id(request))
-    rows = await request.app[keys.STORE].list_attachments(consultation.id)
+    rows = await request.app[keys.SERVICES].records.attachments(actor_of(request), path_id(request))
     return web.json_response({"attachments": [attachment_view(r) for r in rows]})
 
 
 @allow(Role.clinic_doctor, Role.specialist, Role.admin)
 async def handle_download(request: web.Request) -> web.StreamResponse:
-    consultation = await get_visible_consultation(request, path_id(request))
-    row = await request.app[keys.STORE].get_attachment(consultation.id, path_id(request, "attachment_id"))
-    if row is None:
-        raise TelehealthError(ErrorCode.not_found, "no such attachment")
-    await audit(request, "attachment.view", f"consultation:{consultation.id}", {"attachment": row["id"]})
-    path = files(request).path_for(row["sha256"])
-    return web.FileResponse(path, headers={
-        "Content-Type": row["content_type"], "X-Content-Type-Options": "nosniff", "Cache-Control": "private, no-store",
-        "Content-Disposition": f"inline; filename*=UTF-8''{_quote(row['filename'])}"})
+    download = await request.app[keys.SERVICES].records.open_attachment(
+        actor_of(request), path_id(request), path_id(request, "attachment_id"))
+    return web.FileResponse(download.path, headers={
+        "Content-Type": download.content_type, "X-Content-Type-Options": "nosniff",
+        "Cache-Control": "private, no-store",
+        "Content-Disposition": f"inline; filename*=UTF-8''{_quote(download.filename)}"})
 
 
 def _quote(name: str) -> str:

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from telehealth.domain import Role
 from telehealth.errors import ErrorCode, TelehealthError
-from telehealth.records.icd10 import DiagnosisIndex, DiagnosisUsage
+from telehealth.records.icd10 import DiagnosisIndex
 from telehealth.server import keys
 from telehealth.server.api import path_id, read_body
 from telehealth.server.auth import actor_of, allow, current_user
@@ -87,10 +87,7 @@ async def handle_icd10_search(request: web.Request) -> web.StreamResponse:
                                              renderer.translate(lang, "The diagnosis list is still loading. "
                                                                       "Please try again in a moment.")}},
                                  status=503, headers={"Retry-After": str(retry)})
-    preferred: dict[str, str] = {}
-    if user.role is Role.specialist:
-        preferred = await DiagnosisUsage(request.app[keys.STORE].engine).get_preferred_codes(
-            user.id, list(user.specialties))
+    preferred = await request.app[keys.SERVICES].notes.preferred_codes(actor_of(request))
     body: dict[str, Any] = {"results": index.search(query, lang, preferred), "chinese": index.has_chinese}
     if not index.has_chinese:
         body["message"] = renderer.translate(lang, "Chinese diagnosis names are not installed: the list is in "

@@ -17,7 +17,7 @@ from telehealth.views import referral_view, slot_view
 
 
 async def _orgs(request: web.Request) -> dict[int, Organisation]:
-    return {o.id: o for o in await request.app[keys.STORE].list_organisations()}
+    return await request.app[keys.SERVICES].organisations.by_id(actor_of(request))
 
 
 @allow(Role.specialist)

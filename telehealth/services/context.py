@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from telehealth.services.organisations import Organisations
     from telehealth.services.oversight import Oversight
     from telehealth.services.prechecks import Prechecks
+    from telehealth.services.records import Records
     from telehealth.services.referrals import Referrals
     from telehealth.services.slots import Slots
 
@@ -59,7 +60,7 @@ class Services:
     """Every service of one node, built once by the app factory (and by tests and benchmarks alike)."""
 
     def __init__(self, store: Store, broker: Broker, matcher: Matcher, settings: Settings,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, node: str = "") -> None:
         from telehealth.services.access import AccessPolicy
         from telehealth.services.accounts import Accounts
         from telehealth.services.consultations import Consultations
@@ -67,6 +68,7 @@ class Services:
         from telehealth.services.organisations import Organisations
         from telehealth.services.oversight import Oversight
         from telehealth.services.prechecks import Prechecks
+        from telehealth.services.records import Records
         from telehealth.services.referrals import Referrals
         from telehealth.services.slots import Slots
 
@@ -75,6 +77,8 @@ class Services:
         self.matcher = matcher
         self.settings = settings
         self.clock = clock
+        # This node's name (host:port), which names the record's identifiers in exports.
+        self.node = node
         self.events = EventPublisher(broker.publish)
         self.files = FileStore(attachments_root(settings.data_dir))
         self.access: AccessPolicy = AccessPolicy(self)
@@ -86,6 +90,7 @@ class Services:
         self.oversight: Oversight = Oversight(self)
         self.slots: Slots = Slots(self)
         self.prechecks: Prechecks = Prechecks(self)
+        self.records: Records = Records(self)
 
     def now(self) -> dt.datetime:
         return dt.datetime.fromtimestamp(self.clock(), dt.UTC)

