@@ -114,7 +114,7 @@ async def _signaling_ctx(app: web.Application) -> AsyncIterator[None]:
     stop = asyncio.Event()
     tasks = [asyncio.create_task(matcher.run_background(stop), name="matching-sweeper"),
              asyncio.create_task(sessions.run_background(stop, lambda: matcher.rebuilt_at), name="session-keeper"),
-             asyncio.create_task(_release_slots(store, settings, stop), name="slot-release")]
+             asyncio.create_task(_release_slots(app[keys.SERVICES], stop), name="slot-release")]
     try:
         yield
     finally:
@@ -131,14 +131,12 @@ async def _signaling_ctx(app: web.Application) -> AsyncIterator[None]:
         await hub.close()
 
 
-async def _release_slots(store: Store, settings: Settings, stop: asyncio.Event) -> None:
-    """Hand reserved slots past their cut-off back to the general pool. Every node may run it: it is
-    idempotent, and a booking racing it is decided by the database."""
-    slots = settings.slots
+async def _release_slots(services: Services, stop: asyncio.Event) -> None:
+    """Hand reserved slots past their cut-off back to the general pool, on every node."""
+    slots = services.settings.slots
     while not stop.is_set():
         try:
-            released = await store.release_reserved_slots(now=dt.datetime.now(dt.UTC), tz=slots.tz,
-                                                          release_hours=slots.release_hours_before)
+            released = await services.slots.release_unused()
             if released:
                 log.info("released %d unbooked reserved slots to the general pool", released)
         except TelehealthError:

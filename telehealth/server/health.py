@@ -26,7 +26,7 @@ async def handle_readyz(request: web.Request) -> web.StreamResponse:
     checks: dict[str, str] = {}
     ok = True
     try:
-        await asyncio.wait_for(app[keys.STORE].ping(), READY_TIMEOUT_S)
+        await asyncio.wait_for(app[keys.SERVICES].ping(), READY_TIMEOUT_S)
         checks["database"] = "ok"
     except Exception as exc:  # any failure means not ready; the reason is in the body
         ok = False

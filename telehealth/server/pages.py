@@ -15,6 +15,7 @@ from telehealth.server import keys
 from telehealth.server.auth import (
     CSRF_FIELD,
     actor_of,
+    check_csrf,
     client_address,
     end_session,
     home_path,
@@ -132,8 +133,6 @@ async def handle_language(request: web.Request) -> web.StreamResponse:
     user = optional_user(request)
     if user is not None:
         # Changing one's own language is harmless, but a cookie-authenticated write still needs the token.
-        from telehealth.server.auth import check_csrf
-
         check_csrf(request, str(form.get(CSRF_FIELD, "")))
         await request.app[keys.SERVICES].accounts.set_language(actor_of(request), lang)
     target = _safe_next(str(form.get("next", ""))) or "/"

@@ -7,7 +7,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from telehealth.config import Settings
 from telehealth.events import EventPublisher, Outbox
@@ -17,18 +17,16 @@ from telehealth.records.consent import attachments_root
 from telehealth.records.files import FileStore
 from telehealth.records.models import User
 from telehealth.records.store import Store
-
-if TYPE_CHECKING:
-    from telehealth.services.access import AccessPolicy
-    from telehealth.services.accounts import Accounts
-    from telehealth.services.consultations import Consultations
-    from telehealth.services.notes import Notes
-    from telehealth.services.organisations import Organisations
-    from telehealth.services.oversight import Oversight
-    from telehealth.services.prechecks import Prechecks
-    from telehealth.services.records import Records
-    from telehealth.services.referrals import Referrals
-    from telehealth.services.slots import Slots
+from telehealth.services.access import AccessPolicy
+from telehealth.services.accounts import Accounts
+from telehealth.services.consultations import Consultations
+from telehealth.services.notes import Notes
+from telehealth.services.organisations import Organisations
+from telehealth.services.oversight import Oversight
+from telehealth.services.prechecks import Prechecks
+from telehealth.services.records import Records
+from telehealth.services.referrals import Referrals
+from telehealth.services.slots import Slots
 
 
 @dataclass(frozen=True)
@@ -61,16 +59,6 @@ class Services:
 
     def __init__(self, store: Store, broker: Broker, matcher: Matcher, settings: Settings,
                  clock: Callable[[], float] = time.time, node: str = "") -> None:
-        from telehealth.services.access import AccessPolicy
-        from telehealth.services.accounts import Accounts
-        from telehealth.services.consultations import Consultations
-        from telehealth.services.notes import Notes
-        from telehealth.services.organisations import Organisations
-        from telehealth.services.oversight import Oversight
-        from telehealth.services.prechecks import Prechecks
-        from telehealth.services.records import Records
-        from telehealth.services.referrals import Referrals
-        from telehealth.services.slots import Slots
 
         self.store = store
         self.broker = broker
@@ -112,3 +100,7 @@ class Services:
         """An audit entry of its own (a read of a record, a refusal), outside any other write."""
         await self.store.insert_audit(action, actor_id=actor.id if actor else None, target=target,
                                       remote=actor.remote if actor else "", now=self.now(), detail=detail)
+
+    async def ping(self) -> None:
+        """Raise unless the records store answers."""
+        await self.store.ping()

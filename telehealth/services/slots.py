@@ -201,3 +201,10 @@ class Slots:
             reserved = await self._s.store.set_reserved_share(org_id, body.pct, now=unit.now, tz=tz)
             unit.audit("organisation.reserved_share", f"organisation:{org_id}", {"pct": body.pct})
         return reserved
+
+    async def release_unused(self) -> int:
+        """Hand reserved slots past their cut-off back to the general pool; idempotent, so every node may run
+        it, and a booking racing it is decided by the database."""
+        slots = self._s.settings.slots
+        return await self._s.store.release_reserved_slots(now=self._s.now(), tz=slots.tz,
+                                                          release_hours=slots.release_hours_before)
