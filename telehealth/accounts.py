@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import hmac
 import secrets
@@ -15,7 +16,30 @@ from argon2.exceptions import InvalidHashError, VerificationError
 _HASHER = PasswordHasher()
 _DUMMY_HASH = _HASHER.hash("telehealth-not-a-password")
 
-MIN_PASSWORD_LENGTH = 8
+MIN_PASSWORD_LENGTH = 10
+
+
+@functools.cache
+def _common_passwords() -> frozenset[str]:
+    """The 30,000 most common passwords of the leaked-password corpora, as the zxcvbn project keeps them."""
+    from zxcvbn.frequency_lists import FREQUENCY_LISTS
+
+    return frozenset(p.lower() for p in FREQUENCY_LISTS["passwords"])
+
+
+def password_problem(password: str, *names: str) -> str | None:
+    """Why a new password is refused (a message template naming `{min}`), or None when it will do: long
+    enough, not a common password, and not one of the account's own names."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        return "a password has at least {min} characters"
+    folded = password.strip().lower()
+    if folded in _common_passwords():
+        return "this password is among the most common ones: choose another"
+    squeezed = "".join(folded.split())
+    for name in names:
+        if name and squeezed == "".join(name.strip().lower().split()):
+            return "a password cannot be the username or the name"
+    return None
 
 
 def hash_password(password: str) -> str:

@@ -29,12 +29,14 @@ class ConfigError(Exception):
 @dataclass(frozen=True)
 class SecuritySettings:
     session_ttl_s: int = 43200
+    # API tokens stop working this long after they were issued.
+    api_token_ttl_s: int = 90 * 86400
     login_attempts: int = 5
     login_window_s: int = 300
     cookie_secure: str = "auto"
 
     def __post_init__(self) -> None:
-        _positive(self, "session_ttl_s", "login_attempts", "login_window_s")
+        _positive(self, "session_ttl_s", "api_token_ttl_s", "login_attempts", "login_window_s")
         if self.cookie_secure not in ("auto", "true", "false"):
             raise ConfigError("security.cookie_secure must be auto, true or false")
 

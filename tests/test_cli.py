@@ -36,16 +36,16 @@ def test_migrate_create_user_and_check_on_sqlite(tmp_path: Path) -> None:
     second = run("migrate", *data)
     assert second.returncode == 0 and re.search(r"schema: (\w+) -> \1", second.stdout)
     created = run("create-user", "root", "--role", "admin", "--name", "Root", "--system-admin", *data,
-                  env={"TELEHEALTH_NEW_PASSWORD": "a-long-password"})
+                  env={"TELEHEALTH_NEW_PASSWORD": "a-long-password-26"})
     assert created.returncode == 0 and "created admin root" in created.stdout
     again = run("create-user", "root", "--role", "admin", "--name", "Root", "--system-admin", *data,
-                env={"TELEHEALTH_NEW_PASSWORD": "a-long-password"})
+                env={"TELEHEALTH_NEW_PASSWORD": "a-long-password-26"})
     assert again.returncode == 1 and "taken" in again.stderr
     weak = run("create-user", "x", "--role", "admin", "--name", "X", "--system-admin", *data,
                env={"TELEHEALTH_NEW_PASSWORD": "short"})
-    assert weak.returncode == 2 and "at least 8" in weak.stderr
+    assert weak.returncode == 2 and "at least 10" in weak.stderr
     nowhere = run("create-user", "y", "--role", "clinic_doctor", "--name", "Y", "--organisation", "Nowhere", *data,
-                  env={"TELEHEALTH_NEW_PASSWORD": "a-long-password"})
+                  env={"TELEHEALTH_NEW_PASSWORD": "a-long-password-26"})
     assert nowhere.returncode == 2 and "no organisation named" in nowhere.stderr
     check = run("check", *data)
     assert check.returncode == 0, check.stdout

@@ -200,6 +200,23 @@ class Matcher:
             await self.offer_to_specialist(presence)
         return presence
 
+    async def withdraw_specialist(self, user_id: int) -> int:
+        """A specialist whose access ended: out of presence at once, and every ring still open to them
+        released (the request goes on to others). Returns how many rings were released."""
+        await self.broker.clear_presence(user_id)
+        released = 0
+        for consultation in await self.store.list_consultations(states=[S.offered], limit=1000):
+            live = await self.broker.get(consultation.id)
+            if live is None or user_id not in live.ringing:
+                continue
+            try:
+                await self._release_ring(consultation.id, user_id, kind="ring_withdrawn",
+                                         data={"reason": "access_ended"}, actor_id=None)
+                released += 1
+            except TelehealthError:
+                continue  # answered or timed out meanwhile
+        return released
+
     async def note_online(self, user_id: int, *, check_presence: bool = False) -> None:
         """Note (once per local day and node) that a specialist is online for consultations: the senior
         coverage statistics count these days. With `check_presence`, only if their presence says so."""

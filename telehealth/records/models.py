@@ -79,6 +79,21 @@ class WebSession:
 
 
 @dataclass(frozen=True)
+class ApiToken:
+    """An API token as its owner and administrators see it (never the token itself)."""
+
+    id: int
+    user_id: int
+    label: str
+    created_at: dt.datetime
+    expires_at: dt.datetime
+    revoked_at: dt.datetime | None
+
+    def live_at(self, now: dt.datetime) -> bool:
+        return self.revoked_at is None and now < self.expires_at
+
+
+@dataclass(frozen=True)
 class Patient:
     id: int
     organisation_id: int

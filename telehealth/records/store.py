@@ -23,6 +23,7 @@ from telehealth.records.models import (
     Addendum,
     Agreement,
     Alliance,
+    ApiToken,
     CallSession,
     Consultation,
     Diagnosis,
@@ -473,6 +474,52 @@ class Store:
                                                                   a.c.revoked_at.is_(None),
                                                                   u.c.active.is_(True)))).first()
         return _user(row) if row else None
+
+    async def get_api_token_owner(self, token_hash: str, *,
+                                  issued_after: dt.datetime) -> tuple[User, dt.datetime] | None:
+        """The active owner of a token not revoked and issued after `issued_after`, with when it was issued."""
+        a, u = t.api_tokens, t.users
+        query = sa.select(u, a.c.created_at.label("token_created_at")).join(a, a.c.user_id == u.c.id).where(
+            a.c.token_hash == token_hash, a.c.revoked_at.is_(None), u.c.active.is_(True),
+            a.c.created_at > issued_after)
+        async with self._tx() as conn:
+            row = (await conn.execute(query)).first()
+        return (_user(row), row.token_created_at) if row else None
+
+    # Ending access: a new password, a deactivation, a revoked token.
+
+    async def delete_web_sessions(self, user_id: int, *, keep: str | None = None) -> int:
+        """End a user's web sessions, all of them or all but the one whose digest is `keep`."""
+        ws = t.web_sessions
+        query = ws.delete().where(ws.c.user_id == user_id)
+        if keep is not None:
+            query = query.where(ws.c.token_hash != keep)
+        async with self._tx() as conn:
+            return int((await conn.execute(query)).rowcount or 0)
+
+    async def revoke_api_tokens(self, user_id: int, *, now: dt.datetime) -> int:
+        a = t.api_tokens
+        async with self._tx() as conn:
+            res = await conn.execute(a.update().where(a.c.user_id == user_id, a.c.revoked_at.is_(None))
+                                     .values(revoked_at=now))
+            return int(res.rowcount or 0)
+
+    async def list_api_tokens(self, user_id: int, *, ttl: dt.timedelta) -> list[ApiToken]:
+        a = t.api_tokens
+        async with self._tx() as conn:
+            rows = (await conn.execute(sa.select(a).where(a.c.user_id == user_id)
+                                       .order_by(a.c.created_at.desc(), a.c.id.desc()).limit(200))).all()
+        return [ApiToken(r.id, r.user_id, r.label, r.created_at, r.created_at + ttl, r.revoked_at) for r in rows]
+
+    async def revoke_api_token(self, token_id: int, user_id: int, *, now: dt.datetime) -> str | None:
+        """Revoke one of a user's tokens; its hash, or None when it is not theirs or was revoked already."""
+        a = t.api_tokens
+        async with self._tx() as conn:
+            res = await conn.execute(a.update().where(a.c.id == token_id, a.c.user_id == user_id,
+                                                      a.c.revoked_at.is_(None)).values(revoked_at=now))
+            if not res.rowcount:
+                return None
+            return str((await conn.execute(sa.select(a.c.token_hash).where(a.c.id == token_id))).scalar_one())
 
     # -- consultations ---------------------------------------------------------------------------
 

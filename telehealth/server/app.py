@@ -20,6 +20,7 @@ from telehealth.records.db import create_engine, migrate, schema_status
 from telehealth.records.seed import seed_demo, seed_demo_slots
 from telehealth.records.store import Store
 from telehealth.server import (
+    account_pages,
     admin_pages,
     api,
     attachments_api,
@@ -197,6 +198,7 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/ws", ws.handle_ws)
     r.add_get("/metrics", metrics.handle_metrics)
     api.add_routes(app)
+    account_pages.add_routes(app)
     consult_pages.add_routes(app)
     notes_api.add_routes(app)
     referrals_api.add_routes(app)

@@ -90,23 +90,22 @@ async def load_identity(request: web.Request) -> None:
     accounts = request.app[keys.SERVICES].accounts
     header = request.headers.get("Authorization", "")
     if header.startswith("Bearer "):
-        user = await accounts.token_user(header[7:].strip())
-        if user is None:
+        identity = await accounts.token_identity(header[7:].strip())
+        if identity is None:
             raise TelehealthError(ErrorCode.auth_failed, "the API token is not valid")
-        request[keys.USER] = user
         request[keys.AUTH] = "token"
-        return
-    cookie = request.cookies.get(SESSION_COOKIE)
-    if not cookie:
-        return
-    found = await accounts.web_session(cookie)
-    if found is None:
-        return
-    user, csrf, digest = found
-    request[keys.USER] = user
-    request[keys.CSRF] = csrf
-    request[keys.SESSION_DIGEST] = digest
-    request[keys.AUTH] = "cookie"
+    else:
+        cookie = request.cookies.get(SESSION_COOKIE)
+        found = await accounts.web_session(cookie) if cookie else None
+        if found is None:
+            return
+        identity = found
+        request[keys.CSRF] = identity.csrf_token
+        request[keys.SESSION_DIGEST] = identity.session_digest
+        request[keys.AUTH] = "cookie"
+    request[keys.USER] = identity.user
+    request[keys.CREDENTIAL] = identity.credential
+    request[keys.CREDENTIAL_EXPIRES] = identity.expires
 
 
 async def start_session(request: web.Request, response: web.StreamResponse, user: User) -> None:
@@ -119,7 +118,7 @@ async def start_session(request: web.Request, response: web.StreamResponse, user
 async def end_session(request: web.Request, response: web.StreamResponse) -> None:
     digest = request.get(keys.SESSION_DIGEST)
     if digest:
-        await request.app[keys.SERVICES].accounts.end_web_session(digest)
+        await request.app[keys.SERVICES].accounts.end_web_session(current_user(request), digest)
     response.del_cookie(SESSION_COOKIE, path="/")
 
 

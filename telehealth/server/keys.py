@@ -44,3 +44,6 @@ CSRF: web.RequestKey[str] = web.RequestKey("csrf", str)
 SESSION_DIGEST: web.RequestKey[str] = web.RequestKey("session_digest", str)
 # "cookie" for browser sessions, "token" for API tokens.
 AUTH: web.RequestKey[str] = web.RequestKey("auth", str)
+# Which session or token the request came with, and when it stops working (a socket closes then).
+CREDENTIAL: web.RequestKey[str] = web.RequestKey("credential", str)
+CREDENTIAL_EXPIRES: web.RequestKey[float] = web.RequestKey("credential_expires", float)

@@ -15,6 +15,7 @@ from aiohttp import web
 from telehealth.domain import SPECIALTIES, OrgLevel, Role, Title
 from telehealth.schema import InputError
 from telehealth.server import keys
+from telehealth.server.account_pages import token_view
 from telehealth.server.api import path_id
 from telehealth.server.auth import actor_of, current_user, page
 from telehealth.server.forms import beside, integer, read_form, text
@@ -85,7 +86,10 @@ async def _user_page(request: web.Request, user_id: int, *, errors: dict[str, st
     accounts, actor = request.app[keys.SERVICES].accounts, actor_of(request)
     user = await accounts.managed_user(actor, user_id)
     _, orgs = await accounts.managed_organisations(actor)
+    now = request.app[keys.SERVICES].clock()
+    tokens = [token_view(t, now) for t in await accounts.list_tokens(actor, user.id)]
     return render(request, "admin/user.html", {
+        "tokens": tokens,
         "account": user, "org": orgs.get(user.organisation_id) if user.organisation_id else None,
         "titles": [t.value for t in Title], "specialties": SPECIALTIES, "errors": errors or {},
         "notice": request.query.get("saved"), "is_self": user.id == current_user(request).id,

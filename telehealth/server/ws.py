@@ -18,9 +18,10 @@ from telehealth.records.models import User
 from telehealth.server import keys
 from telehealth.server.auth import client_address, public
 from telehealth.server.ratelimit import TokenBucket
+from telehealth.services.accounts import Identity
 from telehealth.signaling import messages
 from telehealth.signaling.commands import REGISTRY, Context
-from telehealth.signaling.connection import CLOSE_GOING_AWAY, CLOSE_POLICY, Connection
+from telehealth.signaling.connection import ACCESS_EXPIRED, CLOSE_GOING_AWAY, CLOSE_POLICY, Connection
 from telehealth.signaling.messages import parse_body
 
 log = logging.getLogger("telehealth.ws")
@@ -41,10 +42,10 @@ def origin_allowed(request: web.Request) -> bool:
     return parts.netloc == host
 
 
-async def _authenticate(request: web.Request, ws: web.WebSocketResponse) -> User | None:
+async def _authenticate(request: web.Request, ws: web.WebSocketResponse) -> Identity | None:
     user: User | None = request.get(keys.USER)
     if user is not None:
-        return user
+        return Identity(user, request.get(keys.CREDENTIAL, ""), request.get(keys.CREDENTIAL_EXPIRES, 0.0))
     settings = request.app[keys.SETTINGS]
     try:
         msg = await ws.receive(timeout=settings.signaling.auth_timeout_s)
@@ -64,11 +65,11 @@ async def _authenticate(request: web.Request, ws: web.WebSocketResponse) -> User
         await ws.send_json(messages.error(env.id, ErrorCode.auth_required,
                                           "the first message must be {\"type\": \"auth\", \"token\": ...}"))
         return None
-    found = await request.app[keys.SERVICES].accounts.token_user(token)
+    found = await request.app[keys.SERVICES].accounts.token_identity(token)
     if found is None:
         await ws.send_json(messages.error(env.id, ErrorCode.auth_failed, "the API token is not valid"))
         return None
-    await ws.send_json(messages.result(env.id, {"user_id": found.id}))
+    await ws.send_json(messages.result(env.id, {"user_id": found.user.id}))
     return found
 
 
@@ -90,14 +91,18 @@ async def handle_ws(request: web.Request) -> web.StreamResponse:
     sig = settings.signaling
     ws = web.WebSocketResponse(heartbeat=sig.heartbeat_s, compress=False, max_msg_size=sig.max_message_bytes * 4)
     await ws.prepare(request)
-    user = await _authenticate(request, ws)
-    if user is None:
+    identity = await _authenticate(request, ws)
+    if identity is None:
         await ws.close(code=CLOSE_POLICY, message=b"authentication failed")
         return ws
-    user = app[keys.HUB].intern_user(user)
+    user = app[keys.HUB].intern_user(identity.user)
 
     transport = request.transport
     conn = Connection(user, ws, sig.send_queue_size, sessions.node, transport.abort if transport else None)
+    conn.credential = identity.credential
+    # The socket lives no longer than the session or token it was opened with.
+    expiry = asyncio.get_running_loop().call_later(
+        max(0.0, identity.expires - time.time()), conn.end_access, ACCESS_EXPIRED) if identity.expires else None
     logs.bind(connection_id=conn.id, user_id=user.id)
     hub = app[keys.HUB]
     await hub.add(conn)
@@ -125,6 +130,8 @@ async def handle_ws(request: web.Request) -> web.StreamResponse:
             elif msg.type == WSMsgType.ERROR:
                 break
     finally:
+        if expiry is not None:
+            expiry.cancel()
         app[keys.WEBSOCKETS].discard(ws)
         # The handler may be cancelled once the client is gone: finish the bookkeeping regardless.
         await asyncio.shield(_after_close(app, conn))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Literal
@@ -14,16 +15,17 @@ from telehealth.accounts import (
     api_token_digest,
     hash_password_async,
     new_token,
+    password_problem,
     token_digest,
     verify_password_async,
 )
 from telehealth.domain import SPECIALTIES, OrgLevel, Role, Title
 from telehealth.errors import ErrorCode, TelehealthError
-from telehealth.records.models import Organisation, User
-from telehealth.schema import Items, Range, Text, require
+from telehealth.records.models import ApiToken, Organisation, User
+from telehealth.schema import InputError, Items, Range, Text, require
 
 if TYPE_CHECKING:
-    from telehealth.services.context import Actor, Services
+    from telehealth.services.context import Actor, Services, Unit
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{2,79}$")
 # The institutions each role works at.
@@ -33,7 +35,23 @@ ROLE_LEVELS: dict[Role, tuple[OrgLevel, ...]] = {
     Role.admin: tuple(OrgLevel),
 }
 MAX_PASSWORD = 200
-Password = Annotated[str, Text(MIN_PASSWORD_LENGTH, MAX_PASSWORD)]
+Password = Annotated[str, Text(0, MAX_PASSWORD)]
+# Why a socket is closed when access ends (the close reason the client reads; see docs/protocol.md).
+REVOKED_DEACTIVATED = "account_deactivated"
+REVOKED_PASSWORD = "password_changed"
+REVOKED_LOGOUT = "signed_out"
+REVOKED_TOKEN = "token_revoked"
+
+
+def credential_id(digest: str) -> str:
+    """A short name for one web session or API token, safe to pass between nodes: it tells a socket whether
+    the credential it was opened with is the one that ended, and opens nothing."""
+    return hashlib.sha256(("credential:" + digest).encode()).hexdigest()[:24]
+
+
+def check_password_rule(password: str, *names: str, field: str = "password") -> None:
+    problem = password_problem(password, *names)
+    require(problem is None, problem or "", field=field, min=MIN_PASSWORD_LENGTH)
 
 
 @dataclass(frozen=True)
@@ -77,6 +95,7 @@ class NewUserInput:
                 "a username has 3 to 80 lower-case letters, digits, dots, dashes or underscores",
                 field="username")
         self.profile.check_for(self.role)
+        check_password_rule(self.password, self.username, self.display_name)
 
     @property
     def profile(self) -> ProfileInput:
@@ -89,12 +108,31 @@ class PasswordInput:
 
 
 @dataclass(frozen=True)
+class ChangePasswordInput:
+    """A user's new password, with their current one to show it is them."""
+
+    current_password: Annotated[str, Text(0, 1024)]
+    new_password: Password
+
+
+@dataclass(frozen=True)
 class WebSession:
     """A signed-in browser: the cookie's value (given once) and the session's CSRF token."""
 
     cookie: str
     csrf_token: str
     user: User
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who a request or a socket speaks for, with which credential, and until when (a POSIX time)."""
+
+    user: User
+    credential: str
+    expires: float
+    csrf_token: str = ""
+    session_digest: str = ""
 
 
 class Accounts:
@@ -126,8 +164,8 @@ class Accounts:
             ttl=dt.timedelta(seconds=settings.security.session_ttl_s))
         return WebSession(cookie, csrf, user)
 
-    async def web_session(self, cookie: str) -> tuple[User, str, str] | None:
-        """(user, CSRF token, session digest) of a live session cookie of an active account."""
+    async def web_session(self, cookie: str) -> Identity | None:
+        """The active account a live session cookie signs in."""
         digest = token_digest(self._s.settings.secret_key, cookie)
         session = await self._s.store.get_web_session(digest, self._s.now())
         if session is None:
@@ -135,10 +173,36 @@ class Accounts:
         user = await self._s.store.get_user(session.user_id)
         if user is None or not user.active:
             return None
-        return user, session.csrf_token, digest
+        return Identity(user, credential_id(digest), session.expires_at.timestamp(), session.csrf_token, digest)
 
-    async def end_web_session(self, digest: str) -> None:
-        await self._s.store.delete_web_session(digest)
+    async def end_web_session(self, user: User, digest: str) -> None:
+        """Sign out: the session ends, and so does every socket the browser opened with it."""
+        async with self._s.unit(None) as unit:
+            await self._s.store.delete_web_session(digest)
+            unit.outbox.to_user(user.id, "access_revoked", {"reason": REVOKED_LOGOUT,
+                                                            "credential": credential_id(digest)})
+
+    async def change_own_password(self, actor: Actor, body: ChangePasswordInput, session_digest: str | None) -> None:
+        """A user changes their own password (the current one asked): their other web sessions end, their API
+        tokens are revoked, and the sockets of both close; the session they did it from stays."""
+        user = actor.user
+        if not await verify_password_async(user.password_hash, body.current_password):
+            await self._s.audit(actor, "user.password_change_refused", f"user:{user.id}")
+            raise InputError("current_password", "the current password is not right")
+        check_password_rule(body.new_password, user.username, user.display_name, field="new_password")
+        password_hash = await hash_password_async(body.new_password)
+        async with self._s.unit(actor) as unit:
+            await self._s.store.update_user_password(user.id, password_hash)
+            await self._end_access(unit, user.id, REVOKED_PASSWORD, keep=session_digest)
+            unit.audit("user.password_change", f"user:{user.id}")
+
+    async def _end_access(self, unit: Unit, user_id: int, reason: str, *, keep: str | None = None) -> None:
+        """End a user's web sessions (but `keep`) and API tokens, and tell every node to close their sockets."""
+        store = self._s.store
+        await store.delete_web_sessions(user_id, keep=keep)
+        await store.revoke_api_tokens(user_id, now=unit.now)
+        unit.outbox.to_user(user_id, "access_revoked", {
+            "reason": reason, "keep": credential_id(keep) if keep else None})
 
     async def mint_api_token(self, credentials: Credentials, remote: str) -> tuple[str, User]:
         """A new API token for the account these credentials open (shown once; the store keeps its hash)."""
@@ -149,9 +213,34 @@ class Accounts:
             unit.audit("api_token.create", f"user:{user.id}")
         return token, user
 
-    async def token_user(self, token: str) -> User | None:
-        """The active account an API token belongs to, unless the token was revoked."""
-        return await self._s.store.get_user_for_api_token(api_token_digest(token))
+    async def token_identity(self, token: str) -> Identity | None:
+        """The active account an API token belongs to, unless the token was revoked or has expired."""
+        ttl = dt.timedelta(seconds=self._s.settings.security.api_token_ttl_s)
+        digest = api_token_digest(token)
+        found = await self._s.store.get_api_token_owner(digest, issued_after=self._s.now() - ttl)
+        if found is None:
+            return None
+        user, issued = found
+        return Identity(user, credential_id(digest), (issued + ttl).timestamp())
+
+    async def list_tokens(self, actor: Actor, user_id: int | None = None) -> list[ApiToken]:
+        """A user's API tokens: their own, or (for an administrator) an account they manage."""
+        owner = actor.id if user_id is None or user_id == actor.id else (await self.managed_user(actor, user_id)).id
+        ttl = dt.timedelta(seconds=self._s.settings.security.api_token_ttl_s)
+        return await self._s.store.list_api_tokens(owner, ttl=ttl)
+
+    async def revoke_token(self, actor: Actor, token_id: int, user_id: int | None = None) -> None:
+        """Revoke an API token (the owner's own, or an administrator's for an account they manage); every socket
+        opened with it closes."""
+        owner = actor.id if user_id is None or user_id == actor.id else (await self.managed_user(actor, user_id)).id
+        store = self._s.store
+        async with self._s.unit(actor) as unit:
+            token_hash = await store.revoke_api_token(token_id, owner, now=unit.now)
+            if token_hash is None:
+                raise TelehealthError(ErrorCode.not_found, "no such API token, or it was revoked already")
+            unit.audit("api_token.revoke", f"user:{owner}", {"token": token_id})
+            unit.outbox.to_user(owner, "access_revoked", {"reason": REVOKED_TOKEN,
+                                                          "credential": credential_id(token_hash)})
 
     async def set_language(self, actor: Actor, language: str) -> None:
         await self._s.store.update_user_language(actor.id, language)
@@ -229,13 +318,21 @@ class Accounts:
             changed = [k for k in ("display_name", "title", "specialties", "active")
                        if getattr(updated, k) != getattr(user, k)]
             unit.audit("user.update", f"user:{user.id}", {"changed": ",".join(changed)})
+            if user.active and not profile.active:
+                await self._end_access(unit, user.id, REVOKED_DEACTIVATED)
+        if user.active and not profile.active:
+            # Off the queue's rings and out of presence at once, on every node.
+            await self._s.matcher.withdraw_specialist(user.id)
         return updated
 
     async def set_password(self, actor: Actor, user_id: int, body: PasswordInput) -> None:
+        """An administrator sets a new password: every session and token of the account ends."""
         user = await self.managed_user(actor, user_id)
+        check_password_rule(body.password, user.username, user.display_name)
         password_hash = await hash_password_async(body.password)
         async with self._s.unit(actor) as unit:
             await self._s.store.update_user_password(user.id, password_hash)
+            await self._end_access(unit, user.id, REVOKED_PASSWORD)
             unit.audit("user.password", f"user:{user.id}")
 
 

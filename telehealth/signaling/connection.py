@@ -31,6 +31,10 @@ _NONE: frozenset[int] = frozenset()
 CLOSE_GOING_AWAY = 1001
 CLOSE_POLICY = 1008
 CLOSE_TOO_SLOW = 1013
+# Access ended (account deactivated, password changed, signed out, token revoked, session expired): the
+# close reason names which; the client signs in again instead of reconnecting (docs/protocol.md).
+CLOSE_ACCESS_ENDED = 4001
+ACCESS_EXPIRED = "session_expired"
 
 
 class Connection:
@@ -41,13 +45,15 @@ class Connection:
     task exists only while there is something to send, so an idle connection costs no task.
     """
 
-    __slots__ = ("_abort", "_queue", "_socket", "_writer", "closed", "id", "joined_sessions", "last_ids",
-                 "queue_size", "user", "watching")
+    __slots__ = ("_abort", "_queue", "_socket", "_writer", "closed", "credential", "id", "joined_sessions",
+                 "last_ids", "queue_size", "user", "watching")
 
     def __init__(self, user: User, socket: Socket, queue_size: int, node: str,
                  abort: Callable[[], None] | None = None) -> None:
         self.id = f"{node}-{next(_ids)}"
         self.user = user
+        # Which session or token opened this socket (see telehealth.services.accounts.credential_id).
+        self.credential = ""
         self._socket = socket
         self._abort = abort
         self.queue_size = queue_size
@@ -121,6 +127,15 @@ class Connection:
                 await asyncio.wait_for(asyncio.shield(writer), 2.0)
             writer.cancel()
         self.closed = True
+
+    def end_access(self, reason: str) -> None:
+        """The credential behind this socket no longer holds: nothing more goes out, and it closes."""
+        if self.closed:
+            return
+        self.closed = True
+        if self._queue:
+            self._queue.clear()
+        asyncio.get_running_loop().create_task(self._socket.close(code=CLOSE_ACCESS_ENDED, message=reason.encode()))
 
     async def close(self, code: int, reason: str) -> None:
         self.closed = True

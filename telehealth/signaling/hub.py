@@ -20,6 +20,8 @@ log = logging.getLogger("telehealth.signaling")
 SESSION_SCOPED = frozenset({"signal", "chat", "peer_joined", "peer_left"})
 # Events the node itself looks into before passing them on (the rest are forwarded unparsed).
 HOOKED = frozenset({"session_ended"})
+# A credential of the user ended: the sockets opened with it close, and the event goes no further.
+ACCESS_REVOKED = "access_revoked"
 
 EventHook = Callable[[Connection, str, dict[str, object]], Awaitable[None]]
 QueueHook = Callable[[str], Awaitable[None]]
@@ -110,6 +112,16 @@ class Hub:
     def queue_watchers(self, specialty: str) -> set[Connection]:
         return set(self._queue_watchers.get(specialty, ()))
 
+    @staticmethod
+    def _end_access(conns: set[Connection], data: dict[str, object]) -> None:
+        """`credential`: only sockets opened with it; `keep`: all but those; neither: every socket."""
+        reason = str(data.get("reason") or "access_ended")
+        only, keep = data.get("credential"), data.get("keep")
+        for conn in list(conns):
+            if (only and conn.credential != only) or (keep and conn.credential == keep):
+                continue
+            conn.end_access(reason)
+
     async def _on_message(self, message: Message) -> None:
         try:
             name, session_id, text = split_event(message.data)
@@ -120,6 +132,9 @@ class Hub:
             user_id = int(message.channel[5:])
             conns = self._by_user.get(user_id)
             if not conns:
+                return
+            if name == ACCESS_REVOKED:
+                self._end_access(conns, json.loads(text)["data"])
                 return
             if name in HOOKED and self.event_hooks:
                 data = dict(json.loads(text)["data"])
