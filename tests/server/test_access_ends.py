@@ -234,3 +234,24 @@ async def test_new_accounts_get_the_password_policy(node: Node) -> None:
         assert resp.status == 303
     finally:
         await admin.close()
+
+
+async def test_access_ends_on_the_other_node_too(tmp_path: Path) -> None:
+    """Two nodes sharing the records and a Redis: the deactivation made on one closes the socket on the other."""
+    shared = {"redis_url": "redis://127.0.0.1:6379/0", "redis_prefix": f"access-{tmp_path.name}"}
+    async with serve(make_settings(tmp_path, **shared)) as first:
+        async with serve(make_settings(tmp_path, **shared)) as second:
+            specialist = await second.connect("cardio.chief")
+            await specialist.ok("presence.set", status="available")
+            admin = Browser(first)
+            try:
+                assert await admin.sign_in("alliance.admin") == 303
+                uid = await user_id(first, "cardio.chief")
+                user = await first.server.app[keys.STORE].get_user(uid)  # type: ignore[union-attr]
+                resp = await admin.post(f"/admin/users/{uid}", display_name=user.display_name, title="chief",
+                                        specialties="cardiology")
+                assert resp.status == 303
+                assert await closed_for(specialist) == CLOSE_ACCESS_ENDED
+                assert await second.server.app[keys.BROKER].get_presence(uid) is None  # type: ignore[union-attr]
+            finally:
+                await admin.close()
