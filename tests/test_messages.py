@@ -73,3 +73,10 @@ def test_messages_beside_form_fields_have_their_chinese() -> None:
     translations = catalog()
     wanted = set(_NEXT_TO_FIELD.values()) | {CONSENT_MISSING, CONSENT_UNREADABLE}
     assert sorted(m for m in wanted if not translations.get(m)) == []
+
+
+def test_messages_for_a_missing_record_have_their_chinese() -> None:
+    from telehealth.server.api import NO_SUCH
+
+    translations = catalog()
+    assert sorted(m for m in [*NO_SUCH.values(), "no such record"] if not translations.get(m)) == []
