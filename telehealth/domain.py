@@ -120,10 +120,14 @@ def check_transition(current: ConsultationState, target: ConsultationState) -> N
     """Raise unless a consultation in `current` may move to `target`."""
     allowed = TRANSITIONS[current]
     if target not in allowed:
-        expected = ", ".join(sorted(allowed)) or "nothing (final state)"
+        if not allowed:
+            raise TelehealthError(ErrorCode.invalid_transition,
+                                  "a consultation in state {current} cannot become {target}: {current} is final",
+                                  current=current, target=target)
         raise TelehealthError(
             ErrorCode.invalid_transition,
-            f"a consultation in state {current} cannot become {target}; from {current} it may become: {expected}",
+            "a consultation in state {current} cannot become {target}; from {current} it may become: {allowed}",
+            current=current, target=target, allowed=", ".join(sorted(allowed)),
         )
 
 

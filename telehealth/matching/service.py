@@ -563,5 +563,5 @@ class Matcher:
     async def _get(self, consultation_id: int) -> Consultation:
         consultation = await self.store.get_consultation(consultation_id)
         if consultation is None:
-            raise TelehealthError(ErrorCode.not_found, f"consultation {consultation_id} does not exist")
+            raise TelehealthError(ErrorCode.not_found, "consultation {id} does not exist", id=consultation_id)
         return consultation

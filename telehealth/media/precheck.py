@@ -328,7 +328,7 @@ class PrecheckService:
         if self._jobs is None:
             raise TelehealthError(ErrorCode.unavailable, "connection checks are not running on this node")
         if self.in_flight >= self.capacity:
-            raise TelehealthError(ErrorCode.busy, f"busy, retry in {self.retry_after_s()} s")
+            raise TelehealthError(ErrorCode.busy, "busy, retry in {seconds} s", seconds=self.retry_after_s())
         job_id = f"pc{next(self._ids)}"
         loop = asyncio.get_running_loop()
         pending = _Pending(loop.create_future(), loop.create_future(), time.monotonic())

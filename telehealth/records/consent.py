@@ -28,7 +28,7 @@ def decode_signature(data_url: str) -> bytes:
         raise TelehealthError(ErrorCode.invalid_input, "the signature must be a data:image/png;base64 URL")
     encoded = data_url[len(DATA_URL_PREFIX):]
     if len(encoded) > (MAX_SIGNATURE_BYTES * 4) // 3 + 4:
-        raise TelehealthError(ErrorCode.too_large, f"a signature is limited to {MAX_SIGNATURE_BYTES // 1024} KiB")
+        raise TelehealthError(ErrorCode.too_large, "a signature is limited to {kib} KiB", kib=MAX_SIGNATURE_BYTES // 1024)
     try:
         data = base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError):

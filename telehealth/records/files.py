@@ -53,7 +53,7 @@ class FileStore:
     async def save_bytes(self, data: bytes, max_bytes: int) -> StoredFile:
         """A small file already in memory (a drawn signature): checked, then written in one step off the loop."""
         if len(data) > max_bytes:
-            raise TelehealthError(ErrorCode.too_large, f"files are limited to {max_bytes // 1024} KiB")
+            raise TelehealthError(ErrorCode.too_large, "files are limited to {kib} KiB", kib=max_bytes // 1024)
         if not data:
             raise TelehealthError(ErrorCode.invalid_input, "the file is empty")
         content_type = sniff(data[:SNIFF_BYTES])
@@ -92,7 +92,7 @@ class FileStore:
                     size += len(chunk)
                     if size > max_bytes:
                         raise TelehealthError(ErrorCode.too_large,
-                                              f"files are limited to {max_bytes // (1024 * 1024)} MB")
+                                              "files are limited to {mb} MB", mb=max_bytes // (1024 * 1024))
                     if len(head) < SNIFF_BYTES:
                         head += chunk[:SNIFF_BYTES - len(head)]
                     digest.update(chunk)

@@ -330,7 +330,7 @@ class Store:
                 await conn.execute(t.organisations.update().where(t.organisations.c.id == org_id).values(
                     name=name, name_zh=name_zh, region=region, city_group_pilot=city_group_pilot))
         except IntegrityError:
-            raise TelehealthError(ErrorCode.conflict, f"an organisation named {name!r} exists") from None
+            raise TelehealthError(ErrorCode.conflict, "an organisation named \"{name}\" exists", name=name) from None
         org = await self.get_organisation(org_id)
         if org is None:
             raise TelehealthError(ErrorCode.not_found, "no such organisation")
@@ -374,7 +374,7 @@ class Store:
                     active=True, created_at=now))
                 uid = _new_id(res)
         except IntegrityError:
-            raise TelehealthError(ErrorCode.conflict, f"the username {username!r} is taken") from None
+            raise TelehealthError(ErrorCode.conflict, "the username \"{username}\" is taken", username=username) from None
         user = await self.get_user(uid)
         assert user is not None
         return user
@@ -727,14 +727,15 @@ class Store:
     ) -> Consultation:
         row = (await conn.execute(_LOCK_CONSULTATION, {"w_id": consultation_id})).first()
         if row is None:
-            raise TelehealthError(ErrorCode.not_found, f"consultation {consultation_id} does not exist")
+            raise TelehealthError(ErrorCode.not_found, "consultation {id} does not exist", id=consultation_id)
         current = ConsultationState(row.state)
         if expected is not None:
             allowed = set(expected)
             if current not in allowed:
                 raise TelehealthError(
                     ErrorCode.invalid_transition,
-                    f"consultation {consultation_id} is {current}, expected one of {', '.join(sorted(allowed))}")
+                    "consultation {id} is {state}, expected one of {allowed}", id=consultation_id, state=current,
+                    allowed=", ".join(sorted(allowed)))
         check_transition(current, target)
         values: dict[str, Any] = {"state": target.value, "version": row.version + 1, "updated_at": now}
         stamp = _STATE_STAMP.get(target)
@@ -747,7 +748,7 @@ class Store:
                           consent_at=now)
         res = await conn.execute(_UPDATE_CONSULTATION, {**values, "w_id": consultation_id, "w_version": row.version})
         if res.rowcount != 1:
-            raise TelehealthError(ErrorCode.conflict, f"consultation {consultation_id} changed meanwhile")
+            raise TelehealthError(ErrorCode.conflict, "consultation {id} changed meanwhile", id=consultation_id)
         data = {"from": current.value, "to": target.value}
         if event_data:
             data.update(event_data)
@@ -777,7 +778,7 @@ class Store:
         async with self._tx() as conn:
             row = (await conn.execute(sa.select(c.c.accompanying_doctor_id).where(c.c.id == consultation_id))).first()
             if row is None:
-                raise TelehealthError(ErrorCode.not_found, f"consultation {consultation_id} does not exist")
+                raise TelehealthError(ErrorCode.not_found, "consultation {id} does not exist", id=consultation_id)
             previous = int(row.accompanying_doctor_id)
             if session_id is not None:
                 cs = t.call_sessions
@@ -1117,7 +1118,7 @@ class Store:
         org_row = (await conn.execute(sa.select(t.organisations).where(
             t.organisations.c.id == hospital_org_id))).first()
         if org_row is None:
-            raise TelehealthError(ErrorCode.not_found, f"organisation {hospital_org_id} does not exist")
+            raise TelehealthError(ErrorCode.not_found, "organisation {id} does not exist", id=hospital_org_id)
         org = _organisation(org_row)
         by_start = {w: (minutes, location) for w, minutes, location in items}
         wanted = sorted(by_start)
@@ -1144,7 +1145,7 @@ class Store:
             await conn.execute(o.update().where(o.c.id == org_id).values(reserved_share_pct=pct))
             row = (await conn.execute(sa.select(o).where(o.c.id == org_id))).first()
             if row is None:
-                raise TelehealthError(ErrorCode.not_found, f"organisation {org_id} does not exist")
+                raise TelehealthError(ErrorCode.not_found, "organisation {id} does not exist", id=org_id)
             org = _organisation(row)
             ahead = (await conn.execute(sa.select(s.c.department, s.c.starts_at).where(
                 s.c.hospital_org_id == org_id, s.c.starts_at >= now))).all()
@@ -1209,7 +1210,7 @@ class Store:
         async with self._tx() as conn:
             row = (await conn.execute(sa.select(s).where(s.c.id == slot_id))).first()
             if row is None:
-                raise TelehealthError(ErrorCode.not_found, f"slot {slot_id} does not exist")
+                raise TelehealthError(ErrorCode.not_found, "slot {id} does not exist", id=slot_id)
             if row.booked_consultation_id == consultation_id:
                 return _slot(row)
             if not row.reserved:
@@ -1317,7 +1318,7 @@ class Store:
         async with self._tx() as conn:
             ref = (await conn.execute(sa.select(t.referrals).where(t.referrals.c.id == referral_id))).first()
             if ref is None:
-                raise TelehealthError(ErrorCode.not_found, f"referral {referral_id} does not exist")
+                raise TelehealthError(ErrorCode.not_found, "referral {id} does not exist", id=referral_id)
             if ref.closed_at is not None:
                 raise TelehealthError(ErrorCode.invalid_transition, "the referral is closed")
             result = await conn.execute(k.update().where(k.c.id == task_id, k.c.referral_id == referral_id,
@@ -1329,7 +1330,8 @@ class Store:
                 return True
             exists = (await conn.execute(sa.select(k.c.id).where(k.c.id == task_id, k.c.referral_id == referral_id)))
             if exists.first() is None:
-                raise TelehealthError(ErrorCode.not_found, f"task {task_id} is not part of referral {referral_id}")
+                raise TelehealthError(ErrorCode.not_found, "task {task} is not part of referral {referral}",
+                                      task=task_id, referral=referral_id)
         return False
 
     async def close_referral(self, referral_id: int, outcome: str, user_id: int, *, now: dt.datetime) -> Referral:
@@ -1340,7 +1342,7 @@ class Store:
                                         .values(outcome=outcome, status="closed", closed_at=now))
             row = (await conn.execute(sa.select(r).where(r.c.id == referral_id))).first()
             if row is None:
-                raise TelehealthError(ErrorCode.not_found, f"referral {referral_id} does not exist")
+                raise TelehealthError(ErrorCode.not_found, "referral {id} does not exist", id=referral_id)
             if result.rowcount != 1:
                 raise TelehealthError(ErrorCode.invalid_transition, "the referral is already closed")
             await conn.execute(t.events.insert().values(

@@ -25,10 +25,12 @@ MAX_ID = 2**31 - 1
 
 async def read_json(request: web.Request) -> dict[str, Any]:
     if request.content_length is not None and request.content_length > MAX_JSON_BYTES:
-        raise TelehealthError(ErrorCode.message_too_large, f"JSON bodies are limited to {MAX_JSON_BYTES} bytes")
+        raise TelehealthError(ErrorCode.message_too_large, "JSON bodies are limited to {max} bytes",
+                              max=MAX_JSON_BYTES)
     raw = await request.content.read(MAX_JSON_BYTES + 1)
     if len(raw) > MAX_JSON_BYTES:
-        raise TelehealthError(ErrorCode.message_too_large, f"JSON bodies are limited to {MAX_JSON_BYTES} bytes")
+        raise TelehealthError(ErrorCode.message_too_large, "JSON bodies are limited to {max} bytes",
+                              max=MAX_JSON_BYTES)
     try:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
@@ -86,14 +88,23 @@ async def read_body(request: web.Request, schema: type[T],
         raise
 
 
+# One whole sentence per kind of record, so that each is translated as a sentence, not as a pasted-in noun.
+NO_SUCH = {
+    "consultation_id": "no such consultation", "referral_id": "no such referral", "task_id": "no such task",
+    "user_id": "no such user", "org_id": "no such organisation", "agreement_id": "no such agreement",
+    "attachment_id": "no such attachment", "duty_id": "no such duty day", "session_id": "no such session",
+    "slot_id": "no such slot",
+}
+
+
 def path_id(request: web.Request, name: str = "consultation_id") -> int:
-    what = name.removesuffix("_id").replace("_", " ")
+    message = NO_SUCH.get(name, "no such record")
     try:
         value = int(request.match_info[name])
     except ValueError:
-        raise TelehealthError(ErrorCode.not_found, f"no such {what}") from None
+        raise TelehealthError(ErrorCode.not_found, message) from None
     if not 0 < value <= MAX_ID:  # ids are 32-bit in every database the store runs on
-        raise TelehealthError(ErrorCode.not_found, f"no such {what}")
+        raise TelehealthError(ErrorCode.not_found, message)
     return value
 
 

@@ -107,7 +107,7 @@ class SignalBody:
     payload: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
-        require(self.kind in SIGNAL_KINDS, f"`kind` must be one of: {', '.join(SIGNAL_KINDS)}")
+        require(self.kind in SIGNAL_KINDS, "`kind` must be one of: {allowed}", allowed=", ".join(SIGNAL_KINDS))
         if self.kind in ("offer", "answer"):
             sdp = self.payload.get("sdp")
             require(isinstance(sdp, str) and sdp.startswith("v=0") and len(sdp) <= MAX_SDP,
@@ -118,8 +118,8 @@ class SignalBody:
         if self.kind == "quality_notice":
             require(self.payload.get("level") in QUALITY_LEVELS and
                     self.payload.get("reason") in ("weak_link", "recovered", "manual"),
-                    f"`payload.level` is one of {', '.join(QUALITY_LEVELS)}; `payload.reason` weak_link, recovered "
-                    "or manual")
+                    "`payload.level` is one of {levels}; `payload.reason` weak_link, recovered or manual",
+                    levels=", ".join(QUALITY_LEVELS))
 
 
 @dataclass(frozen=True)
@@ -143,7 +143,7 @@ class IceStateBody:
     state: str
 
     def validate(self) -> None:
-        require(self.state in ICE_STATES, f"`state` must be one of: {', '.join(ICE_STATES)}")
+        require(self.state in ICE_STATES, "`state` must be one of: {allowed}", allowed=", ".join(ICE_STATES))
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ def parse_envelope(raw: str | bytes, max_bytes: int) -> Envelope:
     """Check size, JSON, and the envelope fields; the body is checked by the command's own schema."""
     size = len(raw) if isinstance(raw, bytes) else len(raw.encode())
     if size > max_bytes:
-        raise TelehealthError(ErrorCode.message_too_large, f"messages are limited to {max_bytes} bytes")
+        raise TelehealthError(ErrorCode.message_too_large, "messages are limited to {max} bytes", max=max_bytes)
     try:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError):

@@ -172,7 +172,7 @@ class SessionManager:
         if session is None:
             session = await self.store.get_call_session(session_id)
             if session is None:
-                raise TelehealthError(ErrorCode.not_found, f"session {session_id} does not exist")
+                raise TelehealthError(ErrorCode.not_found, "session {id} does not exist", id=session_id)
             if session.ended_at is None:
                 self._cache[session_id] = session
         return session
@@ -195,7 +195,7 @@ class SessionManager:
         user = conn.user
         consultation = await self.store.get_consultation(consultation_id)
         if consultation is None:
-            raise TelehealthError(ErrorCode.not_found, f"consultation {consultation_id} does not exist")
+            raise TelehealthError(ErrorCode.not_found, "consultation {id} does not exist", id=consultation_id)
         is_clinic = user.role is Role.clinic_doctor and user.organisation_id == consultation.clinic_org_id
         is_specialist = user.id == consultation.assigned_specialist_id
         if not (is_clinic or is_specialist):
@@ -206,7 +206,8 @@ class SessionManager:
         if session is None:
             if consultation.state not in (S.accepted, S.ended):
                 raise TelehealthError(ErrorCode.invalid_transition,
-                                      f"there is no call to join: the consultation is {consultation.state}")
+                                      "there is no call to join: the consultation is {state}",
+                                      state=consultation.state)
             session = await self.open_for(consultation, user)
         if is_clinic and user.id != session.clinic_user_id:
             if not take_over:
@@ -261,7 +262,8 @@ class SessionManager:
         if session_id not in conn.joined_sessions:
             raise TelehealthError(ErrorCode.not_in_session, "join the session before signaling in it")
         if kind not in SIGNAL_KINDS:
-            raise TelehealthError(ErrorCode.invalid_message, f"`kind` must be one of: {', '.join(SIGNAL_KINDS)}")
+            raise TelehealthError(ErrorCode.invalid_message, "`kind` must be one of: {allowed}",
+                                  allowed=", ".join(SIGNAL_KINDS))
         peer = session.peer_of(conn.user.id)
         event = {"session_id": session_id, "kind": kind, "payload": payload, "from": conn.user.id,
                  "id": secrets.token_hex(6)}
