@@ -69,7 +69,7 @@ async def test_a_csv_timetable_imports_whole_or_not_at_all(client: TestClient) -
     resp = await upload(bad)
     assert resp.status == 400
     page = await resp.text()
-    assert "line 11" in page and "line 12" in page
+    assert "第 11 行" in page and "第 12 行" in page  # each problem names its line, in the page's language
     city = await store.get_organisation_by_name(CITY)
     assert await store.list_slots(hospital_org_ids=[city.id], department="obstetrics") == []
     resp = await upload(good)
