@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import io
 from typing import Any
@@ -17,6 +16,7 @@ from telehealth.server import keys
 from telehealth.server.api import audit, get_visible_consultation, path_id
 from telehealth.server.auth import current_user, page
 from telehealth.server.charts import line_chart
+from telehealth.server.exports import csv_writer
 from telehealth.server.pages import render
 
 PAGE_SIZE = 50
@@ -161,7 +161,7 @@ async def handle_session_log_csv(request: web.Request) -> web.StreamResponse:
     response.enable_chunked_encoding()
     await response.prepare(request)
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    writer = csv_writer(buffer)
     writer.writerow(CSV_COLUMNS)
     async for batch in store.iter_consultation_pages(alliance_id=alliance, **filters):
         for c, sessions in batch:
