@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from typing import Any
@@ -22,9 +23,15 @@ access_log = logging.getLogger("telehealth.access")
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-       "media-src 'self' blob:; connect-src 'self' ws: wss:; font-src 'self'; object-src 'none'; "
-       "base-uri 'self'; form-action 'self'; frame-ancestors 'none'")
+
+@functools.cache
+def content_security_policy(websocket_origin: str = "") -> str:
+    """The pages' policy. `connect-src 'self'` covers their fetches and their WebSocket to the same host (CSP 3
+    matches ws: and wss: to 'self'); a WebSocket served from elsewhere is named, alone, in the settings."""
+    connect = f"'self' {websocket_origin}" if websocket_origin else "'self'"
+    return ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+            f"media-src 'self' blob:; connect-src {connect}; font-src 'self'; object-src 'none'; "
+            "base-uri 'self'; form-action 'self'; frame-ancestors 'none'")
 
 
 def wants_json(request: web.Request) -> bool:
@@ -135,12 +142,13 @@ async def check_access(request: web.Request, handler: Handler) -> web.StreamResp
 
 async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
     headers = response.headers
-    headers.setdefault("Content-Security-Policy", CSP)
+    settings = request.app[keys.SETTINGS]
+    headers.setdefault("Content-Security-Policy", content_security_policy(settings.security.websocket_origin))
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("X-Frame-Options", "DENY")
     headers.setdefault("Referrer-Policy", "same-origin")
     headers.setdefault("Permissions-Policy", "camera=(self), microphone=(self), geolocation=()")
-    if request.app[keys.SETTINGS].cookie_secure:
+    if settings.cookie_secure:
         headers.setdefault("Strict-Transport-Security", "max-age=31536000")
     if request.get(keys.USER) is not None and not request.path.startswith("/static/"):
         headers.setdefault("Cache-Control", "no-store")
