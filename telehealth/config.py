@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import secrets
 import tomllib
 import types
@@ -22,6 +23,10 @@ SPECIAL_VARIABLES = frozenset({"TELEHEALTH_PROFILE", "TELEHEALTH_SECRET_KEY", "T
                                "TELEHEALTH_ICE__SECRET", "TELEHEALTH_LOG_LEVEL", "TELEHEALTH_NEW_PASSWORD"})
 
 
+# ws:// or wss://, a host name or an address, and a port: the one thing a CSP source may name here.
+_WS_ORIGIN = re.compile(r"wss?://(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)(?::(\d{1,5}))?")
+
+
 class ConfigError(Exception):
     """A setting is missing or has a value the server cannot use."""
 
@@ -34,11 +39,19 @@ class SecuritySettings:
     login_attempts: int = 5
     login_window_s: int = 300
     cookie_secure: str = "auto"
+    # The pages open their WebSocket to their own host; set this (wss://host[:port]) only when it is served
+    # from another address: the Content-Security-Policy lets the pages connect there and nowhere else.
+    websocket_origin: str = ""
 
     def __post_init__(self) -> None:
         _positive(self, "session_ttl_s", "api_token_ttl_s", "login_attempts", "login_window_s")
         if self.cookie_secure not in ("auto", "true", "false"):
             raise ConfigError("security.cookie_secure must be auto, true or false")
+        if self.websocket_origin:
+            match = _WS_ORIGIN.fullmatch(self.websocket_origin)
+            if match is None or int(match.group(1) or 0) > 65535:
+                raise ConfigError(f"security.websocket_origin: {self.websocket_origin!r} is not an origin such as "
+                                  "wss://ws.example.org or wss://ws.example.org:8443")
 
 
 @dataclass(frozen=True)

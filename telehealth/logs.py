@@ -64,14 +64,39 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, ensure_ascii=False, default=str)
 
 
+# Control characters (C0, DEL, C1), line and paragraph separators and the bidirectional overrides: a value
+# holding one could start a forged line in a terminal or a text log, or recolour and reorder what follows.
+_ESCAPES: dict[int, str] = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0))}
+_ESCAPES.update({ord("\n"): "\\n", ord("\r"): "\\r", ord("\t"): "\\t"})
+_ESCAPES.update({c: f"\\u{c:04x}" for c in (0x200E, 0x200F, 0x2028, 0x2029, *range(0x202A, 0x202F),
+                                             *range(0x2066, 0x206A))})
+_KEEP_NEWLINES = {**_ESCAPES}
+del _KEEP_NEWLINES[ord("\n")]
+
+
+def escape_controls(text: str) -> str:
+    """`text` on one line, its control characters written as escapes (`\\n`, `\\x1b`, `\\u202e`)."""
+    return text if text.isprintable() else text.translate(_ESCAPES)
+
+
 class TextFormatter(logging.Formatter):
-    def __init__(self) -> None:
-        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    """`time LEVEL logger: message [ids]`, one line per record whatever the logged values hold; a traceback
+    follows on lines of its own, indented, so that nothing in it can pass for a record."""
 
     def format(self, record: logging.LogRecord) -> str:
-        text = super().format(record)
-        ids = " ".join(f"{k}={v}" for k, v in current().items() if k in CORRELATION_FIELDS)
-        return f"{text} [{ids}]" if ids else text
+        text = f"{self.formatTime(record)} {record.levelname} {record.name}: {escape_controls(record.getMessage())}"
+        ids = " ".join(f"{k}={escape_controls(str(v))}" for k, v in current().items() if k in CORRELATION_FIELDS)
+        if ids:
+            text = f"{text} [{ids}]"
+        extra = []
+        if record.exc_info:
+            extra.append(self.formatException(record.exc_info))
+        if record.stack_info:
+            extra.append(self.formatStack(record.stack_info))
+        for block in extra:
+            for line in block.translate(_KEEP_NEWLINES).splitlines():
+                text += f"\n  {line}"
+        return text
 
 
 def configure(fmt: str = "text", level: str = "INFO") -> None:

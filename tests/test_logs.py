@@ -3,13 +3,19 @@ session ids of what it belongs to; a whole consultation leaves no patient data i
 
 from __future__ import annotations
 
+import io
 import json
 import logging
+import sys
 from pathlib import Path
+from typing import Any
+
+from yarl import URL
 
 from telehealth import logs
 from telehealth.records.consent import synthetic_signature
-from tests.conftest import TEST_SECRET
+from telehealth.server.app import create_app
+from tests.conftest import TEST_SECRET, make_settings
 from tests.support.processes import ServerProcess, free_port
 from tests.support.wsclient import Node
 
@@ -69,3 +75,41 @@ async def test_a_consultation_through_a_json_logging_node(tmp_path: Path) -> Non
     text = node_proc.log_path.read_text()
     for secret in ("Ouyang", "Xiuzhen", "ID-998877", "crushing chest pain"):
         assert secret not in text
+
+
+async def test_the_text_format_keeps_a_logged_value_on_its_line(aiohttp_client: Any, tmp_path: Path) -> None:
+    """A path that decodes to a newline, an escape sequence and a right-to-left override cannot forge a
+    record or recolour the terminal: the access line stays one line, its controls written as escapes."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logs.TextFormatter())
+    access = logging.getLogger("telehealth.access")
+    level = access.level
+    access.addHandler(handler)
+    access.setLevel(logging.INFO)
+    try:
+        client = await aiohttp_client(create_app(make_settings(tmp_path)))
+        forged = "/api/x%0A2026-01-01%2000:00:00,000%20INFO%20telehealth.auth:%20login%20ok%1B[2J%E2%80%AEfdp.exe"
+        resp = await client.get(URL(forged, encoded=True))
+        assert resp.status == 404
+    finally:
+        access.removeHandler(handler)
+        access.setLevel(level)
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 1, lines
+    assert "\x1b" not in lines[0] and "\u202e" not in lines[0]
+    assert "/api/x\\n2026-01-01 00:00:00,000 INFO telehealth.auth: login ok\\x1b[2J\\u202efdp.exe 404" in lines[0]
+
+
+def test_a_traceback_in_the_text_format_is_indented_below_its_record() -> None:
+    formatter = logs.TextFormatter()
+    try:
+        raise ValueError("bad value\n2026-01-01 00:00:00,000 INFO forged: record\x1b[31m")
+    except ValueError:
+        record = logging.LogRecord("telehealth.test", logging.ERROR, __file__, 1, "failed %s", ("x\ry",),
+                                   sys.exc_info())
+    text = formatter.format(record)
+    first, *rest = text.split("\n")
+    assert first.endswith("telehealth.test: failed x\\ry") and rest
+    assert all(line.startswith("  ") for line in rest) and "\x1b" not in text
+    assert "  2026-01-01 00:00:00,000 INFO forged: record\\x1b[31m" in rest

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 from typing import Any
 
@@ -16,6 +15,7 @@ from telehealth.server import keys
 from telehealth.server.api import path_id
 from telehealth.server.auth import actor_of, page
 from telehealth.server.charts import line_chart
+from telehealth.server.exports import csv_writer
 from telehealth.server.pages import render
 from telehealth.services.oversight import SessionLogQuery
 
@@ -103,7 +103,7 @@ async def handle_session_log_csv(request: web.Request) -> web.StreamResponse:
     response.enable_chunked_encoding()
     await response.prepare(request)
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
+    writer = csv_writer(buffer)
     writer.writerow(CSV_COLUMNS)
     async for batch in pages:
         for c, sessions in batch:

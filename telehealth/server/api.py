@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -16,6 +15,7 @@ from telehealth.server.auth import actor_of, allow, client_address, current_user
 from telehealth.server.ws import user_view
 from telehealth.services.accounts import Credentials
 from telehealth.services.consultations import CreateConsultation
+from telehealth.strict_input import json_loads
 from telehealth.views import consultation_view, event_view, session_view
 
 T = TypeVar("T")
@@ -31,10 +31,7 @@ async def read_json(request: web.Request) -> dict[str, Any]:
     if len(raw) > MAX_JSON_BYTES:
         raise TelehealthError(ErrorCode.message_too_large, "JSON bodies are limited to {max} bytes",
                               max=MAX_JSON_BYTES)
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise TelehealthError(ErrorCode.invalid_json, "the body is not valid JSON") from None
+    data = json_loads(raw)
     if not isinstance(data, dict):
         raise TelehealthError(ErrorCode.invalid_input, "the body must be a JSON object")
     return data

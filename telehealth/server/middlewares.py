@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
@@ -12,19 +14,26 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_urldispatcher import StaticResource
 
 from telehealth import logs
-from telehealth.errors import ErrorCode, TelehealthError
+from telehealth.errors import ErrorCode, TelehealthError, fill
 from telehealth.server import keys
 from telehealth.server.auth import CSRF_FIELD, CSRF_HEADER, Handler, access_of, check_csrf, load_identity
 from telehealth.server.i18n import pick_language
+from telehealth.strict_input import UNSTORABLE, storable
 
 log = logging.getLogger("telehealth.http")
 access_log = logging.getLogger("telehealth.access")
 
 UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-       "media-src 'self' blob:; connect-src 'self' ws: wss:; font-src 'self'; object-src 'none'; "
-       "base-uri 'self'; form-action 'self'; frame-ancestors 'none'")
+
+@functools.cache
+def content_security_policy(websocket_origin: str = "") -> str:
+    """The pages' policy. `connect-src 'self'` covers their fetches and their WebSocket to the same host (CSP 3
+    matches ws: and wss: to 'self'); a WebSocket served from elsewhere is named, alone, in the settings."""
+    connect = f"'self' {websocket_origin}" if websocket_origin else "'self'"
+    return ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+            f"media-src 'self' blob:; connect-src {connect}; font-src 'self'; object-src 'none'; "
+            "base-uri 'self'; form-action 'self'; frame-ancestors 'none'")
 
 
 def wants_json(request: web.Request) -> bool:
@@ -42,7 +51,8 @@ def error_response(request: web.Request, error: TelehealthError) -> web.StreamRe
     user = request.get(keys.USER)
     lang = pick_language(request, user.language if user else None, app[keys.SETTINGS].default_language)
     html = renderer.render("error.html", lang, {
-        "status": status, "code": error.code.value, "message": renderer.translate(lang, error.message),
+        "status": status, "code": error.code.value,
+        "message": fill(renderer.translate(lang, error.template), error.params),
         "user": user, "csrf": request.get(keys.CSRF, "")})
     return web.Response(text=html, status=status, content_type="text/html")
 
@@ -112,6 +122,9 @@ async def check_access(request: web.Request, handler: Handler) -> web.StreamResp
     if request.content_type.startswith("multipart/") and "boundary=" not in request.headers.get("Content-Type", ""):
         # A multipart body without its boundary cannot be parsed: refuse it before anything reads it.
         raise TelehealthError(ErrorCode.invalid_input, "a multipart body needs its boundary in Content-Type")
+    refuse_unstorable(request.query)
+    if request.content_type == "application/x-www-form-urlencoded":
+        refuse_unstorable(await request.post())
     await load_identity(request)
     if access.public:
         return await handler(request)
@@ -127,20 +140,30 @@ async def check_access(request: web.Request, handler: Handler) -> web.StreamResp
         if submitted is None and request.content_type in ("application/x-www-form-urlencoded",
                                                           "multipart/form-data"):
             form = await request.post()
+            refuse_unstorable(form)
             value: Any = form.get(CSRF_FIELD)
             submitted = value if isinstance(value, str) else None
         check_csrf(request, submitted)
     return await handler(request)
 
 
+def refuse_unstorable(fields: Mapping[str, Any]) -> None:
+    """Query strings and forms are refused, like JSON bodies, when a key or a value holds a NUL or an unpaired
+    surrogate: no handler has to wonder whether the database can store what it was given."""
+    for key, value in fields.items():
+        if not storable(key) or (isinstance(value, str) and not storable(value)):
+            raise TelehealthError(ErrorCode.invalid_input, UNSTORABLE)
+
+
 async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
     headers = response.headers
-    headers.setdefault("Content-Security-Policy", CSP)
+    settings = request.app[keys.SETTINGS]
+    headers.setdefault("Content-Security-Policy", content_security_policy(settings.security.websocket_origin))
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("X-Frame-Options", "DENY")
     headers.setdefault("Referrer-Policy", "same-origin")
     headers.setdefault("Permissions-Policy", "camera=(self), microphone=(self), geolocation=()")
-    if request.app[keys.SETTINGS].cookie_secure:
+    if settings.cookie_secure:
         headers.setdefault("Strict-Transport-Security", "max-age=31536000")
     if request.get(keys.USER) is not None and not request.path.startswith("/static/"):
         headers.setdefault("Cache-Control", "no-store")

@@ -25,6 +25,7 @@ from telehealth.server.auth import (
     start_session,
 )
 from telehealth.server.i18n import LANGUAGE_COOKIE, LANGUAGES, pick_language
+from telehealth.server.redirects import local_path
 from telehealth.services.accounts import Credentials
 
 PRE_SESSION_COOKIE = "th_pre"
@@ -49,15 +50,8 @@ def translator(request: web.Request) -> Callable[[str], str]:
 
 
 def see_other(location: str) -> web.Response:
-    """A redirect that can carry cookies (raising HTTPSeeOther would drop them)."""
-    return web.Response(status=303, headers={"Location": location})
-
-
-def _safe_next(value: str | None) -> str | None:
-    """Only same-site paths: never redirect to another host after login."""
-    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
-        return value
-    return None
+    """A redirect that can carry cookies (raising HTTPSeeOther would drop them), only ever to this site."""
+    return web.Response(status=303, headers={"Location": local_path(location) or "/"})
 
 
 @public
@@ -71,7 +65,7 @@ def _login_page(request: web.Request, error: str | None = None, status: int = 20
     pre = request.cookies.get(PRE_SESSION_COOKIE) or secrets.token_urlsafe(24)
     response = render(request, "login.html", {
         "error": error, "pre_token": pre, "username": username,
-        "next": _safe_next(request.query.get("next")) or "",
+        "next": local_path(request.query.get("next")) or "",
         "demo": request.app[keys.SETTINGS].demo}, status=status)
     response.set_cookie(PRE_SESSION_COOKIE, pre, httponly=True, samesite="Lax", path="/login",
                         secure=request.app[keys.SETTINGS].cookie_secure)
@@ -110,7 +104,7 @@ async def handle_login(request: web.Request) -> web.StreamResponse:
             limiter.hit(k)
         return _login_page(request, "Wrong username or password.", status=401, username=username)
     limiter.reset(limit_keys[0])
-    target = _safe_next(str(form.get("next", ""))) or home_path(user)
+    target = local_path(str(form.get("next", ""))) or home_path(user)
     response = see_other(target)
     await start_session(request, response, user)
     response.del_cookie(PRE_SESSION_COOKIE, path="/login")
@@ -135,7 +129,7 @@ async def handle_language(request: web.Request) -> web.StreamResponse:
         # Changing one's own language is harmless, but a cookie-authenticated write still needs the token.
         check_csrf(request, str(form.get(CSRF_FIELD, "")))
         await request.app[keys.SERVICES].accounts.set_language(actor_of(request), lang)
-    target = _safe_next(str(form.get("next", ""))) or "/"
+    target = local_path(str(form.get("next", ""))) or "/"
     response = see_other(target)
     response.set_cookie(LANGUAGE_COOKIE, lang, samesite="Lax", path="/", max_age=365 * 86400)
     return response

@@ -10,6 +10,7 @@ __all__ = ["MAX_INT", "Envelope", "error", "event", "parse_body", "parse_envelop
 
 from telehealth.errors import ErrorCode, TelehealthError
 from telehealth.schema import MAX_INT, parse, require
+from telehealth.strict_input import json_loads
 
 T = TypeVar("T")
 MAX_ID = 2**53 - 1
@@ -27,10 +28,7 @@ def parse_envelope(raw: str | bytes, max_bytes: int) -> Envelope:
     size = len(raw) if isinstance(raw, bytes) else len(raw.encode())
     if size > max_bytes:
         raise TelehealthError(ErrorCode.message_too_large, "messages are limited to {max} bytes", max=max_bytes)
-    try:
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise TelehealthError(ErrorCode.invalid_json, "the message is not valid JSON") from None
+    data = json_loads(raw)
     if not isinstance(data, dict):
         raise TelehealthError(ErrorCode.invalid_message, "a message must be a JSON object")
     msg_id = data.get("id")
