@@ -80,19 +80,35 @@ async def handle_api_change_password(request: web.Request) -> web.StreamResponse
     return web.json_response({"changed": True})
 
 
-@allow(*EVERYONE)
-async def handle_api_tokens(request: web.Request) -> web.StreamResponse:
+async def _tokens(request: web.Request, user_id: int | None) -> web.Response:
     services = request.app[keys.SERVICES]
-    user_id = path_id(request, "user_id") if "user_id" in request.match_info else None
     tokens = await services.accounts.list_tokens(actor_of(request), user_id)
     return web.json_response({"tokens": [token_view(t, services.clock()) for t in tokens]})
 
 
-@allow(*EVERYONE)
-async def handle_api_revoke_token(request: web.Request) -> web.StreamResponse:
-    user_id = path_id(request, "user_id") if "user_id" in request.match_info else None
+async def _revoke(request: web.Request, user_id: int | None) -> web.Response:
     await request.app[keys.SERVICES].accounts.revoke_token(actor_of(request), path_id(request, "token_id"), user_id)
     return web.json_response({"revoked": True})
+
+
+@allow(*EVERYONE)
+async def handle_api_tokens(request: web.Request) -> web.StreamResponse:
+    return await _tokens(request, None)
+
+
+@allow(*EVERYONE)
+async def handle_api_revoke_token(request: web.Request) -> web.StreamResponse:
+    return await _revoke(request, None)
+
+
+@allow(Role.admin)
+async def handle_api_user_tokens(request: web.Request) -> web.StreamResponse:
+    return await _tokens(request, path_id(request, "user_id"))
+
+
+@allow(Role.admin)
+async def handle_api_revoke_user_token(request: web.Request) -> web.StreamResponse:
+    return await _revoke(request, path_id(request, "user_id"))
 
 
 def add_routes(app: web.Application) -> None:
@@ -104,5 +120,5 @@ def add_routes(app: web.Application) -> None:
     r.add_post("/api/me/password", handle_api_change_password)
     r.add_get("/api/tokens", handle_api_tokens)
     r.add_delete("/api/tokens/{token_id}", handle_api_revoke_token)
-    r.add_get("/api/admin/users/{user_id}/tokens", handle_api_tokens)
-    r.add_delete("/api/admin/users/{user_id}/tokens/{token_id}", handle_api_revoke_token)
+    r.add_get("/api/admin/users/{user_id}/tokens", handle_api_user_tokens)
+    r.add_delete("/api/admin/users/{user_id}/tokens/{token_id}", handle_api_revoke_user_token)

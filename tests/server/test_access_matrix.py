@@ -86,6 +86,11 @@ HTTP: dict[tuple[str, str], set[str]] = {
     ("GET", "/api/precheck/config"): CLINICS, ("POST", "/api/precheck"): CLINICS,
     ("POST", "/api/precheck/{p}/report"): CLINICS, ("GET", "/clinic/precheck"): CLINICS,
     ("GET", "/admin/network"): ADMINS,
+    ("GET", "/account"): ANY_USER, ("POST", "/account/password"): ANY_USER,
+    ("POST", "/account/tokens/{k}/revoke"): ANY_USER, ("POST", "/admin/users/{u}/tokens/{j}/revoke"): {"admin"},
+    ("POST", "/api/me/password"): ANY_USER, ("GET", "/api/tokens"): ANY_USER,
+    ("DELETE", "/api/tokens/{k}"): ANY_USER, ("GET", "/api/admin/users/{u}/tokens"): {"admin"},
+    ("DELETE", "/api/admin/users/{u}/tokens/{i}"): {"admin"},
 }
 
 # WebSocket commands: callers allowed, and whether the command is about the consultation (own vs other).
@@ -102,7 +107,8 @@ DENIED_WS = {"forbidden", "not_eligible", "not_found", "not_in_session"}
 # Routes about a referral: the matrix calls them with an id that does not exist, so a caller past the role
 # check gets 404 (whose clinic a referral belongs to is tested with real referrals in test_referrals).
 NOT_FOUND_PASSES = {"/clinic/referrals/{r}/tasks/{t}/done", "/clinic/referrals/{r}/outcome",
-                    "/api/referrals/{r}/tasks/{t}/done", "/api/referrals/{r}/outcome", "/api/precheck/{p}/report"}
+                    "/api/referrals/{r}/tasks/{t}/done", "/api/referrals/{r}/outcome", "/api/precheck/{p}/report",
+                    "/account/tokens/{k}/revoke", "/api/tokens/{k}"}
 
 
 @dataclass
@@ -144,8 +150,13 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
         [duty_day] = await store.list_duty_days(org_ids=None, start=dt.date(2026, 12, 1), end=dt.date(2026, 12, 2))
         city = await store.get_organisation_by_name("Qingshan First People's Hospital")
         tokens = {who: await node.token(name) for who, name in USERNAMES.items()}
+        # Two more of the clinic doctor's tokens, for the administrators' revoke routes to revoke.
+        await node.token("village1")
+        await node.token("village1")
+        spare = sorted(t.id for t in await store.list_api_tokens(clinic.id, ttl=dt.timedelta(days=1)))[-2:]
         ids = {"c": consultation.id, "a": attachment["id"], "r": 999_999, "t": 1, "u": clinic.id, "o": city.id,
-               "g": agreement, "d": duty_day.id, "p": "0" * 32}
+               "g": agreement, "d": duty_day.id, "p": "0" * 32,
+               "k": 999_999, "j": spare[0], "i": spare[1]}
         yield World(node, tokens, ids)
 
 
@@ -174,7 +185,8 @@ async def test_every_route_for_every_caller(world: World) -> None:
     spec = {(m, p.replace("{c}", "{consultation_id}").replace("{a}", "{attachment_id}")
              .replace("{r}", "{referral_id}").replace("{t}", "{task_id}").replace("{u}", "{user_id}")
              .replace("{o}", "{org_id}").replace("{g}", "{agreement_id}").replace("{d}", "{duty_id}")
-             .replace("{p}", "{check_id}"))
+             .replace("{p}", "{check_id}").replace("{k}", "{token_id}")
+             .replace("{j}", "{token_id}").replace("{i}", "{token_id}"))
             for m, p in HTTP}
     assert routes == spec, ("routes without a row", routes - spec, "rows without a route", spec - routes)
 
