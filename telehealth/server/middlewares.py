@@ -42,18 +42,24 @@ def wants_json(request: web.Request) -> bool:
 
 
 def error_response(request: web.Request, error: TelehealthError) -> web.StreamResponse:
-    status = error.http_status
     request.app[keys.METRICS].count_error(error.code)
-    if wants_json(request):
-        return web.json_response({"error": {"code": error.code.value, "message": error.message}}, status=status)
+    return _error(request, error.http_status, error.code, error.template, error.params)
+
+
+def _error(request: web.Request, status: int, code: ErrorCode, template: str,
+           params: dict[str, Any]) -> web.StreamResponse:
+    """The error in the request's language, its values filled after translation; a JSON error keeps the English
+    beside it (`message_en`), which logs and integrations can match on whatever the user's language."""
     app = request.app
     renderer = app[keys.RENDERER]
     user = request.get(keys.USER)
     lang = pick_language(request, user.language if user else None, app[keys.SETTINGS].default_language)
+    message = fill(renderer.translate(lang, template), params)
+    if wants_json(request):
+        return web.json_response({"error": {"code": code.value, "message": message,
+                                            "message_en": fill(template, params)}}, status=status)
     html = renderer.render("error.html", lang, {
-        "status": status, "code": error.code.value,
-        "message": fill(renderer.translate(lang, error.template), error.params),
-        "user": user, "csrf": request.get(keys.CSRF, "")})
+        "status": status, "code": code.value, "message": message, "user": user, "csrf": request.get(keys.CSRF, "")})
     return web.Response(text=html, status=status, content_type="text/html")
 
 
@@ -98,7 +104,9 @@ async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
             return error_response(request, TelehealthError(ErrorCode.too_large, "The upload is too large."))
         if exc.status >= 400 and wants_json(request) and exc.content_type != "application/json":
             code = {404: ErrorCode.not_found, 405: ErrorCode.invalid_input}.get(exc.status, ErrorCode.invalid_input)
-            return web.json_response({"error": {"code": code.value, "message": exc.reason}}, status=exc.status)
+            template = {404: "this address does not exist",
+                        405: "this address does not take {method} requests"}.get(exc.status, "the request was refused")
+            return _error(request, exc.status, code, template, {"method": request.method})
         raise
     except Exception:
         # The traceback goes to the log; the client gets a code, never internals.

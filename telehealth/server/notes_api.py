@@ -83,9 +83,9 @@ async def handle_icd10_search(request: web.Request) -> web.StreamResponse:
     index = await _icd_index(request)
     if index is None:
         retry = 2
-        return web.json_response({"error": {"code": ErrorCode.busy.value, "retry_after_s": retry, "message":
-                                             renderer.translate(lang, "The diagnosis list is still loading. "
-                                                                      "Please try again in a moment.")}},
+        loading = "The diagnosis list is still loading. Please try again in a moment."
+        return web.json_response({"error": {"code": ErrorCode.busy.value, "retry_after_s": retry,
+                                            "message": renderer.translate(lang, loading), "message_en": loading}},
                                  status=503, headers={"Retry-After": str(retry)})
     preferred = await request.app[keys.SERVICES].notes.preferred_codes(actor_of(request))
     body: dict[str, Any] = {"results": index.search(query, lang, preferred), "chinese": index.has_chinese}

@@ -1,7 +1,8 @@
 """The OpenAPI 3.0 description of the JSON API, served at `GET /api/openapi.json`.
 
 The WebSocket protocol is described in docs/protocol.md; server-rendered pages are not part of the API.
-Every error answers `{"error": {"code", "message"}}` with the codes of docs/protocol.md.
+Every error answers `{"error": {"code", "message", "message_en"}}` with the codes of docs/protocol.md: the
+message in the user's language, and in English.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ NULLABLE_STR = {"type": "string", "nullable": True}
 ID = {"type": "integer", "minimum": 1, "maximum": 2**31 - 1}
 
 SCHEMAS: dict[str, Any] = {
-    "Error": _obj({"error": _obj({"code": STR, "message": STR}, ("code", "message"))}, ("error",)),
+    "Error": _obj({"error": _obj({"code": STR, "message": STR, "message_en": STR},
+                                  ("code", "message", "message_en"))}, ("error",)),
     "User": _obj({"id": INT, "username": STR, "name": STR, "role": STR}, ("id", "role")),
     "Consultation": _obj({"id": INT, "state": STR, "specialty": STR, "urgency": STR}, ("id", "state")),
     "Note": {"type": "object", "nullable": True, "properties": {

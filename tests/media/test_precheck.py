@@ -124,7 +124,7 @@ async def test_checks_beyond_the_cap_are_told_to_retry(tmp_path: Any) -> None:
         statuses = sorted(status for status, _ in results)
         assert statuses == [200, 503], results
         refused = next(body for status, body in results if status == 503)
-        assert refused["error"]["code"] == "busy" and "retry in" in refused["error"]["message"]
+        assert refused["error"]["code"] == "busy" and "retry in" in refused["error"]["message_en"]
         async with node.http.post(node.url("/api/precheck"), headers={"Authorization": f"Bearer {first}"},
                                   json={"sdp": "not an sdp"}) as resp:
             assert resp.status == 400

@@ -45,7 +45,7 @@ async def test_referral_up_books_a_reserved_slot_the_clinic_then_sees(node: Node
     cid = await accepted_consultation(node)
     await api(node, "PUT", f"/api/consultations/{cid}/note", "neuro.chief", UP)
     status, body = await api(node, "POST", f"/api/consultations/{cid}/note/sign", "neuro.chief", {})
-    assert status == 400 and "slot" in body["error"]["message"]  # nothing booked yet: nothing signed
+    assert status == 400 and "slot" in body["error"]["message_en"]  # nothing booked yet: nothing signed
     slot = await book_first(node, cid)
     # Another specialist's consultation cannot take the same slot.
     other = await accepted_consultation(node)
@@ -121,7 +121,7 @@ async def test_refer_down_goes_only_to_a_member_unit_of_the_alliance(node: Node)
     await api(node, "PUT", f"/api/consultations/{cid}/note", "neuro.chief",
               {**DOWN, "disposition": {**DOWN["disposition"], "to_org_id": hospital}})
     status, body = await api(node, "POST", f"/api/consultations/{cid}/note/sign", "neuro.chief", {})
-    assert status == 400 and "alliance" in body["error"]["message"]
+    assert status == 400 and "alliance" in body["error"]["message_en"]
     status, body = await api(node, "GET", f"/api/consultations/{cid}/note", "neuro.chief")
     assert body["note"]["signed_at"] is None
 

@@ -37,7 +37,7 @@ async def test_a_failed_sign_leaves_the_booking_as_it_was(node: Node) -> None:
     await api(node, "PUT", f"/api/consultations/{cid}/note", "neuro.chief",
               {**DOWN, "disposition": {**DOWN["disposition"], "to_org_id": hospital}})
     status, body = await api(node, "POST", f"/api/consultations/{cid}/note/sign", "neuro.chief", {})
-    assert status == 400 and "alliance" in body["error"]["message"]
+    assert status == 400 and "alliance" in body["error"]["message_en"]
     status, body = await api(node, "GET", f"/api/consultations/{cid}/booking", "neuro.chief")
     assert status == 200 and body["booking"] is not None and body["booking"]["id"] == slot["id"]
     events = await _app(node)[keys.STORE].list_events(cid)
