@@ -19,8 +19,22 @@ Errors are failed commands other than the expected race outcomes (another specia
 was withdrawn) and any exception. Each node's resident memory is read at the start and at the end of the
 load phase. A 10-minute soak: `--nodes 1 --seconds 600`.
 
-Prints a table per cluster size, then as its last line one JSON object: `consultations_per_min`,
-`offer_latency_p99_ms`, `errors`, `rss_growth_pct` (of the largest cluster run) and the figures for each size.
+The floor of the offer latency under load is the idle offer latency of the same cluster in the same run; the
+nodes' own CPU time over the load phase, divided by the consultations completed, is the CPU-ms per
+consultation (steady on a machine shared with other work, where latencies are not).
+
+`--smoke` runs one node for a few seconds, to show that it works; its figures mean nothing.
+
+Prints a table per cluster size, then as its last line one JSON object (the shape of bench/_common.py), with
+the figures of the largest cluster run and each size's under `by_nodes`:
+
+    {"bench": "load", "smoke": false,
+     "figures": {"consultations_per_min", "offer_latency_p50_ms", "offer_latency_p99_ms", "errors",
+                 "rss_growth_pct", "cpu_ms_per_consultation", "by_nodes": {N: {...}}},
+     "floors":  {"offer_latency_idle_p50_ms", "offer_latency_idle_p99_ms"},
+     "ratios":  {"p99_vs_idle"},
+     "goals":   {"p99_vs_idle" (<= 2), "errors" (<= 0)},
+     "goals_met": BOOL}
 """
 
 from __future__ import annotations
@@ -46,6 +60,8 @@ import aiohttp
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from _common import cpu_ms, goal, print_goals, report  # noqa: E402
+
 from telehealth.records.consent import synthetic_signature  # noqa: E402
 from telehealth.records.seed import DEMO_PASSWORD  # noqa: E402
 
@@ -59,7 +75,6 @@ SPECIALISTS = {"cardiology": ["cardio.chief", "cardio.attending"], "paediatrics"
 CALL_CLINIC, CALL_SPECIALIST = "township1", "med.assoc"
 RACES = {"already_claimed", "offer_gone", "not_eligible", "invalid_transition", "session_ended", "not_in_session"}
 SIGNATURE = synthetic_signature()
-IDLE_WARMUP, IDLE_ROUNDS = 5, 40
 
 
 def rss_kib(pid: int) -> int:
@@ -332,12 +347,12 @@ async def run_cluster(size: int, args: argparse.Namespace, db_url: str) -> dict[
             stop_idle = asyncio.Event()
             idle_task = asyncio.create_task(specialist_loop(spec, stop_idle))
             await asyncio.sleep(0.5)
-            for round_no in range(IDLE_WARMUP + IDLE_ROUNDS):
-                idle.measuring = round_no >= IDLE_WARMUP
+            for round_no in range(args.idle_warmup + args.idle_rounds):
+                idle.measuring = round_no >= args.idle_warmup
                 created = await clinic.call("consultation.create", **request_body("cardiology"))
                 assert created is not None, idle.errors
                 for _ in range(500):  # wait for the offer to have been measured
-                    if len(idle.offer_ms) > round_no - IDLE_WARMUP:
+                    if len(idle.offer_ms) > round_no - args.idle_warmup:
                         break
                     await asyncio.sleep(0.01)
                 await asyncio.sleep(0.3)
@@ -357,6 +372,7 @@ async def run_cluster(size: int, args: argparse.Namespace, db_url: str) -> dict[
                 clients.append((specialty, await connect(http, nodes[n % size].base, tokens[name], name, stats)))
                 n += 1
             rss_start = {node.name: rss_kib(node.proc.pid) for node in nodes}
+            cpu_start = sum(cpu_ms(node.proc.pid) for node in nodes)
             stop = asyncio.Event()
             started = time.monotonic()
             # The first seconds open the nodes' database connections and fill their caches: offer latency is
@@ -377,6 +393,7 @@ async def run_cluster(size: int, args: argparse.Namespace, db_url: str) -> dict[
             elapsed = time.monotonic() - started
             stats.errors += [f"task failed: {r!r}" for r in results if isinstance(r, BaseException)]
             rss_end = {node.name: rss_kib(node.proc.pid) for node in nodes}
+            cpu_used = sum(cpu_ms(node.proc.pid) for node in nodes) - cpu_start
             server_p99 = await server_offer_p99_ms(http, nodes)
             for _, c in clients:
                 await c.ws.close()
@@ -394,6 +411,7 @@ async def run_cluster(size: int, args: argparse.Namespace, db_url: str) -> dict[
             "races": stats.races, "errors": len(stats.errors) + len(idle.errors), "error_samples": stats.errors[:5],
             "real_calls": stats.calls, "rss_start_kib": rss_start, "rss_end_kib": rss_end,
             "rss_growth_pct": round(growth, 1),
+            "cpu_ms_per_consultation": round(cpu_used / max(1, stats.completed), 2),
         }
     finally:
         for node in nodes:
@@ -458,7 +476,12 @@ def main() -> None:
                         help="seconds at the start of the load whose offer latencies are not counted")
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/0")
     parser.add_argument("--database-url", default="", help="default: a fresh PostgreSQL database on localhost")
+    parser.add_argument("--idle-rounds", type=int, default=40, help="idle offers measured (after 5 to warm up)")
+    parser.add_argument("--smoke", action="store_true", help="one node for a few seconds: shows that it runs")
     args = parser.parse_args()
+    args.idle_warmup = 5
+    if args.smoke:
+        args.nodes, args.seconds, args.calls, args.warmup, args.idle_warmup, args.idle_rounds = "1", 3.0, 0, 1.0, 1, 4
     result = asyncio.run(main_async(args))
     runs = result["runs"]
     header = ("nodes", "per min", "offer p50", "offer p90", "offer p99", "idle p50", "idle p99", "ratio", "races",
@@ -473,14 +496,20 @@ def main() -> None:
         for sample in r["error_samples"]:
             print(f"    error: {sample}")
     last = runs[-1]
-    print(json.dumps({"consultations_per_min": last["consultations_per_min"],
-                      "offer_latency_p99_ms": last["offer_latency_p99_ms"],
-                      "errors": sum(r["errors"] for r in runs),
-                      "rss_growth_pct": max(r["rss_growth_pct"] for r in runs),
-                      "p99_vs_idle": last["p99_vs_idle"],
-                      "by_nodes": {str(r["nodes"]): {k: r[k] for k in (
-                          "consultations_per_min", "offer_latency_p99_ms", "offer_latency_idle_p99_ms", "errors",
-                          "rss_growth_pct", "real_calls", "server_offer_p99_ms_at_most")} for r in runs}}))
+    figures = {k: last[k] for k in ("consultations_per_min", "offer_latency_p50_ms", "offer_latency_p99_ms",
+                                    "rss_growth_pct", "cpu_ms_per_consultation")}
+    figures["errors"] = sum(r["errors"] for r in runs)
+    figures["rss_growth_pct"] = max(r["rss_growth_pct"] for r in runs)
+    figures["by_nodes"] = {str(r["nodes"]): {k: r[k] for k in (
+        "consultations_per_min", "offer_latency_p50_ms", "offer_latency_p99_ms", "offer_latency_idle_p99_ms",
+        "p99_vs_idle", "errors", "rss_growth_pct", "real_calls", "server_offer_p99_ms_at_most",
+        "cpu_ms_per_consultation")} for r in runs}
+    floors = {"offer_latency_idle_p50_ms": last["offer_latency_idle_p50_ms"],
+              "offer_latency_idle_p99_ms": last["offer_latency_idle_p99_ms"]}
+    ratios = {"p99_vs_idle": last["p99_vs_idle"]}
+    goals = {"p99_vs_idle": goal(last["p99_vs_idle"], "<=", 2.0), "errors": goal(figures["errors"], "<=", 0)}
+    print_goals(goals)
+    print(json.dumps(report("load", args.smoke, figures, floors, ratios, goals), separators=(",", ":")))
 
 
 if __name__ == "__main__":

@@ -18,6 +18,8 @@ from typing import Any
 log = logging.getLogger("telehealth.events")
 
 Publish = Callable[[str, bytes], Awaitable[Any]]
+# One encoder for every event: `json.dumps` with options builds a new one each call.
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
 
 
 def user_channel(user_id: int) -> str:
@@ -34,8 +36,7 @@ def encode_event(event: str, data: dict[str, Any]) -> bytes:
     The routing header lets a node decide which connections get it, and pass the text on, without
     parsing or re-encoding the JSON for every recipient.
     """
-    text = json.dumps({"type": "event", "event": event, "data": data}, separators=(",", ":"), ensure_ascii=False,
-                      default=str)
+    text = _encode({"type": "event", "event": event, "data": data})
     session = data.get("session_id")
     return f"{event}|{session if isinstance(session, int) else ''}|{text}".encode()
 

@@ -4,14 +4,12 @@ session. Log lines never carry patient data: only ids, codes and counts."""
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import datetime as dt
 import json
 import logging
 import re
 import secrets
-from collections.abc import Iterator
 from typing import Any
 
 FORMATS = ("json", "text")
@@ -34,19 +32,33 @@ def current() -> dict[str, Any]:
     return dict(_context.get() or {})
 
 
-@contextlib.contextmanager
-def bound(**fields: Any) -> Iterator[None]:
-    """Add correlation fields for the duration of a block (and the tasks it starts)."""
-    token = _context.set({**current(), **{k: v for k, v in fields.items() if v is not None}})
-    try:
-        yield
-    finally:
-        _context.reset(token)
+class bound:
+    """Add correlation fields for the duration of a block (and the tasks it starts).
+
+    A small class rather than a generator-based context manager: it wraps every WebSocket command.
+    """
+
+    __slots__ = ("_fields", "_token")
+
+    def __init__(self, **fields: Any) -> None:
+        self._fields = fields
+        self._token: contextvars.Token[dict[str, Any] | None] | None = None
+
+    def __enter__(self) -> None:
+        self._token = _context.set(_merged(self._fields))
+
+    def __exit__(self, *exc: object) -> None:
+        if self._token is not None:
+            _context.reset(self._token)
+
+
+def _merged(fields: dict[str, Any]) -> dict[str, Any]:
+    return {**(_context.get() or {}), **{k: v for k, v in fields.items() if v is not None}}
 
 
 def bind(**fields: Any) -> None:
     """Add correlation fields to the current context from here on (e.g. a connection's user once known)."""
-    _context.set({**current(), **{k: v for k, v in fields.items() if v is not None}})
+    _context.set(_merged(fields))
 
 
 class JsonFormatter(logging.Formatter):

@@ -70,6 +70,7 @@ def require(condition: bool, message: str, *, field: str = "", **params: Any) ->
 
 # -- parsing -----------------------------------------------------------------------------------------
 
+@functools.cache  # hints are few and hashable; looking into them costs more than checking a value
 def _limits(hint: Any) -> tuple[Any, tuple[Any, ...]]:
     if typing.get_origin(hint) is Annotated:
         args = typing.get_args(hint)
@@ -77,8 +78,21 @@ def _limits(hint: Any) -> tuple[Any, tuple[Any, ...]]:
     return hint, ()
 
 
+@functools.cache
+def _plain(hint: Any) -> type | None:
+    """The type a value of this unlimited hint is as it stands (int, str, bool, an object), else None."""
+    if hint in (int, str, bool):
+        return typing.cast(type, hint)
+    return dict if hint is dict or typing.get_origin(hint) is dict else None
+
+
 def _check(value: Any, hint: Any, where: str) -> Any:
     hint, limits = _limits(hint)
+    if not limits:
+        # The common case first, with the same outcome as `_check_type` (which has the error messages).
+        plain = _plain(hint)
+        if plain is not None and type(value) is plain and (plain is not int or abs(typing.cast(int, value)) <= MAX_INT):
+            return value
     checked = _check_type(value, hint, where)
     for limit in limits:
         if isinstance(limit, Text) and isinstance(checked, str):
@@ -94,9 +108,13 @@ def _check(value: Any, hint: Any, where: str) -> Any:
     return checked
 
 
+@functools.cache
+def _shape(hint: Any) -> tuple[Any, tuple[Any, ...]]:
+    return typing.get_origin(hint), typing.get_args(hint)
+
+
 def _check_type(value: Any, hint: Any, where: str) -> Any:
-    origin = typing.get_origin(hint)
-    args = typing.get_args(hint)
+    origin, args = _shape(hint)
     if origin in (types.UnionType, typing.Union):
         if value is None and type(None) in args:
             return None

@@ -21,7 +21,7 @@ from telehealth.server.ratelimit import TokenBucket
 from telehealth.services.accounts import Identity
 from telehealth.signaling import messages
 from telehealth.signaling.commands import REGISTRY, Context
-from telehealth.signaling.connection import ACCESS_EXPIRED, CLOSE_GOING_AWAY, CLOSE_POLICY, Connection
+from telehealth.signaling.connection import CLOSE_GOING_AWAY, CLOSE_POLICY, Connection, encode
 from telehealth.signaling.messages import parse_body
 
 log = logging.getLogger("telehealth.ws")
@@ -100,9 +100,7 @@ async def handle_ws(request: web.Request) -> web.StreamResponse:
     transport = request.transport
     conn = Connection(user, ws, sig.send_queue_size, sessions.node, transport.abort if transport else None)
     conn.credential = identity.credential
-    # The socket lives no longer than the session or token it was opened with.
-    expiry = asyncio.get_running_loop().call_later(
-        max(0.0, identity.expires - time.time()), conn.end_access, ACCESS_EXPIRED) if identity.expires else None
+    conn.expires = identity.expires
     logs.bind(connection_id=conn.id, user_id=user.id)
     hub = app[keys.HUB]
     await hub.add(conn)
@@ -124,14 +122,12 @@ async def handle_ws(request: web.Request) -> web.StreamResponse:
                 metrics.messages.inc()
                 if not reply["success"]:
                     metrics.count_error(ErrorCode(reply["error"]["code"]))
-                conn.send(reply)
+                await conn.reply(encode_reply(reply))
             elif msg.type == WSMsgType.BINARY:
                 conn.send(messages.error(None, ErrorCode.invalid_message, "binary messages are not accepted"))
             elif msg.type == WSMsgType.ERROR:
                 break
     finally:
-        if expiry is not None:
-            expiry.cancel()
         app[keys.WEBSOCKETS].discard(ws)
         # The handler may be cancelled once the client is gone: finish the bookkeeping regardless.
         await asyncio.shield(_after_close(app, conn))
@@ -154,6 +150,13 @@ async def _after_close(app: web.Application, conn: Connection) -> None:
             await app[keys.BROKER].clear_presence(user.id)
         except Exception:
             log.warning("could not clear the presence of user %s", user.id, exc_info=True)
+
+
+def encode_reply(reply: dict[str, Any]) -> str:
+    """A command's result as text; the empty success (every relayed signal's) is the same text, written out."""
+    if reply["success"] and not reply["result"] and type(reply["id"]) is int:
+        return f'{{"id":{reply["id"]},"type":"result","success":true,"result":{{}}}}'
+    return encode(reply)
 
 
 async def dispatch(ctx: Context, raw: str, max_bytes: int) -> dict[str, Any]:
@@ -188,8 +191,9 @@ async def dispatch(ctx: Context, raw: str, max_bytes: int) -> dict[str, Any]:
         except Exception:
             log.exception("command %s failed", env.type, extra={"outcome": "internal_error"})
             return messages.error(env.id, ErrorCode.internal_error, "the server could not complete this command")
-        log.debug("command %s", env.type, extra={
-            "outcome": "ok", "duration_ms": round((time.perf_counter() - started) * 1000, 2)})
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("command %s", env.type, extra={
+                "outcome": "ok", "duration_ms": round((time.perf_counter() - started) * 1000, 2)})
     return messages.result(env.id, value)
 
 

@@ -16,7 +16,8 @@ from telehealth.records.models import User
 log = logging.getLogger("telehealth.signaling")
 
 _ids = itertools.count(1)
-
+# One encoder for every message: `json.dumps` with options builds a new one each call.
+encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
 
 
 class Socket(Protocol):
@@ -42,11 +43,13 @@ class Connection:
 
     Sending never blocks the caller: messages go into a bounded queue; a client that lets the queue
     fill up is cut off, so one slow phone cannot hold back a broadcast to everyone else. The writer
-    task exists only while there is something to send, so an idle connection costs no task.
+    task, and the queue, exist only while there is something to send, so an idle connection costs
+    neither. The reply to the connection's own command is the exception: its reader writes it at
+    once when nothing else waits to go out (see `reply`).
     """
 
-    __slots__ = ("_abort", "_queue", "_socket", "_writer", "closed", "credential", "id", "joined_sessions",
-                 "last_ids", "queue_size", "user", "watching")
+    __slots__ = ("_abort", "_direct", "_queue", "_socket", "_writer", "closed", "credential", "expires", "id",
+                 "joined_sessions", "last_ids", "queue_size", "user", "watching")
 
     def __init__(self, user: User, socket: Socket, queue_size: int, node: str,
                  abort: Callable[[], None] | None = None) -> None:
@@ -54,11 +57,14 @@ class Connection:
         self.user = user
         # Which session or token opened this socket (see telehealth.services.accounts.credential_id).
         self.credential = ""
+        # When that session or token stops working (POSIX time; 0: never): the hub closes the socket then.
+        self.expires = 0.0
         self._socket = socket
         self._abort = abort
         self.queue_size = queue_size
-        self._queue: collections.deque[str] = collections.deque()
+        self._queue: collections.deque[str] | None = None
         self._writer: asyncio.Task[None] | None = None
+        self._direct = False
         self.closed = False
         # Shared empty sets until first used: most of thousands of idle connections never need their own.
         self.joined_sessions: frozenset[int] | set[int] = _NONE
@@ -84,23 +90,48 @@ class Connection:
             self.watching.discard(consultation_id)
 
     def send(self, message: dict[str, Any]) -> bool:
-        return self.send_raw(json.dumps(message, separators=(",", ":"), ensure_ascii=False, default=str))
+        return self.send_raw(encode(message))
 
     def send_raw(self, text: str) -> bool:
         if self.closed:
             return False
-        if len(self._queue) >= self.queue_size:
+        queue = self._queue
+        if queue is None:
+            queue = self._queue = collections.deque()
+        elif len(queue) >= self.queue_size:
             self._cut_off()
             return False
-        self._queue.append(text)
-        if self._writer is None:
+        queue.append(text)
+        if self._writer is None and not self._direct:
             self._writer = asyncio.get_running_loop().create_task(self._write_loop())
         return True
+
+    async def reply(self, text: str) -> None:
+        """Send the answer to a command of this connection, from the connection's own reader.
+
+        Written at once when nothing else waits to go out, which spares a writer task per command;
+        otherwise queued behind what waits, so that order is kept. Waiting here on a client that does not
+        read holds up only that client's own commands.
+        """
+        if self._writer is not None or self._queue or self._direct:
+            self.send_raw(text)
+            return
+        if self.closed:
+            return
+        self._direct = True
+        try:
+            await self._socket.send_str(text)
+        except (ConnectionError, RuntimeError):
+            self.closed = True
+        finally:
+            self._direct = False
+        if self._queue and self._writer is None and not self.closed:
+            self._writer = asyncio.get_running_loop().create_task(self._write_loop())
 
     def _cut_off(self) -> None:
         log.warning("connection %s (user %s) too slow to drain its queue; cutting it off", self.id, self.user.id)
         self.closed = True
-        self._queue.clear()
+        self._queue = None
         if self._writer is not None:
             self._writer.cancel()
         # A polite close frame would queue behind the data the client is not reading: drop the
@@ -114,6 +145,7 @@ class Connection:
         try:
             while self._queue:
                 await self._socket.send_str(self._queue.popleft())
+            self._queue = None
         except (ConnectionError, RuntimeError):
             self.closed = True
         finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 import weakref
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
@@ -12,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from telehealth.events import queue_channel, split_event, user_channel
 from telehealth.matching.broker import Broker, Message, Subscription
 from telehealth.records.models import User
-from telehealth.signaling.connection import Connection
+from telehealth.signaling.connection import ACCESS_EXPIRED, Connection
 
 log = logging.getLogger("telehealth.signaling")
 
@@ -20,6 +21,7 @@ log = logging.getLogger("telehealth.signaling")
 SESSION_SCOPED = frozenset({"signal", "chat", "peer_joined", "peer_left"})
 # Events the node itself looks into before passing them on (the rest are forwarded unparsed).
 HOOKED = frozenset({"session_ended"})
+EXPIRY_SWEEP_S = 1.0
 # A credential of the user ended: the sockets opened with it close, and the event goes no further.
 ACCESS_REVOKED = "access_revoked"
 
@@ -35,6 +37,7 @@ class Hub:
         self._by_user: dict[int, set[Connection]] = defaultdict(set)
         self._queue_watchers: dict[str, set[Connection]] = defaultdict(set)
         self._subscription: Subscription | None = None
+        self._expiry: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self._users: weakref.WeakValueDictionary[int, User] = weakref.WeakValueDictionary()
         # Called for each event a local connection receives, before it is sent (sessions use it to
@@ -45,8 +48,23 @@ class Hub:
 
     async def start(self) -> None:
         self._subscription = await self.broker.subscribe(self._on_message)
+        self._expiry = asyncio.get_running_loop().create_task(self._close_expired(), name="socket-expiry")
+
+    async def _close_expired(self) -> None:
+        """A socket lives no longer than the session or token it was opened with (one sweep a second for the
+        node, not a timer per socket)."""
+        while True:
+            await asyncio.sleep(EXPIRY_SWEEP_S)
+            now = time.time()
+            for conns in list(self._by_user.values()):
+                for conn in list(conns):
+                    if 0 < conn.expires <= now:
+                        conn.end_access(ACCESS_EXPIRED)
 
     async def close(self) -> None:
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
         if self._subscription is not None:
             await self._subscription.close()
             self._subscription = None

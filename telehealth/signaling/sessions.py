@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import itertools
 import json
 import logging
 import secrets
@@ -91,6 +92,9 @@ class SessionManager:
         # Participants of each session known to have joined once: signals to them are no longer kept.
         self._joined_once: dict[int, set[int]] = {}
         self.relayed = 0
+        # Signal ids, unique across nodes and restarts (a random prefix) without a system call per signal.
+        self._signal_prefix = secrets.token_hex(4)
+        self._signal_ids = itertools.count(1)
         # Call telemetry (joins, SDP, ICE states, quality) is written in small batches off the call's
         # critical path; state changes are written at once.
         self._log_buffer: list[dict[str, Any]] = []
@@ -266,7 +270,7 @@ class SessionManager:
                                   allowed=", ".join(SIGNAL_KINDS))
         peer = session.peer_of(conn.user.id)
         event = {"session_id": session_id, "kind": kind, "payload": payload, "from": conn.user.id,
-                 "id": secrets.token_hex(6)}
+                 "id": f"{self._signal_prefix}{next(self._signal_ids):x}"}
         if not await self._keep_for_pending(session_id, peer, event):
             await self._emit(peer, "signal", event)
         self.relayed += 1
