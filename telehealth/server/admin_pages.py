@@ -18,6 +18,8 @@ from telehealth.server.auth import current_user, page
 from telehealth.server.charts import line_chart
 from telehealth.server.exports import csv_writer
 from telehealth.server.pages import render
+from telehealth.server.query import query_day
+from telehealth.server.query import query_number as _int
 
 PAGE_SIZE = 50
 
@@ -30,25 +32,6 @@ async def admin_scope(request: web.Request, user: User) -> int | None:
     if org is None or org.alliance_id is None:
         raise TelehealthError(ErrorCode.forbidden, "this administrator account belongs to no alliance")
     return org.alliance_id
-
-
-def query_day(value: str | None) -> dt.datetime | None:
-    """A date from the query string (`2026-11-02`) as the UTC instant it starts; None when empty."""
-    if not value:
-        return None
-    try:
-        return dt.datetime.combine(dt.date.fromisoformat(value), dt.time(), dt.UTC)
-    except ValueError:
-        raise TelehealthError(ErrorCode.invalid_input, f"{value!r} is not a date such as 2026-11-02") from None
-
-
-def _int(value: str | None) -> int | None:
-    if not value:
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        raise TelehealthError(ErrorCode.invalid_input, f"{value!r} is not a number") from None
 
 
 def _filters(request: web.Request) -> dict[str, Any]:

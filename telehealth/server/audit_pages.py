@@ -10,12 +10,12 @@ from urllib.parse import urlencode
 from aiohttp import web
 
 from telehealth.domain import Role
-from telehealth.errors import ErrorCode, TelehealthError
 from telehealth.server import keys
-from telehealth.server.admin_pages import admin_scope, query_day
+from telehealth.server.admin_pages import admin_scope
 from telehealth.server.api import audit
 from telehealth.server.auth import current_user, page
 from telehealth.server.pages import render
+from telehealth.server.query import query_day, query_number
 
 PAGE_SIZE = 50
 # Families of actions, offered as filters beside the single actions seen so far.
@@ -36,10 +36,7 @@ async def _render(request: web.Request, verified: dict[str, Any] | None = None) 
     if q.get("actor"):
         match = [u.id for u in people if u.username == q["actor"].strip().lower()]
         actor_ids = match  # an unknown or out-of-reach username matches nothing
-    try:
-        page_no = max(1, int(q.get("page") or 1))
-    except ValueError:
-        raise TelehealthError(ErrorCode.invalid_input, "`page` is a number") from None
+    page_no = query_number(q.get("page")) or 1
     end = query_day(q.get("to"))
     rows, total = await store.search_audit(
         actor_ids=actor_ids, action=(q.get("action") or None), target=(q.get("target") or "").strip() or None,

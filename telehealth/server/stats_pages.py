@@ -18,6 +18,7 @@ from telehealth.server.api import audit, path_id
 from telehealth.server.auth import allow, current_user, page
 from telehealth.server.charts import bar_chart
 from telehealth.server.pages import render, see_other
+from telehealth.server.query import query_date
 
 DEFAULT_DAYS = 28
 MAX_DAYS = 366
@@ -27,12 +28,8 @@ MAX_DUTY_DAYS = 92
 def _period(request: web.Request, tz: Any) -> tuple[dt.date, dt.date]:
     """[start, end) in local days from `from` and `to` (inclusive) in the query; the last four weeks by default."""
     today = dt.datetime.now(tz).date()
-    try:
-        last = dt.date.fromisoformat(request.query["to"]) if request.query.get("to") else today
-        first = dt.date.fromisoformat(request.query["from"]) if request.query.get("from") \
-            else last - dt.timedelta(days=DEFAULT_DAYS - 1)
-    except ValueError:
-        raise TelehealthError(ErrorCode.invalid_input, "`from` and `to` are dates such as 2026-11-02") from None
+    last = query_date(request.query.get("to")) or today
+    first = query_date(request.query.get("from")) or last - dt.timedelta(days=DEFAULT_DAYS - 1)
     if last < first:
         raise TelehealthError(ErrorCode.invalid_input, "`to` comes before `from`")
     if (last - first).days >= MAX_DAYS:
