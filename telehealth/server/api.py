@@ -54,7 +54,7 @@ async def handle_create_token(request: web.Request) -> web.StreamResponse:
         raise TelehealthError(ErrorCode.invalid_input, "`username` and `password` are required strings")
     label = str(data.get("label", ""))[:200]
     limiter = request.app[keys.LOGIN_LIMITER]
-    limit_keys = (f"user:{username.lower()}", f"ip:{request.remote}")
+    limit_keys = (f"user:{username.lower()}", f"ip:{client_address(request)}")
     if max(limiter.blocked(k) for k in limit_keys) > 0:
         raise TelehealthError(ErrorCode.login_rate_limited, "too many attempts; wait a few minutes")
     store = request.app[keys.STORE]

@@ -14,6 +14,7 @@ from telehealth.domain import ConsultationState, Role
 from telehealth.server import keys
 from telehealth.server.auth import (
     CSRF_FIELD,
+    client_address,
     current_user,
     end_session,
     home_path,
@@ -80,7 +81,7 @@ async def handle_login(request: web.Request) -> web.StreamResponse:
     limiter = request.app[keys.LOGIN_LIMITER]
     # Both the account and the address are limited: guessing one password across many accounts
     # from one address is as blocked as guessing many passwords for one account.
-    limit_keys = (f"user:{username.lower()}", f"ip:{request.remote}")
+    limit_keys = (f"user:{username.lower()}", f"ip:{client_address(request)}")
     wait = max(limiter.blocked(k) for k in limit_keys)
     if wait > 0:
         return _login_page(request, "Too many attempts. Please wait a few minutes and try again.", status=429,
@@ -93,11 +94,11 @@ async def handle_login(request: web.Request) -> web.StreamResponse:
             limiter.hit(k)
         await request.app[keys.STORE].insert_audit(
             "login.failed", actor_id=user.id if user else None, target=f"user:{user.id}" if user else "",
-            remote=request.remote or "", now=dt.datetime.now(dt.UTC))
+            remote=client_address(request), now=dt.datetime.now(dt.UTC))
         return _login_page(request, "Wrong username or password.", status=401, username=username)
     limiter.reset(limit_keys[0])
     await request.app[keys.STORE].insert_audit("login.ok", actor_id=user.id, target=f"user:{user.id}",
-                                                remote=request.remote or "", now=dt.datetime.now(dt.UTC))
+                                                remote=client_address(request), now=dt.datetime.now(dt.UTC))
     target = local_path(str(form.get("next", ""))) or home_path(user)
     response = see_other(target)
     await start_session(request, response, user)
