@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 import secrets
@@ -42,11 +43,19 @@ class SecuritySettings:
     # The pages open their WebSocket to their own host; set this (wss://host[:port]) only when it is served
     # from another address: the Content-Security-Policy lets the pages connect there and nowhere else.
     websocket_origin: str = ""
+    # Reverse proxies (addresses or networks) whose X-Forwarded-For and X-Forwarded-Host are believed.
+    trusted_proxies: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _positive(self, "session_ttl_s", "api_token_ttl_s", "login_attempts", "login_window_s")
         if self.cookie_secure not in ("auto", "true", "false"):
             raise ConfigError("security.cookie_secure must be auto, true or false")
+        for proxy in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ConfigError(f"security.trusted_proxies: {proxy!r} is not an address or a network such as "
+                                  "10.0.0.0/8") from None
         if self.websocket_origin:
             match = _WS_ORIGIN.fullmatch(self.websocket_origin)
             if match is None or int(match.group(1) or 0) > 65535:

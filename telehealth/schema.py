@@ -232,6 +232,14 @@ def _takes_int(hint: Any) -> bool:
     return hint is int
 
 
+_SHOWN = 40
+
+
+def shown(value: str) -> str:
+    """A value as an error quotes it: in quotes, and cut when long."""
+    return repr(value if len(value) <= _SHOWN else value[:_SHOWN] + "…")
+
+
 def from_query(cls: type[T], query: Mapping[str, str], names: Mapping[str, str] | None = None) -> T:
     """Build a schema from a query string's values: `names` maps a field to its parameter where they differ;
     an empty or absent parameter leaves the field's default; a number field's text is read as an integer
@@ -239,17 +247,29 @@ def from_query(cls: type[T], query: Mapping[str, str], names: Mapping[str, str] 
     hints, _, fields = _fields(typing.cast(Hashable, cls))
     body: dict[str, Any] = {}
     for f in fields:
-        raw = query.get((names or {}).get(f.name, f.name), "").strip()
+        param = (names or {}).get(f.name, f.name)
+        raw = query.get(param, "").strip()
         if not raw:
             continue
         if _takes_int(hints[f.name]):
+            # Query numbers are record ids and page numbers: 1 to the databases' integer limit.
             try:
-                body[f.name] = int(raw) if len(raw) <= 20 else raw
+                number = int(raw) if len(raw) <= 12 else 0
             except ValueError:
-                body[f.name] = raw
+                number = 0
+            require(0 < number <= MAX_INT, "{value} is not a number from 1 to {max}", field=param,
+                    value=shown(raw), max=MAX_INT)
+            body[f.name] = number
         else:
             body[f.name] = raw
-    return parse(cls, body)
+    try:
+        return parse(cls, body)
+    except InputError as exc:
+        # Name the query parameter, not the schema's field.
+        param = (names or {}).get(exc.field, exc.field)
+        if param == exc.field:
+            raise
+        raise InputError(param, exc.template, **{k: v for k, v in exc.params.items() if k != "field"}) from None
 
 
 # What a form says next to the control in error: the field is named by its label already.

@@ -198,6 +198,8 @@ events = sa.Table(
     sa.Column("data", sa.JSON, nullable=False, server_default="{}"),
 )
 
+# A signed note and every addendum are immutable in the database itself, whatever client writes to it: triggers
+# (migrations 0002 and 0009) refuse UPDATE, DELETE, INSERT OR REPLACE and TRUNCATE on SQLite and PostgreSQL.
 notes = sa.Table(
     "notes", metadata,
     sa.Column("id", sa.Integer, primary_key=True),

@@ -12,7 +12,7 @@ from aiohttp import web
 from telehealth.domain import Role
 from telehealth.errors import ErrorCode, TelehealthError
 from telehealth.records.models import User
-from telehealth.server import keys
+from telehealth.server import keys, proxies
 from telehealth.services.context import Actor
 
 SESSION_COOKIE = "th_session"
@@ -73,7 +73,8 @@ def current_user(request: web.Request) -> User:
 
 
 def client_address(request: web.Request) -> str:
-    return request.headers.get("X-Forwarded-For", "").split(",")[0].strip() or (request.remote or "")
+    """The client's address for the audit and the login limits: X-Forwarded-For counts only from a trusted proxy."""
+    return proxies.client_address(request)
 
 
 def actor_of(request: web.Request) -> Actor:

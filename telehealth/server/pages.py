@@ -91,7 +91,7 @@ async def handle_login(request: web.Request) -> web.StreamResponse:
     limiter = request.app[keys.LOGIN_LIMITER]
     # Both the account and the address are limited: guessing one password across many accounts
     # from one address is as blocked as guessing many passwords for one account.
-    limit_keys = (f"user:{username.lower()}", f"ip:{request.remote}")
+    limit_keys = (f"user:{username.lower()}", f"ip:{client_address(request)}")
     wait = max(limiter.blocked(k) for k in limit_keys)
     if wait > 0:
         return _login_page(request, "Too many attempts. Please wait a few minutes and try again.", status=429,

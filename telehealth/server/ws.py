@@ -17,6 +17,7 @@ from telehealth.errors import ErrorCode, TelehealthError
 from telehealth.records.models import User
 from telehealth.server import keys
 from telehealth.server.auth import client_address, public
+from telehealth.server.proxies import forwarded_host
 from telehealth.server.ratelimit import TokenBucket
 from telehealth.services.accounts import Identity
 from telehealth.signaling import messages
@@ -38,7 +39,7 @@ def origin_allowed(request: web.Request) -> bool:
     if origin in allowed:
         return True
     parts = urlsplit(origin)
-    host = request.headers.get("X-Forwarded-Host") or request.host
+    host = forwarded_host(request)
     return parts.netloc == host
 
 

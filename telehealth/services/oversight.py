@@ -13,7 +13,7 @@ from telehealth.domain import SPECIALTIES, ConsultationState, EndReason, OrgLeve
 from telehealth.errors import ErrorCode, TelehealthError
 from telehealth.records import quota, stats
 from telehealth.records.models import CallSession, Consultation, DutyDay, Event, Organisation, User
-from telehealth.schema import Items, Range, Text, require
+from telehealth.schema import Items, Range, Text, require, shown
 
 if TYPE_CHECKING:
     from telehealth.services.context import Actor, Services
@@ -23,10 +23,10 @@ DEFAULT_DAYS = 28
 MAX_DAYS = 366
 MAX_DUTY_DAYS = 92
 # Dates a filter may name: wide enough for any record, narrow enough that a day after it still exists.
-FIRST_YEAR, LAST_YEAR = 2000, 2100
+FIRST_YEAR, LAST_YEAR = 1900, 2999
 Id = Annotated[int, Range(1)]
 Day = Annotated[str, Text(0, 10)]
-PageNo = Annotated[int, Range(1, 100_000)]
+PageNo = Annotated[int, Range(1, 2**31 - 1)]
 
 
 def parse_day(value: str, field_name: str) -> dt.date | None:
@@ -34,11 +34,13 @@ def parse_day(value: str, field_name: str) -> dt.date | None:
     if not value:
         return None
     try:
-        day = dt.date.fromisoformat(value)
+        day = dt.date.fromisoformat(value) if len(value) <= 10 else None
     except ValueError:
         day = None
-    require(day is not None and FIRST_YEAR <= day.year <= LAST_YEAR,
-            "{field}: give a date such as 2026-11-02", field=field_name)
+    first, last = dt.date(FIRST_YEAR, 1, 1), dt.date(LAST_YEAR, 12, 31)
+    require(day is not None and first <= day <= last,
+            "{value} is not a date from {first} to {last}, such as 2026-11-02", field=field_name,
+            value=shown(value), first=first.isoformat(), last=last.isoformat())
     return day
 
 
@@ -64,13 +66,12 @@ class SessionLogQuery:
     def validate(self) -> None:
         require(self.specialty is None or self.specialty in SPECIALTIES, "{field}: no such specialty",
                 field="specialty")
-        first, last = parse_day(self.start, "start"), parse_day(self.end, "end")
-        require(first is None or last is None or first <= last, "the last day comes before the first",
-                field="end")
+        first, last = parse_day(self.start, "from"), parse_day(self.end, "to")
+        require(first is None or last is None or first <= last, "`to` comes before `from`", field="to")
 
     def filters(self) -> dict[str, Any]:
-        last = parse_day(self.end, "end")
-        return {"start": _day_start(parse_day(self.start, "start")),
+        last = parse_day(self.end, "to")
+        return {"start": _day_start(parse_day(self.start, "from")),
                 "end": _day_start(last + dt.timedelta(days=1)) if last else None,
                 "clinic_org_id": self.clinic_org_id, "specialist_id": self.specialist_id,
                 "specialty": self.specialty, "urgency": self.urgency.value if self.urgency else None,
