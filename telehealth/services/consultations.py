@@ -197,6 +197,18 @@ class Consultations:
             consultation = await self._s.matcher.enqueue(consultation, actor_id=actor.id)
         return consultation, await self._s.matcher.status(consultation)
 
+    async def queue_summaries(self, actor: Actor, consultation_ids: list[int]) -> dict[int, tuple[str, Organisation | None]]:
+        """What a specialist sees of requests in the queue they may take: the complaint and the clinic."""
+        if actor.user.role is not Role.specialist:
+            raise TelehealthError(ErrorCode.forbidden, "your role may not do this")
+        store = self._s.store
+        out: dict[int, tuple[str, Organisation | None]] = {}
+        for cid in consultation_ids:
+            c = await store.get_consultation(cid)
+            if c is not None:
+                out[cid] = (c.chief_complaint, await store.get_organisation(c.clinic_org_id))
+        return out
+
     async def watched(self, actor: Actor, consultation_id: int) -> tuple[Consultation, QueueStatus]:
         """A participant's own consultation with its place in the queue (no record content: not audited)."""
         consultation = await self._s.access.participant_consultation(actor, consultation_id)

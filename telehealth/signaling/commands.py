@@ -10,7 +10,6 @@ from typing import Any
 from telehealth.domain import ConsultationState, DeclineReason, Presence, Role
 from telehealth.matching.service import Matcher, QueueStatus
 from telehealth.records.models import Consultation, User
-from telehealth.records.store import Store
 from telehealth.schema import require
 from telehealth.services import Actor, Services
 from telehealth.services.consultations import ConsultationRef, CreateConsultation
@@ -48,10 +47,6 @@ class Context:
     @property
     def matcher(self) -> Matcher:
         return self.services.matcher
-
-    @property
-    def store(self) -> Store:
-        return self.services.store
 
 
 # States in which a call is still to come for the consultation.
@@ -202,10 +197,10 @@ async def handle_queue_list(ctx: Context, body: QueueListBody) -> dict[str, Any]
     items.sort(key=lambda i: (i["score"], i["consultation_id"]))
     items = items[: body.limit]
     # Details for display (clinic name, complaint) come from the store, for the visible items only.
+    summaries = await ctx.services.consultations.queue_summaries(ctx.actor, [i["consultation_id"] for i in items])
     for item in items:
-        c = await ctx.store.get_consultation(item["consultation_id"])
-        org = await ctx.store.get_organisation(item["clinic_org_id"])
-        item["chief_complaint"] = c.chief_complaint if c else ""
+        complaint, org = summaries.get(item["consultation_id"], ("", None))
+        item["chief_complaint"] = complaint
         item["clinic"] = org.name if org else ""
         item["clinic_zh"] = org.name_zh if org else ""
         del item["score"]
