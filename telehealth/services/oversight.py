@@ -226,7 +226,7 @@ class Oversight:
         start, end = period.days(self._s.now().astimezone(tz).date())
         start_at, _ = quota.day_bounds(start, tz)
         end_at, _ = quota.day_bounds(end, tz)
-        consultations, events, sessions = await store.statistics_rows(alliance_id=alliance, start=start_at,
+        consultations, events, sessions = await store.get_statistics_rows(alliance_id=alliance, start=start_at,
                                                                       end=end_at)
         everyone = await store.list_organisations()
         scope = {o.id for o in everyone if alliance is None or o.alliance_id == alliance}
@@ -237,7 +237,7 @@ class Oversight:
             users=await store.list_all_users(), agreements=await store.list_agreements(None),
             duty_days=await store.list_duty_days(org_ids=scope, start=start, end=end),
             presence_days=await store.list_presence_days(start, end),
-            slot_days=await store.slot_days(hospital_org_ids=hospitals, start=start_at, end=end_at, tz=tz),
+            slot_days=await store.list_slot_days(hospital_org_ids=hospitals, start=start_at, end=end_at, tz=tz),
             scope_org_ids=scope)
         figures = stats.compute(data)
         await self._s.audit(actor, "admin.statistics", "statistics", {
@@ -298,7 +298,7 @@ class Oversight:
             offset=(query.page - 1) * PAGE_SIZE)
         await self._s.audit(actor, "admin.audit_view", "audit_log", {"page": query.page, "results": len(rows)})
         return AuditPage(rows, names, total, query.page, max(1, (total + PAGE_SIZE - 1) // PAGE_SIZE),
-                         await store.audit_actions())
+                         await store.list_audit_actions())
 
     async def verify_audit(self, actor: Actor) -> tuple[int, int | None]:
         await self._s.access.admin_alliance(actor)

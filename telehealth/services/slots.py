@@ -156,7 +156,7 @@ class Slots:
         hospitals = await self.hospitals(actor)
         tz = self._s.settings.slots.tz
         start = dt.datetime.combine(self._s.now().astimezone(tz).date(), dt.time(), tz).astimezone(dt.UTC)
-        days = await self._s.store.slot_days(hospital_org_ids=list(hospitals), start=start,
+        days = await self._s.store.list_slot_days(hospital_org_ids=list(hospitals), start=start,
                                              end=start + dt.timedelta(days=POOL_DAYS), tz=tz)
         shares = {h.id: {"floor": round(float(quota.policy_floor(h)) * 100, 1),
                          "share": round(float(quota.reserved_share(h)) * 100, 1)} for h in hospitals.values()}

@@ -90,7 +90,7 @@ async def test_publishing_reserves_the_share_of_each_day_and_is_idempotent(store
     assert (created, reserved) == (13, 2 + 1)
     again = await store.publish_slots(h, "cardiology", morning(day1), duration_min=30, location="", tz=TZ)
     assert again == (0, 0)
-    days = await store.slot_days(hospital_org_ids=[h], start=NOW, end=NOW + dt.timedelta(days=30), tz=TZ)
+    days = await store.list_slot_days(hospital_org_ids=[h], start=NOW, end=NOW + dt.timedelta(days=30), tz=TZ)
     assert [(d.day, d.total, d.reserved) for d in days] == [(day1, 8, 2), (day2, 5, 1)]
     # Two more slots on day 2 make seven: 20 % of 7 is 1.4, so a second one is reserved.
     extra = [dt.datetime.combine(day2, dt.time(14, m), TZ).astimezone(dt.UTC) for m in (0, 30)]
@@ -166,7 +166,7 @@ async def test_unbooked_reserved_slots_are_released_at_the_cut_off(store: Store)
     assert kept is not None and kept.released_at is None and kept.booked_consultation_id == cid
     # The later day's reserved slots are still open, and a slot past its cut-off cannot be booked even before
     # the release has run.
-    days = await store.slot_days(hospital_org_ids=[h], start=NOW, end=NOW + dt.timedelta(days=10), tz=TZ)
+    days = await store.list_slot_days(hospital_org_ids=[h], start=NOW, end=NOW + dt.timedelta(days=10), tz=TZ)
     assert [(d.reserved, d.booked, d.released) for d in days] == [(2, 1, 1), (2, 0, 0)]
     (other,) = await consultations(store, clinic, doctor, 1)
     later = next(s for s in await store.list_slots(hospital_org_ids=[h], open_reserved=True))

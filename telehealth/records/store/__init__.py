@@ -1,0 +1,28 @@
+"""The records store: the source of truth for organisations, accounts, consultations, sessions and events.
+
+One store per aggregate, each in its own module, composed here into the one `Store` the rest of the code
+holds; they share the engine and the ambient transaction of `StoreBase`.
+"""
+
+from __future__ import annotations
+
+from telehealth.records.store.accounts import AccountStore
+from telehealth.records.store.attachments import AttachmentStore
+from telehealth.records.store.audit import GENESIS_HASH, AuditStore, audit_entry_hash
+from telehealth.records.store.base import StoreBase, StoreUnavailable
+from telehealth.records.store.calls import CallSessionStore
+from telehealth.records.store.consultations import CONFLICT_RETRIES, ConsultationStore
+from telehealth.records.store.event_log import EventLogStore
+from telehealth.records.store.notes import NOTE_FIELDS, NoteStore
+from telehealth.records.store.organisations import OrganisationStore
+from telehealth.records.store.prechecks import PrecheckStore
+from telehealth.records.store.referrals import ReferralStore
+from telehealth.records.store.slots import SlotStore
+from telehealth.records.store.statistics import StatisticsStore
+
+__all__ = ["CONFLICT_RETRIES", "GENESIS_HASH", "NOTE_FIELDS", "Store", "StoreUnavailable", "audit_entry_hash"]
+
+
+class Store(OrganisationStore, AccountStore, CallSessionStore, NoteStore, ConsultationStore, ReferralStore,
+            EventLogStore, SlotStore, AttachmentStore, AuditStore, PrecheckStore, StatisticsStore, StoreBase):
+    """All durable reads and writes. Methods take `now` where time matters; none reads a clock."""

@@ -1,0 +1,131 @@
+"""Alliances, organisations and the cooperation agreements between clinics and hospitals."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from telehealth.domain import OrgLevel
+from telehealth.errors import ErrorCode, TelehealthError
+from telehealth.records import schema as t
+from telehealth.records.models import Agreement, Alliance, Organisation
+from telehealth.records.store.base import StoreBase, new_id
+from telehealth.records.store.rows import as_organisation
+
+
+class OrganisationStore(StoreBase):
+    """Alliances, organisations and agreements."""
+
+    async def insert_alliance(self, name: str, kind: str, *, name_zh: str = "", region: str = "") -> Alliance:
+        async with self._tx() as conn:
+            res = await conn.execute(t.alliances.insert().values(name=name, name_zh=name_zh, kind=kind,
+                                                                 region=region))
+            aid = new_id(res)
+        return Alliance(aid, name, name_zh, kind, region)
+
+    async def get_alliance_by_name(self, name: str) -> Alliance | None:
+        async with self._tx() as conn:
+            row = (await conn.execute(sa.select(t.alliances).where(t.alliances.c.name == name))).first()
+        return Alliance(row.id, row.name, row.name_zh, row.kind, row.region) if row else None
+
+    async def list_alliances(self) -> list[Alliance]:
+        async with self._tx() as conn:
+            rows = (await conn.execute(sa.select(t.alliances).order_by(t.alliances.c.id))).all()
+        return [Alliance(r.id, r.name, r.name_zh, r.kind, r.region) for r in rows]
+
+    async def insert_organisation(self, name: str, level: OrgLevel, *, alliance_id: int | None, name_zh: str = "",
+                                  leads_alliance: bool = False, city_group_pilot: bool = False,
+                                  reserved_share_pct: int | None = None, region: str = "") -> Organisation:
+        async with self._tx() as conn:
+            res = await conn.execute(t.organisations.insert().values(
+                name=name, name_zh=name_zh, level=level.value, alliance_id=alliance_id,
+                leads_alliance=leads_alliance, city_group_pilot=city_group_pilot,
+                reserved_share_pct=reserved_share_pct, region=region))
+            oid = new_id(res)
+        org = await self.get_organisation(oid)
+        assert org is not None
+        return org
+
+    async def get_organisation(self, org_id: int) -> Organisation | None:
+        async with self._tx() as conn:
+            row = (await conn.execute(sa.select(t.organisations).where(t.organisations.c.id == org_id))).first()
+        return as_organisation(row) if row else None
+
+    async def get_organisation_by_name(self, name: str) -> Organisation | None:
+        async with self._tx() as conn:
+            row = (await conn.execute(sa.select(t.organisations).where(t.organisations.c.name == name))).first()
+        return as_organisation(row) if row else None
+
+    async def list_organisations(self, alliance_id: int | None = None) -> list[Organisation]:
+        query = sa.select(t.organisations).order_by(t.organisations.c.id)
+        if alliance_id is not None:
+            query = query.where(t.organisations.c.alliance_id == alliance_id)
+        async with self._tx() as conn:
+            rows = (await conn.execute(query)).all()
+        return [as_organisation(r) for r in rows]
+
+    async def update_organisation(self, org_id: int, *, name: str, name_zh: str, region: str,
+                                  city_group_pilot: bool) -> Organisation:
+        try:
+            async with self._tx() as conn:
+                await conn.execute(t.organisations.update().where(t.organisations.c.id == org_id).values(
+                    name=name, name_zh=name_zh, region=region, city_group_pilot=city_group_pilot))
+        except IntegrityError:
+            raise TelehealthError(ErrorCode.conflict, "an organisation named \"{name}\" exists", name=name) from None
+        org = await self.get_organisation(org_id)
+        if org is None:
+            raise TelehealthError(ErrorCode.not_found, "no such organisation")
+        return org
+
+    async def insert_agreement(self, clinic_org_id: int, hospital_org_id: int, *, valid_from: dt.datetime,
+                               valid_to: dt.datetime | None, created_by: int | None, now: dt.datetime) -> int:
+        async with self._tx() as conn:
+            res = await conn.execute(t.agreements.insert().values(
+                clinic_org_id=clinic_org_id, hospital_org_id=hospital_org_id, valid_from=valid_from,
+                valid_to=valid_to, created_by=created_by, created_at=now))
+            return new_id(res)
+
+    async def get_partner_hospitals(self, clinic_org_id: int, now: dt.datetime) -> tuple[set[int], set[int]]:
+        """(hospitals of the clinic's own alliance, hospitals with any valid agreement incl. the alliance).
+
+        Alliance membership is itself a cooperation agreement; explicit agreements add partners with a
+        validity period.
+        """
+        o = t.organisations
+        async with self._tx() as conn:
+            clinic = (await conn.execute(sa.select(o.c.alliance_id).where(o.c.id == clinic_org_id))).first()
+            alliance: set[int] = set()
+            if clinic is not None and clinic.alliance_id is not None:
+                rows = await conn.execute(sa.select(o.c.id).where(
+                    o.c.alliance_id == clinic.alliance_id,
+                    o.c.level.in_([OrgLevel.county_hospital.value, OrgLevel.city_hospital.value])))
+                alliance = {r.id for r in rows}
+            a = t.agreements
+            rows = await conn.execute(sa.select(a.c.hospital_org_id).where(
+                a.c.clinic_org_id == clinic_org_id, a.c.valid_from <= now,
+                sa.or_(a.c.valid_to.is_(None), a.c.valid_to > now)))
+            partners = alliance | {r.hospital_org_id for r in rows}
+        return alliance, partners
+
+    async def list_agreements(self, org_ids: Iterable[int] | None = None) -> list[Agreement]:
+        """Explicit agreements that involve any of `org_ids` (every agreement when None), newest first."""
+        a = t.agreements
+        query = sa.select(a).order_by(a.c.id.desc())
+        if org_ids is not None:
+            ids = list(org_ids)
+            query = query.where(sa.or_(a.c.clinic_org_id.in_(ids), a.c.hospital_org_id.in_(ids)))
+        async with self._tx() as conn:
+            rows = (await conn.execute(query)).all()
+        return [Agreement(r.id, r.clinic_org_id, r.hospital_org_id, r.valid_from, r.valid_to, r.created_by)
+                for r in rows]
+
+    async def end_agreement(self, agreement_id: int, *, now: dt.datetime) -> bool:
+        """End an agreement now (it stops new offers; calls in progress go on). False if it had ended."""
+        a = t.agreements
+        async with self._tx() as conn:
+            res = await conn.execute(a.update().where(
+                a.c.id == agreement_id, sa.or_(a.c.valid_to.is_(None), a.c.valid_to > now)).values(valid_to=now))
+        return bool(res.rowcount)
