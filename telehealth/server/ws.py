@@ -59,7 +59,7 @@ async def _authenticate(request: web.Request, ws: web.WebSocketResponse) -> Iden
     try:
         env = messages.parse_envelope(msg.data, settings.signaling.max_message_bytes)
     except TelehealthError as exc:
-        await ws.send_json(messages.error(messages.peek_id(msg.data), exc.code, exc.message))
+        await ws.send_json(messages.refusal(msg.data, exc))
         return None
     token = env.body.get("token")
     if env.type != "auth" or not isinstance(token, str):
@@ -107,8 +107,8 @@ async def handle_ws(request: web.Request) -> web.StreamResponse:
     await hub.add(conn)
     app[keys.WEBSOCKETS].add(ws)
     ctx = Context(conn, app[keys.SERVICES], sessions, hub, sessions.node, client_address(request))
-    conn.send(messages.event("hello", {"user": user_view(user), "node": sessions.node,
-                                       "connection_id": conn.id}))
+    conn.send(messages.event("hello", {"protocol": messages.PROTOCOL_VERSION, "user": user_view(user),
+                                       "node": sessions.node, "connection_id": conn.id}))
     bucket = TokenBucket(sig.rate_per_s, sig.rate_burst)
     metrics = app[keys.METRICS]
     try:
@@ -165,8 +165,7 @@ async def dispatch(ctx: Context, raw: str, max_bytes: int) -> dict[str, Any]:
     try:
         env = messages.parse_envelope(raw, max_bytes)
     except TelehealthError as exc:
-        return messages.error(messages.peek_id(raw) if exc.code is not ErrorCode.message_too_large else None,
-                              exc.code, exc.message)
+        return messages.refusal(raw, exc)
     # Ids increase on a connection, so remembering the last one is enough to refuse any reuse.
     if env.id <= ctx.conn.last_ids:
         return messages.error(env.id, ErrorCode.id_reused,

@@ -6,7 +6,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-__all__ = ["MAX_INT", "Envelope", "error", "event", "parse_body", "parse_envelope", "peek_id", "require", "result"]
+__all__ = ["MAX_INT", "PROTOCOL_VERSION", "Envelope", "error", "event", "parse_body", "parse_envelope", "peek_id",
+           "peek_leading_id", "refusal", "require", "result"]
 
 from telehealth.errors import ErrorCode, TelehealthError
 from telehealth.schema import MAX_INT, parse, require
@@ -14,6 +15,11 @@ from telehealth.strict_input import json_loads
 
 T = TypeVar("T")
 MAX_ID = 2**53 - 1
+# Sent in `hello`; raised when a change would break a client written for the previous version.
+PROTOCOL_VERSION = 1
+# How much of an oversized message is read for its id: enough for the members a client writes before it.
+LEADING_CHARS = 4096
+_DECODER = json.JSONDecoder()
 
 
 @dataclass(frozen=True)
@@ -54,12 +60,58 @@ def peek_id(raw: str | bytes) -> int | None:
     return None
 
 
+def _skip_space(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos] in " \t\n\r":
+        pos += 1
+    return pos
+
+
+def _is_id(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ID
+
+
+def peek_leading_id(raw: str | bytes) -> int | None:
+    """The id of an oversized message, read from the top-level members at its start without parsing the rest
+    (the members before `id` must fit in the first `LEADING_CHARS` characters)."""
+    text = raw[:LEADING_CHARS]
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="ignore")  # a character cut at the end is dropped
+    pos = _skip_space(text, 0)
+    if not text.startswith("{", pos):
+        return None
+    pos += 1
+    while True:
+        try:
+            key, pos = _DECODER.raw_decode(text, _skip_space(text, pos))
+            pos = _skip_space(text, pos)
+            if not isinstance(key, str) or not text.startswith(":", pos):
+                return None
+            value, pos = _DECODER.raw_decode(text, _skip_space(text, pos + 1))
+        except ValueError:
+            return None
+        pos = _skip_space(text, pos)
+        if pos >= len(text):
+            return None  # the value may have been cut where the reading stopped
+        if key == "id":
+            return int(value) if _is_id(value) else None
+        if not text.startswith(",", pos):
+            return None
+        pos += 1
+
+
 def result(msg_id: int, value: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"id": msg_id, "type": "result", "success": True, "result": value or {}}
 
 
 def error(msg_id: int | None, code: ErrorCode, message: str) -> dict[str, Any]:
     return {"id": msg_id, "type": "result", "success": False, "error": {"code": code.value, "message": message}}
+
+
+def refusal(raw: str | bytes, exc: TelehealthError) -> dict[str, Any]:
+    """The error result for a message the envelope refused, answering its id when one can be read (an
+    oversized message is not parsed whole: its id is read from its start)."""
+    peek = peek_leading_id if exc.code is ErrorCode.message_too_large else peek_id
+    return error(peek(raw), exc.code, exc.message)
 
 
 def event(name: str, data: dict[str, Any]) -> dict[str, Any]:
