@@ -33,8 +33,8 @@ from telehealth.matching.broker import (
     SpecialistPresence,
 )
 from telehealth.matching.rules import build_entry, eligible, pick_entry, rank_specialists
+from telehealth.matching.store import MatchingStore
 from telehealth.records.models import Consultation, NewConsultation, User
-from telehealth.records.store import Store
 
 log = logging.getLogger("telehealth.matching")
 
@@ -58,7 +58,7 @@ class QueueStatus:
 class Matcher:
     """One per node. Every public method is safe to call concurrently and from any node."""
 
-    def __init__(self, store: Store, broker: Broker, settings: MatchingSettings,
+    def __init__(self, store: MatchingStore, broker: Broker, settings: MatchingSettings,
                  clock: Callable[[], float] = time.time) -> None:
         self.store = store
         self.broker = broker
