@@ -1,5 +1,6 @@
 // The attachments of a consultation: list (images shown small), and the clinic's upload.
 
+import { getJSON, postForm } from "./http.js";
 import { texts } from "./texts.js";
 
 export async function openAttachments(signal = null) {
@@ -9,9 +10,12 @@ export async function openAttachments(signal = null) {
   const url = `/api/consultations/${box.dataset.consultation}/attachments`;
   const list = document.getElementById("attachment-list");
   const refresh = async () => {
-    const resp = await fetch(url);
-    if (!resp.ok) return;
-    const items = (await resp.json()).attachments;
+    let items;
+    try {
+      items = (await getJSON(url)).attachments;
+    } catch {
+      return; // the list stays as it was; the next announcement tries again
+    }
     list.replaceChildren();
     for (const a of items) {
       const li = document.createElement("li");
@@ -42,10 +46,15 @@ export async function openAttachments(signal = null) {
       status.textContent = t("uploading");
       const body = new FormData();
       body.append("file", input.files[0]);
-      const resp = await fetch(url, { method: "POST", body, headers: { "X-CSRF-Token": document.body.dataset.csrf } });
-      const data = await resp.json();
-      status.textContent = resp.ok ? t("uploaded") : data.error.message;
-      if (resp.ok) { input.value = ""; await refresh(); }
+      try {
+        await postForm(url, body);
+      } catch (err) {
+        status.textContent = err.message;
+        return;
+      }
+      status.textContent = t("uploaded");
+      input.value = "";
+      await refresh();
     });
   }
   if (signal) {

@@ -1,6 +1,7 @@
 // Binds a Call to the call panel of a page: videos, controls, quality, chat, state banner.
 
 import { Call } from "./call.js";
+import { postForm } from "./http.js";
 import { texts } from "./texts.js";
 
 // A still photo at the camera's full resolution (a rash, an ECG printout), sent as an attachment: it reaches
@@ -30,10 +31,7 @@ async function sendSnapshot(call, consultationId) {
   const stamp = new Date().toISOString().replace(/[-:]/g, "").replace("T", "-").slice(0, 15);
   const body = new FormData();
   body.append("file", blob, `snapshot-${stamp}.jpg`);
-  const resp = await fetch(`/api/consultations/${consultationId}/attachments`, {
-    method: "POST", body, headers: { "X-CSRF-Token": document.body.dataset.csrf },
-  });
-  if (!resp.ok) throw new Error((await resp.json()).error.message);
+  await postForm(`/api/consultations/${consultationId}/attachments`, body);
 }
 
 export function openCall(signal, consultationId, { onEnded = () => {}, ready = null } = {}) {

@@ -2,8 +2,9 @@
 
 import { Signal } from "./signal.js";
 import { openCall } from "./callview.js";
-import { prepareConnection, releaseConnection } from "./call.js";
+import { prepareConnection, releaseConnection } from "./peer.js";
 import { openAttachments } from "./attachments.js";
+import { sendJSON } from "./http.js";
 import { texts, showError } from "./texts.js";
 
 const page = document.getElementById("page");
@@ -105,12 +106,14 @@ document.getElementById("btn-print")?.addEventListener("click", () => window.pri
 document.getElementById("decision-form")?.addEventListener("submit", async (ev) => {
   ev.preventDefault();
   const form = ev.target;
-  const resp = await fetch(`/api/consultations/${cid}/decision`, {
-    method: "POST", headers: { "Content-Type": "application/json", "X-CSRF-Token": document.body.dataset.csrf },
-    body: JSON.stringify({ decision: form.elements.decision.value, note: document.getElementById("decision-note").value }),
-  });
-  if (resp.ok) location.reload();
-  else showError({ message: (await resp.json()).error.message });
+  try {
+    await sendJSON("POST", `/api/consultations/${cid}/decision`,
+      { decision: form.elements.decision.value, note: document.getElementById("decision-note").value });
+  } catch (err) {
+    showError(err);
+    return;
+  }
+  location.reload();
 });
 
 openAttachments(signal);
