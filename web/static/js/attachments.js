@@ -3,12 +3,14 @@
 import { getJSON, postForm } from "./http.js";
 import { texts } from "./texts.js";
 
-export async function openAttachments(signal = null) {
+// `onAdded(attachment)` hears of each attachment that arrives while the page is open.
+export async function openAttachments(signal = null, { onAdded = () => {} } = {}) {
   const box = document.getElementById("attachments");
   if (!box) return;
   const t = texts("attachment-texts");
   const url = `/api/consultations/${box.dataset.consultation}/attachments`;
   const list = document.getElementById("attachment-list");
+  let known = null; // ids listed so far; null before the first listing, which announces nothing
   const refresh = async () => {
     let items;
     try {
@@ -35,6 +37,9 @@ export async function openAttachments(signal = null) {
       list.append(li);
     }
     document.getElementById("attachments-empty").hidden = items.length > 0;
+    const fresh = known === null ? [] : items.filter((a) => !known.has(a.id));
+    known = new Set(items.map((a) => a.id));
+    for (const a of fresh) onAdded(a);
   };
   const form = document.getElementById("upload-form");
   if (form) {

@@ -163,7 +163,8 @@ export class Call {
   sendMediaState() {
     const ch = this.stateChannel;
     if (ch && ch.readyState === "open") {
-      ch.send(mediaStateMessage({ muted: this.muted, camera: !this.cameraOff && !this.audioOnly }));
+      // Audio only by choice is a camera turned off; paused by the ladder, the quality notice says so.
+      ch.send(mediaStateMessage({ muted: this.muted, camera: !this.cameraOff && !this.manualAudioOnly }));
     }
   }
 
@@ -265,7 +266,6 @@ export class Call {
   applyLevel(level) {
     this.audioOnly = level === AUDIO_ONLY;
     setVideoEncoding(this.pc, encodingFor(level));
-    this.sendMediaState();
   }
 
   setMuted(muted) {

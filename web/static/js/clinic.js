@@ -1,7 +1,7 @@
 // The clinic's consultation page: live state, queue position and wait, cancel/re-queue, then the call.
 
 import { Signal } from "./signal.js";
-import { openCall } from "./callview.js";
+import { CallView } from "./callview.js";
 import { prepareConnection, releaseConnection } from "./peer.js";
 import { openAttachments } from "./attachments.js";
 import { sendJSON } from "./http.js";
@@ -11,7 +11,7 @@ const page = document.getElementById("page");
 const cid = Number(page.dataset.consultation);
 const t = texts("state-texts");
 const signal = new Signal();
-let call = null;
+const view = new CallView(signal, cid, { role: "clinic", onEnded: (info) => setState(info.consultation_state) });
 
 function setState(state) {
   page.dataset.state = state;
@@ -20,7 +20,12 @@ function setState(state) {
   el.textContent = t(state);
   document.getElementById("btn-cancel").hidden = !["requested", "queued", "offered", "expired"].includes(state);
   document.getElementById("btn-requeue").hidden = state !== "expired";
-  document.getElementById("btn-join").hidden = !(["accepted", "in_call"].includes(state)) || call !== null;
+  // A call to join, or to join again until the report is signed; the stage has its own button after a call.
+  const join = document.getElementById("btn-join");
+  join.hidden = !["accepted", "in_call", "ended"].includes(state) || view.active || page.dataset.call === "ended";
+  join.textContent = t(state === "ended" ? "rejoin" : "join");
+  document.getElementById("report-pending").hidden = state !== "ended";
+  view.setConsultationState(state);
   if (!["queued", "offered"].includes(state)) {
     document.getElementById("position").textContent = "—";
     document.getElementById("estimate").textContent = "—";
@@ -46,9 +51,10 @@ function chime() {
 }
 
 function startCall(ready = null) {
-  if (call) return;
+  if (view.active) return;
+  view.start(ready);
   document.getElementById("btn-join").hidden = true;
-  call = openCall(signal, cid, { ready, onEnded: (info) => { setState(info.consultation_state); call = null; } });
+  document.getElementById("report-pending").hidden = true;
 }
 
 // States in which a call is still to come: the page keeps a peer connection ready meanwhile.
@@ -76,14 +82,14 @@ signal.on("session_ready", (d) => {
 });
 signal.onReconnect.push(() => watch());
 // A long wait: look again now and then, which also renews the connection kept ready (fresh TURN credentials).
-setInterval(() => { if (!call && CALL_AHEAD.includes(page.dataset.state)) watch(); }, 10 * 60 * 1000);
+setInterval(() => { if (!view.active && CALL_AHEAD.includes(page.dataset.state)) watch(); }, 10 * 60 * 1000);
 
 async function watch() {
   try {
     const r = await signal.call("consultation.watch", { consultation_id: cid });
     setState(r.consultation.state);
     page.dataset.watching = "true";
-    if (!call && CALL_AHEAD.includes(r.consultation.state)) prepareConnection(r.ice_servers);
+    if (!view.active && CALL_AHEAD.includes(r.consultation.state)) prepareConnection(r.ice_servers);
     setPosition(r.consultation.position, r.consultation.estimated_wait_s);
   } catch (err) { showError(err); }
 }
@@ -101,7 +107,7 @@ document.getElementById("btn-requeue").addEventListener("click", async () => {
     setPosition(r.consultation.position, r.consultation.estimated_wait_s);
   } catch (err) { showError(err); }
 });
-document.getElementById("btn-join").addEventListener("click", startCall);
+document.getElementById("btn-join").addEventListener("click", () => startCall());
 document.getElementById("btn-print")?.addEventListener("click", () => window.print());
 document.getElementById("decision-form")?.addEventListener("submit", async (ev) => {
   ev.preventDefault();
