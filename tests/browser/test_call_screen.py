@@ -116,3 +116,172 @@ async def test_the_controls_stay_over_the_video_and_on_screen(browsers: Any, loc
         await page.keyboard.type("Aspirin 100 mg daily. " * 3 + "\n" * 12 + "Review in a week.")
         await assert_controls_on_screen(specialist, f"typing the report ({where})")
         await specialist.shot(f"typing-report-{where}", full_page=False)
+
+
+def people_for(locale: str) -> tuple[str, str]:
+    return ("village1", "neuro.chief") if locale == "zh-CN" else ("village2", "cardio.chief")
+
+
+TEXT = {
+    "zh-CN": {"mute": "静音", "unmute": "取消静音", "camera_off": "关闭摄像头", "camera_on": "打开摄像头",
+              "peer_muted": "对方已静音", "peer_camera_off": "对方已关闭摄像头", "paused": "对方网络较弱，视频已暂停",
+              "full": "全屏", "exit_full": "退出全屏", "pip": "画中画", "exit_pip": "退出画中画"},
+    "en-GB": {"mute": "Mute", "unmute": "Unmute", "camera_off": "Camera off", "camera_on": "Camera on",
+              "peer_muted": "The other side is muted", "peer_camera_off": "The other side's camera is off",
+              "paused": "The other side's video is paused: their connection is weak", "full": "Full screen",
+              "exit_full": "Exit full screen", "pip": "Picture in picture", "exit_pip": "Exit picture in picture"},
+}
+
+
+async def poll(page: Any, script: str, want: Any, timeout: float = 15.0) -> Any:
+    """The script's value once it equals `want` (the pages' strict CSP rules out wait_for_function)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    value = await page.evaluate(script)
+    while value != want and loop.time() < deadline:
+        await asyncio.sleep(0.2)
+        value = await page.evaluate(script)
+    return value
+
+
+def seconds(timer: str) -> int:
+    parts = [int(p) for p in timer.split(":")]
+    return sum(p * 60 ** i for i, p in enumerate(reversed(parts)))
+
+
+TRACKS = """() => { const s = window.telehealthCall.localStream;
+  return { audio: s.getAudioTracks().every((t) => t.enabled), video: s.getVideoTracks().every((t) => t.enabled) }; }"""
+VISIBLE = "(sel) => { const el = document.querySelector(sel); return Boolean(el && el.checkVisibility()); }"
+
+
+async def visible(page: Any, selector: str) -> bool:
+    return bool(await page.evaluate(VISIBLE, selector))
+
+
+@pytest.mark.parametrize("locale", list(LANGS))
+async def test_timer_network_bars_and_mute_and_camera_on_both_sides(browsers: Any, locale: str) -> None:
+    text = TEXT[locale]
+    clinic, specialist, _ = await call_between(browsers, locale, WIDE, *people_for(locale))
+    cp, sp = clinic.page, specialist.page
+
+    # The timer counts from the connection, as minutes and seconds.
+    first = await cp.inner_text("#call-timer")
+    assert await poll(cp, "() => document.getElementById('call-timer').textContent !== " + repr(first), True)
+    later = await cp.inner_text("#call-timer")
+    assert len(later) == 5 and later[2] == ":" and seconds(later) > seconds(first)
+
+    # Network bars beside the quality word, as many lit as the word says.
+    level = await cp.get_attribute("#quality", "data-level")
+    assert level in ("good", "fair", "poor")
+    bars = await cp.get_attribute("#quality-bars", "data-bars")
+    assert bars == {"good": "4", "fair": "2", "poor": "1"}[level]
+    beside = await cp.evaluate("""() => {
+      const b = document.getElementById('quality-bars').getBoundingClientRect();
+      const w = document.getElementById('quality').getBoundingClientRect();
+      return b.width > 0 && b.right <= w.left && w.left - b.right < 40
+        && Math.abs((b.top + b.bottom) / 2 - (w.top + w.bottom) / 2) < 8; }""")
+    assert beside
+
+    # Mute: the button says how to undo it, one's own tile shows it, the other side is told.
+    await cp.click("#btn-mute")
+    assert (await cp.inner_text("#btn-mute")).strip() == text["unmute"]
+    assert await visible(cp, "#local-muted")
+    assert (await cp.evaluate(TRACKS))["audio"] is False
+    await sp.wait_for_selector("#remote-muted:not([hidden])")
+    assert text["peer_muted"] in await sp.inner_text("#remote-muted")
+    # Camera off: the same, and the other side sees words where the video was, not a black rectangle.
+    await cp.click("#btn-camera")
+    assert (await cp.inner_text("#btn-camera")).strip() == text["camera_on"]
+    assert await visible(cp, "#local-cam-off") and await visible(cp, "#local-cover")
+    assert (await cp.evaluate(TRACKS))["video"] is False
+    await sp.wait_for_selector("#remote-tile[data-video=off]")
+    assert await visible(sp, "#remote-cover")
+    assert (await sp.inner_text("#remote-cover")).strip() == text["peer_camera_off"]
+    await at_each_size([clinic, specialist], "muted-camera-off")
+
+    # Both back on: the buttons and tiles say so on both sides.
+    await cp.click("#btn-mute")
+    await cp.click("#btn-camera")
+    assert (await cp.inner_text("#btn-mute")).strip() == text["mute"]
+    assert (await cp.inner_text("#btn-camera")).strip() == text["camera_off"]
+    assert await cp.evaluate(TRACKS) == {"audio": True, "video": True}
+    await sp.wait_for_selector("#remote-muted", state="hidden")
+    await sp.wait_for_selector("#remote-tile[data-video=on]")
+    assert not await visible(sp, "#remote-cover") and not await visible(cp, "#local-muted")
+
+    # The clinic's link gets too weak for video: the specialist reads why there is no picture.
+    for _ in range(6):
+        await cp.evaluate("() => window.telehealthCall.adapt({ loss_pct: 30, rtt_ms: 900, available_kbps: 50 })")
+    await sp.wait_for_selector("#remote-tile[data-video=paused]")
+    assert (await sp.inner_text("#remote-cover")).strip() == text["paused"]
+    await at_each_size([specialist], "peer-video-paused")
+
+    # A reload mid-call: the timer goes on from where it was, not from zero.
+    before = seconds(await sp.inner_text("#call-timer"))
+    await sp.reload()
+    await sp.wait_for_selector("#call-state[data-state=connected]", timeout=30_000)
+    assert seconds(await sp.inner_text("#call-timer")) >= before
+
+
+MODES = """() => ({ full: document.fullscreenElement ? document.fullscreenElement.id : null,
+  pip: document.pictureInPictureElement ? document.pictureInPictureElement.id : null,
+  fullLabel: document.getElementById('btn-fullscreen').getAttribute('aria-label'),
+  pipShown: !document.getElementById('btn-pip').hidden,
+  pipLabel: document.getElementById('btn-pip').getAttribute('aria-label') })"""
+
+
+@pytest.mark.parametrize("locale", list(LANGS))
+async def test_keys_full_screen_and_picture_in_picture(browsers: Any, locale: str) -> None:
+    text = TEXT[locale]
+    clinic, specialist, _ = await call_between(browsers, locale, WIDE, *people_for(locale))
+    cp, sp = clinic.page, specialist.page
+
+    # Alt+M and Alt+V work the call wherever the focus is, even in the middle of typing the report, and type
+    # nothing into it.
+    await sp.click("#note-assessment")
+    await sp.keyboard.type("TIA")
+    await sp.keyboard.press("Alt+KeyM")
+    assert (await sp.inner_text("#btn-mute")).strip() == text["unmute"]
+    await cp.wait_for_selector("#remote-muted:not([hidden])")
+    await sp.keyboard.press("Alt+KeyV")
+    assert (await sp.inner_text("#btn-camera")).strip() == text["camera_on"]
+    await cp.wait_for_selector("#remote-tile[data-video=off]")
+    assert await sp.input_value("#note-assessment") == "TIA"
+    await sp.keyboard.press("Alt+KeyM")
+    await sp.keyboard.press("Alt+KeyV")
+    assert (await sp.inner_text("#btn-mute")).strip() == text["mute"]
+    await cp.wait_for_selector("#remote-tile[data-video=on]")
+    # A plain m in the chat is just a letter.
+    await cp.click("#chat-text")
+    await cp.keyboard.type("mv")
+    assert (await cp.inner_text("#btn-mute")).strip() == text["mute"]
+
+    for where, (w, h) in SIZES.items():
+        await cp.set_viewport_size({"width": w, "height": h})
+        # Full screen: the stage fills the screen with its controls, the button offers the way back.
+        await cp.click("#btn-fullscreen")
+        full = await poll(cp, "() => document.fullscreenElement ? document.fullscreenElement.id : null", "stage")
+        assert full == "stage"
+        assert (await cp.evaluate(MODES))["fullLabel"] == text["exit_full"]
+        await assert_controls_on_screen(clinic, f"full screen ({where})")
+        await clinic.shot(f"full-screen-{where}", full_page=False)
+        await cp.keyboard.press("Alt+KeyF")
+        assert await poll(cp, "() => document.fullscreenElement === null", True)
+        assert (await cp.evaluate(MODES))["fullLabel"] == text["full"]
+
+        # Picture-in-picture of the other side's video, and back.
+        modes = await cp.evaluate(MODES)
+        assert modes["pipShown"], modes
+        await cp.click("#btn-pip")
+        assert await poll(cp, "() => document.pictureInPictureElement && document.pictureInPictureElement.id",
+                          "remote-video") == "remote-video"
+        entered = await cp.evaluate(MODES)
+        await clinic.shot(f"picture-in-picture-{where}", full_page=False)
+        await cp.click("#btn-pip")
+        assert await poll(cp, "() => document.pictureInPictureElement === null", True)
+        assert entered["pipLabel"] == text["exit_pip"] and (await cp.evaluate(MODES))["pipLabel"] == text["pip"]
+
+    # Alt+H hangs up.
+    await sp.keyboard.press("Alt+KeyH")
+    await cp.wait_for_selector("#call-state[data-state=ended]")
+    await sp.wait_for_selector("#call-state[data-state=ended]")
