@@ -285,3 +285,38 @@ async def test_keys_full_screen_and_picture_in_picture(browsers: Any, locale: st
     await sp.keyboard.press("Alt+KeyH")
     await cp.wait_for_selector("#call-state[data-state=ended]")
     await sp.wait_for_selector("#call-state[data-state=ended]")
+
+
+
+
+@pytest.mark.parametrize("locale", list(LANGS))
+async def test_a_still_photo_that_arrives_is_announced_with_its_thumbnail(browsers: Any, locale: str) -> None:
+    arrived, sent = ("收到一张照片：snapshot-", "照片已发送：snapshot-") if locale == "zh-CN" \
+        else ("A photo arrived: snapshot-", "Photo sent: snapshot-")
+    clinic, specialist, _ = await call_between(browsers, locale, WIDE, *people_for(locale))
+    cp, sp = clinic.page, specialist.page
+    assert await sp.is_hidden("#call-toast")
+    await cp.click("#btn-snapshot")
+    # The specialist is told over the video, with the photo small; it opens full size.
+    await sp.wait_for_selector("#call-toast[data-kind=arrived]")
+    assert (await sp.inner_text("#toast-text")).startswith(arrived)
+    assert await poll(sp, "() => { const i = document.getElementById('toast-image');"
+                          " return i.complete && i.naturalWidth; }", 640) == 640
+    href = await sp.get_attribute("#toast-link", "href")
+    assert href and "/attachments/" in href
+    # The clinic sees what it sent.
+    await cp.wait_for_selector("#call-toast[data-kind=sent]")
+    assert (await cp.inner_text("#toast-text")).startswith(sent)
+    assert await poll(cp, "() => document.getElementById('toast-image').naturalWidth", 640) == 640
+    # The photo is in the attachments too, and the toast is on screen at both sizes.
+
+    async def check(person: Any, where: str) -> None:
+        box = await person.page.evaluate("""() => { const r = document.getElementById('call-toast').getBoundingClientRect();
+          return r.width > 0 && r.left >= 0 && r.right <= window.innerWidth && r.top >= 0
+            && r.bottom <= window.innerHeight; }""")
+        assert box, (person.name, where)
+
+    await sp.wait_for_selector("#attachment-list li:has-text('snapshot-') img")
+    await at_each_size([clinic, specialist], "photo-toast", check)
+    await sp.click("#toast-close")
+    assert await sp.is_hidden("#call-toast")
