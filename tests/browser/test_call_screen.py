@@ -320,3 +320,90 @@ async def test_a_still_photo_that_arrives_is_announced_with_its_thumbnail(browse
     await at_each_size([clinic, specialist], "photo-toast", check)
     await sp.click("#toast-close")
     assert await sp.is_hidden("#call-toast")
+
+
+AFTER = {
+    "zh-CN": {"ended": "通话已结束", "duration": "时长 ", "quality": "通话结束", "chat_closed": "文字交流已关闭。",
+              "next_clinic": "专家正在撰写会诊报告，签署后将显示在本页。",
+              "next_specialist": "请在旁边撰写并签署会诊报告。报告签署前可以重新发起通话。",
+              "next_signed": "会诊报告已签署。", "rejoin": "重新加入通话"},
+    "en-GB": {"ended": "The call has ended", "duration": "Duration ", "quality": "Call ended",
+              "chat_closed": "The chat is closed.",
+              "next_clinic": "The specialist is writing the report. It appears on this page once it is signed.",
+              "next_specialist": "Write and sign the report beside the call. You can start the call again while it "
+                                 "is not signed.",
+              "next_signed": "The report is signed.", "rejoin": "Rejoin the call"},
+}
+
+ENDED_SCREEN = """() => ({
+  quality: document.getElementById('quality').textContent, level: document.getElementById('quality').dataset.level,
+  bars: document.getElementById('quality-bars').dataset.bars,
+  videos: [document.getElementById('remote-video').srcObject, document.getElementById('local-video').srcObject]
+    .filter(Boolean).length,
+  chatDisabled: document.getElementById('chat-text').disabled,
+  placeholder: document.getElementById('chat-text').placeholder,
+  lastChat: document.querySelector('#chat-log li:last-child') && document.querySelector('#chat-log li:last-child').className
+    + '|' + document.querySelector('#chat-log li:last-child').textContent,
+  controls: document.getElementById('call-controls').checkVisibility(),
+  duration: document.getElementById('ended-duration').textContent,
+  next: document.getElementById('ended-next').textContent,
+  rejoin: document.getElementById('btn-rejoin').checkVisibility() })"""
+
+
+@pytest.mark.parametrize("locale", list(LANGS))
+async def test_after_hang_up_the_screen_says_the_call_ended_then_the_report_comes(browsers: Any, locale: str) -> None:
+    text = AFTER[locale]
+    clinic, specialist, cid = await call_between(browsers, locale, WIDE, *people_for(locale))
+    cp, sp = clinic.page, specialist.page
+    await cp.fill("#chat-text", "BP 150/95")
+    await cp.click("#chat-form button[type=submit]")
+    await sp.wait_for_selector("#chat-log li:has-text('BP 150/95')")
+    await sp.click("#btn-hangup")
+
+    # The video area, the chat and the quality word all say that the call ended; each side is told what comes
+    # next, and may call again.
+    for person, next_key in ((clinic, "next_clinic"), (specialist, "next_specialist")):
+        await person.page.wait_for_selector("#call-ended:not([hidden])")
+        screen = await person.page.evaluate(ENDED_SCREEN)
+        assert text["ended"] in await person.page.inner_text("#call-state")
+        assert screen["quality"] == text["quality"] and screen["level"] == "ended" and screen["bars"] == "0"
+        assert screen["videos"] == 0 and not screen["controls"]
+        assert screen["chatDisabled"] and screen["placeholder"] == text["chat_closed"]
+        assert screen["lastChat"].startswith("system|") and text["ended"] in screen["lastChat"]
+        assert screen["duration"].startswith(text["duration"]) and screen["next"] == text[next_key]
+        assert screen["rejoin"], (person.name, screen)
+    assert await cp.is_hidden("#report-pending")  # said once, on the stage
+    await at_each_size([clinic, specialist], "call-ended")
+
+    # The clinic calls again: a new call between the same two, timer from zero.
+    await cp.click("#btn-rejoin")
+    await cp.wait_for_selector("#call[data-call=live]")
+    await sp.wait_for_selector("#call[data-call=live]")
+    assert await wait_for_frames(cp, 5) >= 5
+    assert await wait_for_frames(sp, 5) >= 5
+    assert seconds(await cp.inner_text("#call-timer")) < 60
+    assert not (await cp.evaluate(ENDED_SCREEN))["chatDisabled"]
+    await clinic.shot("rejoined", full_page=False)
+    await sp.keyboard.press("Alt+KeyH")
+    await cp.wait_for_selector("#call-ended:not([hidden])")
+
+    # After a reload the clinic's page still says the report is being written, and offers the call again.
+    await cp.reload()
+    await cp.wait_for_selector("#report-pending:not([hidden])")
+    assert (await cp.inner_text("#report-pending")).strip() == text["next_clinic"]
+    assert (await cp.inner_text("#btn-join")).strip() == text["rejoin"]
+    await at_each_size([clinic], "report-being-written")
+
+    # The specialist signs: their stage says so and offers no more call; the clinic's page shows the report.
+    await sp.fill("#note-assessment", "Transient ischaemic attack likely." if locale == "en-GB" else "考虑短暂性脑缺血发作。")
+    await sp.select_option("#note-disposition", "manage_locally")
+    await sp.click("#btn-sign")
+    await sp.wait_for_selector("#state[data-state=signed]")
+    assert (await sp.inner_text("#ended-next")).strip() == text["next_signed"]
+    assert await sp.is_hidden("#btn-rejoin") and await sp.is_hidden("#btn-join")
+    await cp.wait_for_selector("#record", timeout=15_000)
+    assert "ischaemic" in await cp.inner_text("#record") or "脑缺血" in await cp.inner_text("#record")
+    assert await cp.is_hidden("#btn-join") and await cp.is_hidden("#report-pending")
+    assert await cp.is_hidden("#call")
+    await at_each_size([clinic, specialist], "report-signed")
+    assert cid > 0

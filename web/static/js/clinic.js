@@ -20,11 +20,13 @@ function setState(state) {
   el.textContent = t(state);
   document.getElementById("btn-cancel").hidden = !["requested", "queued", "offered", "expired"].includes(state);
   document.getElementById("btn-requeue").hidden = state !== "expired";
+  if (state !== "in_call") document.getElementById("ready-banner").hidden = true;
   // A call to join, or to join again until the report is signed; the stage has its own button after a call.
   const join = document.getElementById("btn-join");
   join.hidden = !["accepted", "in_call", "ended"].includes(state) || view.active || page.dataset.call === "ended";
   join.textContent = t(state === "ended" ? "rejoin" : "join");
-  document.getElementById("report-pending").hidden = state !== "ended";
+  // Said on the stage right after the call; on the page itself after a reload.
+  document.getElementById("report-pending").hidden = state !== "ended" || page.dataset.call === "ended";
   view.setConsultationState(state);
   if (!["queued", "offered"].includes(state)) {
     document.getElementById("position").textContent = "—";
