@@ -13,8 +13,8 @@ export function formatDuration(ms) {
 
 // Alt with a letter works the call wherever the focus is (the specialist types the report meanwhile). The
 // key's position (`code`) counts, not its character: Option on a Mac and a Chinese input method change the
-// character, never the position.
-const KEYS = { KeyM: "mute", KeyV: "camera", KeyH: "hangup", KeyF: "fullscreen" };
+// character, never the position. Not Alt+F or Alt+E: those open the browser's menu on Windows.
+const KEYS = { KeyM: "mute", KeyV: "camera", KeyH: "hangup" };
 
 export function shortcutFor(ev) {
   if (!ev || !ev.altKey || ev.ctrlKey || ev.metaKey || ev.shiftKey || ev.repeat || ev.isComposing) return null;

@@ -10,7 +10,6 @@ import { postForm } from "./http.js";
 import { networkBars } from "./stats.js";
 import { texts } from "./texts.js";
 
-const TOAST_MS = 12_000;
 const FADE_OK_MS = 4000; // a good-news notice steps back after this long; a warning stays
 const startedKey = (sessionId) => `telehealth-call-started-${sessionId}`;
 
@@ -40,18 +39,19 @@ async function takeSnapshot(call) {
 }
 
 export class CallView {
-  // role: "clinic" | "specialist"; onEnded(info): the page's own reaction (its state line, its buttons).
-  constructor(signal, consultationId, { role, onEnded = () => {} }) {
+  // role: "clinic" | "specialist"; onEnded(info): the page's own reaction (its state line, its buttons);
+  // onRejoin(): the page starts the call again (and says so in its own state line).
+  constructor(signal, consultationId, { role, onEnded = () => {}, onRejoin = null }) {
     this.signal = signal;
     this.consultationId = consultationId;
     this.role = role;
     this.onEndedPage = onEnded;
+    this.onRejoin = onRejoin || (() => this.start());
     this.t = texts("call-texts");
     this.call = null;
     this.startedAt = null;
     this.timer = null;
     this.fadeTimer = null;
-    this.toastTimer = null;
     this.peer = { peerCamera: null, peerPaused: false, frames: false };
     this.state = null; // the consultation's state, for what follows the call
     const $ = (id) => document.getElementById(id);
@@ -119,7 +119,6 @@ export class CallView {
       if (action === "mute") el.mute.click();
       else if (action === "camera") el.camera.click();
       else if (action === "hangup") this.hangup();
-      else if (action === "fullscreen") this.toggleFullscreen();
     });
     el.chatForm.addEventListener("submit", async (ev) => {
       ev.preventDefault();
@@ -134,7 +133,7 @@ export class CallView {
         this.notice(err.message || String(err), "warn", "chat_failed");
       }
     });
-    el.rejoin.addEventListener("click", () => this.start());
+    el.rejoin.addEventListener("click", () => this.onRejoin());
     el.toastClose.addEventListener("click", () => { el.toast.hidden = true; });
   }
 
@@ -328,9 +327,8 @@ export class CallView {
     el.toastImage.alt = text;
     el.toastLink.href = url;
     el.toast.dataset.kind = kind;
+    // It stays until closed (or the next one comes): a photo must not pass unseen while the doctor looks away.
     el.toast.hidden = false;
-    clearTimeout(this.toastTimer);
-    this.toastTimer = setTimeout(() => { el.toast.hidden = true; }, TOAST_MS);
   }
 
   // ---- after the call ----

@@ -11,7 +11,9 @@ const page = document.getElementById("page");
 const cid = Number(page.dataset.consultation);
 const t = texts("state-texts");
 const signal = new Signal();
-const view = new CallView(signal, cid, { role: "clinic", onEnded: (info) => setState(info.consultation_state) });
+const view = new CallView(signal, cid, {
+  role: "clinic", onEnded: (info) => setState(info.consultation_state), onRejoin: () => startCall(),
+});
 
 function setState(state) {
   page.dataset.state = state;
