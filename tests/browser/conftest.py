@@ -89,11 +89,12 @@ class Browser:
         self.page.set_default_timeout(15_000)
         return self.page
 
-    async def shot(self, label: str) -> None:
+    async def shot(self, label: str, *, full_page: bool = True) -> None:
+        """The whole page, or (full_page=False) what the window shows, as a screen with a stuck call stage."""
         ARTIFACTS.mkdir(exist_ok=True)
         self.shots += 1
         safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{self.test_name}-{self.name}-{self.shots:02d}-{label}")
-        await self.page.screenshot(path=str(ARTIFACTS / f"{safe}.png"), full_page=True)
+        await self.page.screenshot(path=str(ARTIFACTS / f"{safe}.png"), full_page=full_page)
 
     async def goto(self, path: str, label: str | None = None) -> None:
         await self.page.goto(self.base + path)

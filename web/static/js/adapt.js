@@ -42,3 +42,13 @@ export function step(state, sample) {
   }
   return null;
 }
+
+// The video sender's encoding at a level: the rung's limits, inactive below the last video rung.
+export function encodingFor(level) {
+  const rung = LADDER[Math.min(Math.max(level, 0), AUDIO_ONLY - 1)];
+  return {
+    active: level < AUDIO_ONLY, maxBitrate: rung.maxBitrate, scaleResolutionDownBy: rung.scaleResolutionDownBy,
+    maxFramerate: rung.maxFramerate,
+  };
+}
+

@@ -1,17 +1,23 @@
 // The attachments of a consultation: list (images shown small), and the clinic's upload.
 
+import { getJSON, postForm } from "./http.js";
 import { texts } from "./texts.js";
 
-export async function openAttachments(signal = null) {
+// `onAdded(attachment)` hears of each attachment that arrives while the page is open.
+export async function openAttachments(signal = null, { onAdded = () => {} } = {}) {
   const box = document.getElementById("attachments");
   if (!box) return;
   const t = texts("attachment-texts");
   const url = `/api/consultations/${box.dataset.consultation}/attachments`;
   const list = document.getElementById("attachment-list");
+  let known = null; // ids listed so far; null before the first listing, which announces nothing
   const refresh = async () => {
-    const resp = await fetch(url);
-    if (!resp.ok) return;
-    const items = (await resp.json()).attachments;
+    let items;
+    try {
+      items = (await getJSON(url)).attachments;
+    } catch {
+      return; // the list stays as it was; the next announcement tries again
+    }
     list.replaceChildren();
     for (const a of items) {
       const li = document.createElement("li");
@@ -31,6 +37,9 @@ export async function openAttachments(signal = null) {
       list.append(li);
     }
     document.getElementById("attachments-empty").hidden = items.length > 0;
+    const fresh = known === null ? [] : items.filter((a) => !known.has(a.id));
+    known = new Set(items.map((a) => a.id));
+    for (const a of fresh) onAdded(a);
   };
   const form = document.getElementById("upload-form");
   if (form) {
@@ -42,10 +51,15 @@ export async function openAttachments(signal = null) {
       status.textContent = t("uploading");
       const body = new FormData();
       body.append("file", input.files[0]);
-      const resp = await fetch(url, { method: "POST", body, headers: { "X-CSRF-Token": document.body.dataset.csrf } });
-      const data = await resp.json();
-      status.textContent = resp.ok ? t("uploaded") : data.error.message;
-      if (resp.ok) { input.value = ""; await refresh(); }
+      try {
+        await postForm(url, body);
+      } catch (err) {
+        status.textContent = err.message;
+        return;
+      }
+      status.textContent = t("uploaded");
+      input.value = "";
+      await refresh();
     });
   }
   if (signal) {

@@ -1,16 +1,19 @@
 // The clinic's consultation page: live state, queue position and wait, cancel/re-queue, then the call.
 
 import { Signal } from "./signal.js";
-import { openCall } from "./callview.js";
-import { prepareConnection, releaseConnection } from "./call.js";
+import { CallView } from "./callview.js";
+import { prepareConnection, releaseConnection } from "./peer.js";
 import { openAttachments } from "./attachments.js";
+import { sendJSON } from "./http.js";
 import { texts, showError } from "./texts.js";
 
 const page = document.getElementById("page");
 const cid = Number(page.dataset.consultation);
 const t = texts("state-texts");
 const signal = new Signal();
-let call = null;
+const view = new CallView(signal, cid, {
+  role: "clinic", onEnded: (info) => setState(info.consultation_state), onRejoin: () => startCall(),
+});
 
 function setState(state) {
   page.dataset.state = state;
@@ -19,7 +22,14 @@ function setState(state) {
   el.textContent = t(state);
   document.getElementById("btn-cancel").hidden = !["requested", "queued", "offered", "expired"].includes(state);
   document.getElementById("btn-requeue").hidden = state !== "expired";
-  document.getElementById("btn-join").hidden = !(["accepted", "in_call"].includes(state)) || call !== null;
+  if (state !== "in_call") document.getElementById("ready-banner").hidden = true;
+  // A call to join, or to join again until the report is signed; the stage has its own button after a call.
+  const join = document.getElementById("btn-join");
+  join.hidden = !["accepted", "in_call", "ended"].includes(state) || view.active || page.dataset.call === "ended";
+  join.textContent = t(state === "ended" ? "rejoin" : "join");
+  // Said on the stage right after the call; on the page itself after a reload.
+  document.getElementById("report-pending").hidden = state !== "ended" || page.dataset.call === "ended";
+  view.setConsultationState(state);
   if (!["queued", "offered"].includes(state)) {
     document.getElementById("position").textContent = "—";
     document.getElementById("estimate").textContent = "—";
@@ -45,9 +55,10 @@ function chime() {
 }
 
 function startCall(ready = null) {
-  if (call) return;
+  if (view.active) return;
+  view.start(ready);
   document.getElementById("btn-join").hidden = true;
-  call = openCall(signal, cid, { ready, onEnded: (info) => { setState(info.consultation_state); call = null; } });
+  document.getElementById("report-pending").hidden = true;
 }
 
 // States in which a call is still to come: the page keeps a peer connection ready meanwhile.
@@ -75,14 +86,14 @@ signal.on("session_ready", (d) => {
 });
 signal.onReconnect.push(() => watch());
 // A long wait: look again now and then, which also renews the connection kept ready (fresh TURN credentials).
-setInterval(() => { if (!call && CALL_AHEAD.includes(page.dataset.state)) watch(); }, 10 * 60 * 1000);
+setInterval(() => { if (!view.active && CALL_AHEAD.includes(page.dataset.state)) watch(); }, 10 * 60 * 1000);
 
 async function watch() {
   try {
     const r = await signal.call("consultation.watch", { consultation_id: cid });
     setState(r.consultation.state);
     page.dataset.watching = "true";
-    if (!call && CALL_AHEAD.includes(r.consultation.state)) prepareConnection(r.ice_servers);
+    if (!view.active && CALL_AHEAD.includes(r.consultation.state)) prepareConnection(r.ice_servers);
     setPosition(r.consultation.position, r.consultation.estimated_wait_s);
   } catch (err) { showError(err); }
 }
@@ -100,17 +111,19 @@ document.getElementById("btn-requeue").addEventListener("click", async () => {
     setPosition(r.consultation.position, r.consultation.estimated_wait_s);
   } catch (err) { showError(err); }
 });
-document.getElementById("btn-join").addEventListener("click", startCall);
+document.getElementById("btn-join").addEventListener("click", () => startCall());
 document.getElementById("btn-print")?.addEventListener("click", () => window.print());
 document.getElementById("decision-form")?.addEventListener("submit", async (ev) => {
   ev.preventDefault();
   const form = ev.target;
-  const resp = await fetch(`/api/consultations/${cid}/decision`, {
-    method: "POST", headers: { "Content-Type": "application/json", "X-CSRF-Token": document.body.dataset.csrf },
-    body: JSON.stringify({ decision: form.elements.decision.value, note: document.getElementById("decision-note").value }),
-  });
-  if (resp.ok) location.reload();
-  else showError({ message: (await resp.json()).error.message });
+  try {
+    await sendJSON("POST", `/api/consultations/${cid}/decision`,
+      { decision: form.elements.decision.value, note: document.getElementById("decision-note").value });
+  } catch (err) {
+    showError(err);
+    return;
+  }
+  location.reload();
 });
 
 openAttachments(signal);

@@ -1,13 +1,13 @@
 // The opinion report on the specialist's call view: saved on the server as they type (and kept in the
 // browser while the server cannot be reached), ICD-10 look-up, signing.
 
+import { getJSON, sendJSON } from "./http.js";
 import { texts } from "./texts.js";
 
 const SAVE_AFTER_MS = 800;
 
 export function openNotes(consultationId, { onSigned = () => {} } = {}) {
   const t = texts("note-texts");
-  const csrf = document.body.dataset.csrf;
   const form = document.getElementById("note-form");
   const status = document.getElementById("note-status");
   const list = document.getElementById("note-diagnoses");
@@ -54,9 +54,12 @@ export function openNotes(consultationId, { onSigned = () => {} } = {}) {
     current.textContent = booking ? t("booked", { slot: slotLabel(booking) }) : "";
   };
   const loadSlots = async () => {
-    const resp = await fetch(`/api/consultations/${consultationId}/slots`);
-    if (!resp.ok) return;
-    const data = await resp.json();
+    let data;
+    try {
+      data = await getJSON(`/api/consultations/${consultationId}/slots`);
+    } catch {
+      return;
+    }
     const select = field("booking-slot");
     select.replaceChildren();
     for (const s of data.slots) {
@@ -79,10 +82,14 @@ export function openNotes(consultationId, { onSigned = () => {} } = {}) {
   field("btn-book").addEventListener("click", async () => {
     const slotId = Number(field("booking-slot").value);
     if (!slotId) return;
-    const resp = await fetch(`/api/consultations/${consultationId}/booking`, { method: "PUT",
-      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf }, body: JSON.stringify({ slot_id: slotId }) });
-    const data = await resp.json();
-    if (!resp.ok) { status.textContent = data.error.message; await loadSlots(); return; }
+    let data;
+    try {
+      data = await sendJSON("PUT", `/api/consultations/${consultationId}/booking`, { slot_id: slotId });
+    } catch (err) {
+      status.textContent = err.message;
+      await loadSlots();
+      return;
+    }
     showBooking(data.booking);
     await loadSlots();
   });
@@ -114,25 +121,18 @@ export function openNotes(consultationId, { onSigned = () => {} } = {}) {
     const body = collect();
     keepLocally();
     status.textContent = t("saving");
+    let data;
     try {
-      const resp = await fetch(url, { method: "PUT", headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
-        body: JSON.stringify(body) });
-      const data = await resp.json();
-      if (!resp.ok) {
-        status.textContent = data.error.message;
-        // The records database is away (503): the draft stays in the browser and goes again shortly.
-        if (resp.status >= 500) { clearTimeout(timer); timer = setTimeout(save, 5000); }
-        return false;
-      }
-      localStorage.removeItem(key);
-      status.textContent = t("saved", { time: new Date(data.note.draft_saved_at).toLocaleTimeString() });
-      return true;
-    } catch {
-      status.textContent = t("offline");
-      clearTimeout(timer);
-      timer = setTimeout(save, 5000);
+      data = await sendJSON("PUT", url, body);
+    } catch (err) {
+      status.textContent = err.status === 0 ? t("offline") : err.message;
+      // The server or its records database is away: the draft stays in the browser and goes again shortly.
+      if (err.status === 0 || err.status >= 500) { clearTimeout(timer); timer = setTimeout(save, 5000); }
       return false;
     }
+    localStorage.removeItem(key);
+    status.textContent = t("saved", { time: new Date(data.note.draft_saved_at).toLocaleTimeString() });
+    return true;
   };
   const changed = () => {
     if (signed) return;
@@ -143,8 +143,7 @@ export function openNotes(consultationId, { onSigned = () => {} } = {}) {
   };
   window.addEventListener("pagehide", () => {
     if (signed || !localStorage.getItem(key)) return;
-    fetch(url, { method: "PUT", keepalive: true, headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
-      body: JSON.stringify(collect()) });
+    sendJSON("PUT", url, collect(), { keepalive: true }).catch(() => {});
   });
   form.addEventListener("input", (ev) => { if (ev.target !== icdInput) changed(); });
   form.addEventListener("change", (ev) => { if (ev.target !== icdInput) changed(); });
@@ -165,10 +164,14 @@ export function openNotes(consultationId, { onSigned = () => {} } = {}) {
     clearTimeout(lookup);
     if (q.length < 2) return;
     lookup = setTimeout(async () => {
-      const resp = await fetch(`/api/icd10?q=${encodeURIComponent(q)}`);
-      if (!resp.ok) return;
+      let found;
+      try {
+        found = await getJSON(`/api/icd10?q=${encodeURIComponent(q)}`);
+      } catch {
+        return;
+      }
       options.replaceChildren();
-      for (const r of (await resp.json()).results) {
+      for (const r of found.results) {
         const o = document.createElement("option");
         o.value = `${r.code} ${r.description}`;
         o.dataset.code = r.code;
@@ -180,17 +183,19 @@ export function openNotes(consultationId, { onSigned = () => {} } = {}) {
 
   document.getElementById("btn-sign").addEventListener("click", async () => {
     if (!(await save())) return;
-    const resp = await fetch(`${url}/sign`, { method: "POST", headers: { "Content-Type": "application/json",
-      "X-CSRF-Token": csrf }, body: "{}" });
-    const data = await resp.json();
-    if (!resp.ok) { status.textContent = data.error.message; return; }
+    let data;
+    try {
+      data = await sendJSON("POST", `${url}/sign`, {});
+    } catch (err) {
+      status.textContent = err.message;
+      return;
+    }
     lock(data.note);
     onSigned(data.note);
   });
 
   (async () => {
-    const resp = await fetch(url);
-    const server = resp.ok ? (await resp.json()).note : null;
+    const server = await getJSON(url).then((d) => d.note, () => null);
     const local = JSON.parse(localStorage.getItem(key) || "null");
     if (server) fill(server);
     if (server && server.signed_at) { lock(server); localStorage.removeItem(key); return; }

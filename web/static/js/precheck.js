@@ -1,10 +1,10 @@
 // The pre-call connection check: a WebRTC connection to the server's own peer with the ICE servers of a
 // real call; media both ways for a few seconds; the server measures the upload, this page the download.
 
+import { getJSON, sendJSON } from "./http.js";
 import { texts } from "./texts.js";
 
 const t = texts("precheck-texts");
-const csrf = document.body.dataset.csrf;
 const state = document.getElementById("precheck-state");
 const progress = document.getElementById("precheck-progress");
 const button = document.getElementById("btn-precheck");
@@ -50,7 +50,7 @@ async function run() {
   document.getElementById("precheck-local").srcObject = stream;
   let pc = null;
   try {
-    const config = await (await fetch("/api/precheck/config")).json();
+    const config = await getJSON("/api/precheck/config");
     pc = new RTCPeerConnection({ iceServers: config.ice_servers });
     const types = new Set();
     pc.onicecandidate = (ev) => { if (ev.candidate && ev.candidate.type) types.add(ev.candidate.type); };
@@ -68,16 +68,14 @@ async function run() {
         if (pc.iceGatheringState === "complete") { clearTimeout(timer); resolve(); }
       });
     });
-    const resp = await fetch("/api/precheck", {
-      method: "POST", headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
-      body: JSON.stringify({ sdp: pc.localDescription.sdp }),
-    });
-    const begun = await resp.json();
-    if (resp.status === 503 && begun.error.code === "busy") {
-      show("busy", "warn", { s: (begun.error.message.match(/\d+/) || ["10"])[0] });
+    let begun;
+    try {
+      begun = await sendJSON("POST", "/api/precheck", { sdp: pc.localDescription.sdp });
+    } catch (err) {
+      if (err.code !== "busy") throw err;
+      show("busy", "warn", { s: err.retryAfterS ?? (err.message.match(/\d+/) || ["10"])[0] });
       return;
     }
-    if (!resp.ok) throw new Error(begun.error.message);
     await pc.setRemoteDescription({ type: "answer", sdp: begun.sdp });
     show("measuring");
     progress.hidden = false;
@@ -115,12 +113,8 @@ async function run() {
       kbps: ((after.bytes - before.bytes) * 8) / seconds / 1000, loss_pct: got + lost > 0 ? (100 * lost) / (got + lost) : 0,
       jitter_ms: after.jitter, rtt_ms: rttMin, video_frames: after.video, audio_frames: after.audio,
     };
-    const report = await fetch(`/api/precheck/${begun.id}/report`, {
-      method: "POST", headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
-      body: JSON.stringify({ connected, camera, candidate_types: [...types], down }),
-    });
-    const result = await report.json();
-    if (!report.ok) throw new Error(result.error.message);
+    const result = await sendJSON("POST", `/api/precheck/${begun.id}/report`,
+      { connected, camera, candidate_types: [...types], down });
     const kind = result.verdict === "video_ok" ? "ok" : "warn";
     state.textContent = t(result.verdict) + (result.cause ? ` ${t(`cause_${result.cause}`)}` : "");
     state.className = `banner ${kind}`;

@@ -8,6 +8,35 @@ export class ProtocolError extends Error {
   }
 }
 
+// A message from the server as {type: "result", id, success, result | error} or {type: "event", event, data};
+// null for anything else (not JSON, an unknown type, a result without its id).
+export function parseMessage(text) {
+  let data;
+  try {
+    data = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  if (!data || typeof data !== "object") return null;
+  if (data.type === "result") {
+    if (!Number.isInteger(data.id)) return null;
+    if (data.success) return { type: "result", id: data.id, success: true, result: data.result };
+    const error = data.error && typeof data.error === "object" ? data.error : {};
+    return { type: "result", id: data.id, success: false,
+      error: { code: String(error.code || "unknown"), message: String(error.message || "") } };
+  }
+  if (data.type === "event" && typeof data.event === "string") {
+    return { type: "event", event: data.event, data: data.data && typeof data.data === "object" ? data.data : {} };
+  }
+  return null;
+}
+
+// The wait before reconnection attempt `attempt` (1, 2, …): doubling from 600 ms up to 8 s, spread by a quarter
+// either way so that the pages of a restarted node do not all come back at once.
+export function reconnectDelay(attempt, random = Math.random()) {
+  return Math.min(8000, 300 * 2 ** Math.min(attempt, 5)) * (0.75 + random / 2);
+}
+
 export class Signal {
   constructor({ onStatus = () => {} } = {}) {
     this.nextId = 0;
@@ -37,12 +66,8 @@ export class Signal {
   }
 
   receive(text, resolveHello) {
-    let data;
-    try {
-      data = JSON.parse(text);
-    } catch {
-      return;
-    }
+    const data = parseMessage(text);
+    if (data === null) return;
     if (data.type === "result") {
       const waiter = this.pending.get(data.id);
       if (!waiter) return;
@@ -51,7 +76,6 @@ export class Signal {
       else waiter.reject(new ProtocolError(data.error.code, data.error.message));
       return;
     }
-    if (data.type !== "event") return;
     if (data.event === "hello") {
       const again = this.attempt > 0;
       this.attempt = 0;
@@ -71,8 +95,7 @@ export class Signal {
     if (this.closedByUs) return;
     this.onStatus("offline");
     this.attempt += 1;
-    const delay = Math.min(8000, 300 * 2 ** Math.min(this.attempt, 5)) * (0.75 + Math.random() / 2);
-    setTimeout(() => { this.ready = this.connect(); }, delay);
+    setTimeout(() => { this.ready = this.connect(); }, reconnectDelay(this.attempt));
   }
 
   on(event, fn) {

@@ -4,7 +4,12 @@ export function texts(templateId) {
   const map = new Map();
   const tpl = document.getElementById(templateId);
   if (tpl) for (const el of tpl.content.querySelectorAll("[data-key]")) map.set(el.dataset.key, el.textContent.trim());
-  return (key, vars = {}) => (map.get(key) || key).replace(/\{(\w+)\}/g, (_, k) => String(vars[k] ?? ""));
+  return (key, vars = {}) => format(map.get(key) || key, vars);
+}
+
+// "{name} took over" with {name: "Dr Li"}: each {word} replaced by its value, an unknown one by nothing.
+export function format(template, vars = {}) {
+  return template.replace(/\{(\w+)\}/g, (_, k) => String(vars[k] ?? ""));
 }
 
 export function showError(err) {
