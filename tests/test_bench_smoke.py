@@ -56,8 +56,9 @@ REDIS_KEYS: dict[str, set[str]] = {
     "goals": {"redis_no_double_claims", "redis_claims_per_s"},
 }
 SMOKED = {*FLOORED, "field.py", "capacity.py"}
-CAPACITY = {"figures": {"sustained_rate", "sustained_per_node", "offer_p50_ms", "offer_p99_ms", "errors",
-                        "cpu_ms_per_consultation", "redis_cpu_ms_per_consultation",
+CAPACITY = {"figures": {"sustained_rate", "sustained_per_node", "offer_p50_ms", "offer_p99_ms", "offer_at_rate",
+                        "errors", "cpu_ms_per_consultation", "cpu_ms_per_consultation_net_of_idle",
+                        "cpu_bound_rate_per_core", "redis_cpu_ms_per_consultation",
                         "postgres_cpu_ms_per_consultation", "rss_mib_per_node", "sockets", "by_nodes"},
             "floors": {"p99_limit_ms"}, "ratios": {"offer_p99_vs_limit"}, "goals": {"sustained_per_node"}}
 
