@@ -55,12 +55,25 @@ REDIS_KEYS: dict[str, set[str]] = {
     "ratios": {"redis_offer_p50", "redis_offer_p99", "redis_claims"},
     "goals": {"redis_no_double_claims", "redis_claims_per_s"},
 }
-SMOKED = {*FLOORED, "field.py"}
+SMOKED = {*FLOORED, "field.py", "capacity.py"}
+CAPACITY = {"figures": {"sustained_rate", "sustained_per_node", "offer_p50_ms", "offer_p99_ms", "offer_at_rate",
+                        "errors", "cpu_ms_per_consultation", "cpu_ms_per_consultation_net_of_idle",
+                        "cpu_bound_rate_per_core", "redis_cpu_ms_per_consultation",
+                        "postgres_cpu_ms_per_consultation", "rss_mib_per_node", "sockets", "by_nodes"},
+            "floors": {"p99_limit_ms"}, "ratios": {"offer_p99_vs_limit"}, "goals": {"sustained_per_node"}}
 
 
 def redis_up() -> bool:
     try:
         with socket.create_connection(("127.0.0.1", 6379), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def postgres_up() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 5432), timeout=1):
             return True
     except OSError:
         return False
@@ -124,6 +137,18 @@ def test_load_benchmark_smoke() -> None:
     last = run_smoke("load.py")
     check_floored("load.py", last, FLOORED["load.py"])
     assert set(last["figures"]["by_nodes"]) == {"1"}
+
+
+@pytest.mark.slow
+def test_capacity_benchmark_smoke() -> None:
+    if not redis_up() or not postgres_up():
+        pytest.skip("the capacity benchmark's nodes share a Redis on 127.0.0.1:6379 and PostgreSQL on 5432")
+    last = run_smoke("capacity.py")
+    check_floored("capacity.py", last, CAPACITY)
+    one = last["figures"]["by_nodes"]["1"]
+    # Every account held its socket and at least one step ran consultations through to the signed note.
+    assert last["figures"]["sockets"] == one["sockets"] > 0
+    assert one["steps"] and one["steps"][0]["completed"] > 0
 
 
 @pytest.mark.slow
