@@ -103,6 +103,3 @@ class AuditStore(StoreBase):
         a = t.audit_log
         async with self._tx() as conn:
             return [r[0] for r in await conn.execute(sa.select(a.c.action).distinct().order_by(a.c.action))]
-
-    # The old name, still called by the audit page until it goes through the services.
-    audit_actions = list_audit_actions

@@ -208,6 +208,3 @@ class SlotStore(StoreBase):
                     c[2] += r.booked_consultation_id is not None
                     c[3] += r.released_at is not None
         return [SlotDay(k[0], k[1], k[2], *v) for k, v in sorted(counts.items())]
-
-    # The old name, still called by the slot and statistics pages until they go through the services.
-    slot_days = list_slot_days

@@ -93,6 +93,3 @@ class StatisticsStore(StoreBase):
                 sessions += [as_call_session(r) for r in await conn.execute(
                     sa.select(cs).where(cs.c.consultation_id.in_(chunk)).order_by(cs.c.id))]
         return consultations, events, sessions
-
-    # The old name, still called by the statistics page until it goes through the services.
-    statistics_rows = get_statistics_rows
