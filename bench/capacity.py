@@ -70,6 +70,7 @@ import json
 import multiprocessing as mp
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -628,6 +629,7 @@ async def run_cluster(size: int, args: argparse.Namespace, deadline: float) -> d
     db_url, drop = await fresh_database()
     nodes: list[Node] = []
     drivers: list[tuple[Any, Connection]] = []
+    keep_logs = True  # until the run has ended without an error: the nodes' logs say what went wrong
     try:
         t0 = time.monotonic()
         clinic_tokens, specialist_tokens = await seed_province(db_url, args.clinics, args.specialists)
@@ -702,6 +704,7 @@ async def run_cluster(size: int, args: argparse.Namespace, deadline: float) -> d
         for _, pipe in drivers:
             with contextlib.suppress(Exception):
                 pipe.send({"cmd": "stop"})
+        keep_logs = any(s["errors"] for s in steps)
         passed = [s for s in steps if s["sustained"]]
         best = max(passed, key=lambda s: s["rate"]) if passed else None
         shown = best or (steps[0] if steps else None)
@@ -745,6 +748,10 @@ async def run_cluster(size: int, args: argparse.Namespace, deadline: float) -> d
                 await client.delete(*keys[i:i + 1000])
             await client.aclose()
         await drop()
+        if keep_logs:
+            print(f"[{size} node(s)] the nodes' logs are kept in {log_dir}", flush=True)
+        else:
+            shutil.rmtree(data_dir, ignore_errors=True)
 
 
 async def _sample(meter: CpuMeter) -> None:
