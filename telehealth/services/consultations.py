@@ -161,6 +161,7 @@ class Consultations:
         if doctor.role is not Role.clinic_doctor or doctor.organisation_id is None:
             raise TelehealthError(ErrorCode.forbidden, "only a clinic doctor of an institution can ask for a "
                                                        "consultation")
+        await self._require_hospital(doctor.organisation_id)
         if body.consent is not None and consent_document is None:
             require(bool(body.consent.signature), "{field} is required: the signature of whoever consented, as "
                     "a data:image/png;base64 URL", field="consent.signature")
@@ -181,6 +182,16 @@ class Consultations:
             consultation = await s.matcher.queue_live(consultation)
         await s.audit(actor, "consultation.create", f"consultation:{consultation.id}")
         return consultation, await s.matcher.status(consultation)
+
+    async def _require_hospital(self, clinic_org_id: int) -> set[int]:
+        """The hospitals this clinic's requests may go to (its alliance's and those of valid agreements).
+        With none, a request could only wait for its time limit: it is refused at once instead."""
+        _, partners = await self._s.store.get_partner_hospitals(clinic_org_id, self._s.now())
+        if not partners:
+            raise TelehealthError(ErrorCode.no_agreement, "your institution has no hospital to consult: ask the "
+                                  "administrator of your alliance to add a hospital to the alliance or to sign a "
+                                  "remote-care agreement with one")
+        return partners
 
     async def cancel(self, actor: Actor, consultation_id: int) -> Consultation:
         await self._s.access.participant_consultation(actor, consultation_id)

@@ -1,0 +1,117 @@
+"""Tenants own their data, through the real server: a clinic with no hospital to consult is refused at once,
+a named specialist is only a preference among the eligible, only grassroots institutions book reserved
+slots, and consent given after the request moves it into the queue."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from telehealth.accounts import hash_password_async
+from telehealth.domain import OrgLevel, Role
+from telehealth.records.seed import DEMO_PASSWORD
+from telehealth.records.store import Store
+from telehealth.server import keys
+from tests.conftest import csrf_from, make_settings
+from tests.records.test_notes import CREATE, api
+from tests.support.wsclient import Node, serve
+
+NOW = dt.datetime.now(dt.UTC)
+
+
+@pytest.fixture
+async def node(tmp_path: Path) -> AsyncIterator[Node]:
+    async with serve(make_settings(tmp_path)) as n:
+        yield n
+
+
+def _store(node: Node) -> Store:
+    assert not isinstance(node.server, str)
+    store: Store = node.server.app[keys.STORE]
+    return store
+
+
+async def _clinic_doctor(node: Node, username: str, level: OrgLevel = OrgLevel.village_clinic,
+                         alliance_id: int | None = None) -> int:
+    """A clinic doctor at a new institution (outside every alliance unless `alliance_id`); its id."""
+    store = _store(node)
+    org = await store.insert_organisation(f"{username} institution", level, alliance_id=alliance_id)
+    await store.insert_user(username, await hash_password_async(DEMO_PASSWORD), username, Role.clinic_doctor,
+                            organisation_id=org.id, now=NOW)
+    return org.id
+
+
+async def page_session(node: Node, username: str) -> aiohttp.ClientSession:
+    session = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+    async with session.get(node.url("/login")) as resp:
+        token = csrf_from(await resp.text())
+    async with session.post(node.url("/login"), data={"username": username, "password": DEMO_PASSWORD,
+                                                      "csrf_token": token}) as resp:
+        assert resp.status == 200
+    return session
+
+
+def request_form(csrf: str, **extra: str) -> aiohttp.FormData:
+    fields = {"csrf_token": csrf, "patient_name": "Gao Lan", "patient_sex": "female", "patient_birth_year": "1951",
+              "specialty": "neurology", "urgency": "routine", "chief_complaint": "dizziness",
+              "consent_by": "patient", "consent_name": "Gao Lan", "consent_signature": CREATE["consent"]["signature"],
+              **extra}
+    data = aiohttp.FormData()
+    for key, value in fields.items():
+        data.add_field(key, value)
+    return data
+
+
+async def post_form(node: Node, username: str, **extra: str) -> tuple[int, str]:
+    session = await page_session(node, username)
+    try:
+        async with session.get(node.url("/clinic/consultations/new")) as resp:
+            csrf = csrf_from(await resp.text(), "/clinic/consultations")
+        async with session.post(node.url("/clinic/consultations"), data=request_form(csrf, **extra),
+                                allow_redirects=False) as resp:
+            return resp.status, await resp.text()
+    finally:
+        await session.close()
+
+
+async def test_a_clinic_with_no_hospital_is_refused_at_once_on_every_path(node: Node) -> None:
+    await _clinic_doctor(node, "lone.clinic")
+    clinic = await node.connect("lone.clinic")
+    reply = await clinic.call("consultation.create", **CREATE)
+    assert not reply["success"] and reply["error"]["code"] == "no_agreement"
+    assert "administrator" in reply["error"]["message"]
+    status, body = await api(node, "POST", "/api/consultations", "lone.clinic", CREATE)
+    assert status == 409 and body["error"]["code"] == "no_agreement"
+    assert "agreement" in body["error"]["message_en"]
+    # Without consent too: such a request could only ever wait for its time limit.
+    status, body = await api(node, "POST", "/api/consultations", "lone.clinic",
+                             {k: v for k, v in CREATE.items() if k != "consent"})
+    assert status == 409 and body["error"]["code"] == "no_agreement"
+    status, html = await post_form(node, "lone.clinic")
+    assert status == 409 and 'id="form-refusal"' in html and "远程医疗协议" in html
+    assert 'id="new-consultation"' in html  # the form again, with what was typed, not an error page
+    assert "Gao Lan" in html
+    assert await _store(node).list_consultations() == []
+    # A clinic of the alliance is served as before.
+    status, body = await api(node, "POST", "/api/consultations", "village6", CREATE)
+    assert status == 201
+
+
+async def test_an_agreement_gives_a_lone_clinic_its_hospital(node: Node) -> None:
+    org = await _clinic_doctor(node, "lone.clinic")
+    store = _store(node)
+    county = await store.get_organisation_by_name("Heping County People's Hospital")
+    assert county is not None
+    await store.insert_agreement(org, county.id, valid_from=NOW - dt.timedelta(days=1), valid_to=None,
+                                 created_by=None, now=NOW)
+    status, body = await api(node, "POST", "/api/consultations", "lone.clinic", CREATE)
+    assert status == 201, body
+
+
+def _errors(body: Any) -> tuple[str, str]:
+    return body["error"]["code"], body["error"]["message_en"]
