@@ -115,3 +115,47 @@ async def test_an_agreement_gives_a_lone_clinic_its_hospital(node: Node) -> None
 
 def _errors(body: Any) -> tuple[str, str]:
     return body["error"]["code"], body["error"]["message_en"]
+
+
+async def _user_id(node: Node, username: str) -> int:
+    user = await _store(node).get_user_by_username(username)
+    assert user is not None
+    return user.id
+
+
+async def test_a_named_specialist_must_be_eligible_like_anyone_else(node: Node) -> None:
+    org = await _clinic_doctor(node, "lone.clinic")
+    store = _store(node)
+    county = await store.get_organisation_by_name("Heping County People's Hospital")
+    assert county is not None
+    await store.insert_agreement(org, county.id, valid_from=NOW - dt.timedelta(days=1), valid_to=None,
+                                 created_by=None, now=NOW)
+    city_neurologist = await _user_id(node, "neuro.chief")  # at the city hospital: no agreement with it
+    county_neurologist = await _user_id(node, "neuro.assoc")  # associate chief at the county hospital
+    cardiologist = await _user_id(node, "cardio.attending")  # county, but cardiology
+    clinic = await node.connect("lone.clinic")
+    reply = await clinic.call("consultation.create", **CREATE, requested_specialist_id=city_neurologist)
+    assert not reply["success"] and reply["error"]["code"] == "not_eligible"
+    assert "agreement" in reply["error"]["message"]
+    status, body = await api(node, "POST", "/api/consultations", "lone.clinic",
+                             {**CREATE, "requested_specialist_id": cardiologist})
+    assert status == 403 and _errors(body) == ("not_eligible", "the specialist you named does not practise neurology")
+    status, body = await api(node, "POST", "/api/consultations", "lone.clinic",
+                             {**CREATE, "requested_specialist_id": county_neurologist, "min_title": "chief"})
+    assert status == 403 and body["error"]["code"] == "not_eligible" and "title" in body["error"]["message_en"]
+    # The fallback does not help: while the name holds, the named one is rung under the title rule.
+    status, body = await api(node, "POST", "/api/consultations", "lone.clinic",
+                             {**CREATE, "requested_specialist_id": county_neurologist, "min_title": "chief",
+                              "title_fallback": True})
+    assert status == 403 and body["error"]["code"] == "not_eligible"
+    status, html = await post_form(node, "lone.clinic", requested_specialist_id=str(city_neurologist))
+    assert status == 403 and 'id="requested_specialist_id-error"' in html and 'id="form-refusal"' in html
+    assert await store.list_consultations() == []
+    # A name that can be honoured is rung first.
+    specialist = await node.connect("neuro.assoc")
+    await specialist.ok("presence.set", status="available")
+    reply = await clinic.call("consultation.create", **CREATE, requested_specialist_id=county_neurologist,
+                              min_title="associate_chief")
+    assert reply["success"], reply
+    offer = await specialist.event("offer")
+    assert offer["consultation_id"] == reply["result"]["consultation"]["id"]
