@@ -14,7 +14,7 @@ import pytest
 
 from telehealth.accounts import hash_password_async
 from telehealth.domain import OrgLevel, Role
-from telehealth.records.seed import DEMO_PASSWORD
+from telehealth.records.seed import ALLIANCE_NAME, DEMO_PASSWORD
 from telehealth.records.store import Store
 from telehealth.server import keys
 from tests.conftest import csrf_from, make_settings
@@ -159,3 +159,26 @@ async def test_a_named_specialist_must_be_eligible_like_anyone_else(node: Node) 
     assert reply["success"], reply
     offer = await specialist.event("offer")
     assert offer["consultation_id"] == reply["result"]["consultation"]["id"]
+
+
+async def test_only_a_grassroots_institution_books_reserved_slots(node: Node) -> None:
+    store = _store(node)
+    alliance = await store.get_alliance_by_name(ALLIANCE_NAME)
+    assert alliance is not None
+    # A doctor placed at a hospital by hand (the account rules would not let them be created there).
+    await _clinic_doctor(node, "hospital.doctor", OrgLevel.county_hospital, alliance_id=alliance.id)
+    clinic = await node.connect("hospital.doctor")
+    specialist = await node.connect("neuro.chief")
+    cid = (await clinic.ok("consultation.create", **CREATE))["consultation"]["id"]
+    sid = (await specialist.ok("consultation.take", consultation_id=cid))["session_id"]
+    await specialist.ok("session.join", consultation_id=cid)
+    await specialist.ok("session.hangup", session_id=sid)
+    status, body = await api(node, "GET", f"/api/consultations/{cid}/slots", "neuro.chief")
+    assert status == 200 and body["slots"]
+    slot = body["slots"][0]["id"]
+    status, body = await api(node, "PUT", f"/api/consultations/{cid}/booking", "neuro.chief", {"slot_id": slot})
+    assert status == 403 and body["error"]["code"] == "not_eligible"
+    assert "village clinics" in body["error"]["message_en"]
+    status, body = await api(node, "GET", f"/api/consultations/{cid}/booking", "neuro.chief")
+    assert status == 200 and body["booking"] is None
+    assert "slot.book" not in [e["action"] for e in await store.list_audit(limit=50)]
