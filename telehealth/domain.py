@@ -39,6 +39,11 @@ class OrgLevel(enum.StrEnum):
     def is_hospital(self) -> bool:
         return self in (OrgLevel.county_hospital, OrgLevel.city_hospital)
 
+    @property
+    def is_grassroots(self) -> bool:
+        """Village clinics and township (or community) health centres: the institutions reserved slots are for."""
+        return self in (OrgLevel.village_clinic, OrgLevel.township_centre)
+
 
 class Urgency(enum.StrEnum):
     emergency = "emergency"

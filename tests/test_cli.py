@@ -111,3 +111,31 @@ async def test_serve_demo_prints_logins_and_every_role_lands_home(tmp_path: Path
         assert (tmp_path / "data" / "telehealth.sqlite3").exists()
     finally:
         assert node.stop() == 0
+
+
+def test_a_clinic_doctor_cannot_be_created_at_a_hospital(tmp_path: Path) -> None:
+    from telehealth.domain import OrgLevel
+    from telehealth.records.db import create_engine
+    from telehealth.records.store import Store
+
+    data = ["--data-dir", str(tmp_path)]
+    assert run("migrate", *data).returncode == 0
+
+    async def seed() -> None:
+        engine = create_engine(f"sqlite+aiosqlite:///{tmp_path.resolve() / 'telehealth.sqlite3'}")
+        try:
+            store = Store(engine)
+            await store.insert_organisation("Heping County People's Hospital", OrgLevel.county_hospital,
+                                            alliance_id=None)
+            await store.insert_organisation("Lijia Village Clinic", OrgLevel.village_clinic, alliance_id=None)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(seed())
+    env = {"TELEHEALTH_NEW_PASSWORD": "a-long-password-26"}
+    at_hospital = run("create-user", "doc", "--role", "clinic_doctor", "--name", "Doc", "--organisation",
+                      "Heping County People's Hospital", *data, env=env)
+    assert at_hospital.returncode == 1 and "village clinic or township centre" in at_hospital.stderr
+    at_clinic = run("create-user", "doc", "--role", "clinic_doctor", "--name", "Doc", "--organisation",
+                    "Lijia Village Clinic", *data, env=env)
+    assert at_clinic.returncode == 0 and "created clinic_doctor doc" in at_clinic.stdout

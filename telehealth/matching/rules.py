@@ -58,12 +58,16 @@ def eligible(entry: QueueEntry, specialist: SpecialistPresence, now: float) -> b
     """May this specialist take this request now? (Presence and ringing are the broker's business.)"""
     if entry.specialty not in specialist.specialties:
         return False
-    if entry.named_specialist_id is not None and now < entry.named_until:
-        return specialist.user_id == entry.named_specialist_id
-    allowed = entry.primary_org_ids if now < entry.widen_at and entry.primary_org_ids else entry.partner_org_ids
-    if specialist.org_id not in allowed and specialist.user_id != entry.named_specialist_id:
+    if specialist.title_rank < required_title_rank(entry, now):
         return False
-    return specialist.title_rank >= required_title_rank(entry, now)
+    named = entry.named_specialist_id is not None and specialist.user_id == entry.named_specialist_id
+    if entry.named_specialist_id is not None and now < entry.named_until and not named:
+        return False
+    # Naming a specialist only moves them ahead of the alliance-first window, never past the agreements.
+    if named:
+        return specialist.org_id in entry.partner_org_ids
+    allowed = entry.primary_org_ids if now < entry.widen_at and entry.primary_org_ids else entry.partner_org_ids
+    return specialist.org_id in allowed
 
 
 def rank_specialists(entry: QueueEntry, candidates: Sequence[SpecialistPresence],

@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from telehealth.domain import SPECIALTIES, Role, Title, Urgency
-from telehealth.errors import TelehealthError
+from telehealth.errors import ErrorCode, TelehealthError, fill
 from telehealth.records.consent import decode_signature, store_form
 from telehealth.server import keys
 from telehealth.server.api import path_id
@@ -28,9 +28,14 @@ async def _specialist_choices(request: web.Request) -> list[dict[str, Any]]:
              "org_zh": orgs[s.organisation_id].name_zh if s.organisation_id else ""} for s in specialists]
 
 
-def _form_context(choices: list[dict[str, Any]], values: dict[str, str], errors: dict[str, str]) -> dict[str, Any]:
-    return {"values": values, "errors": errors, "specialties": SPECIALTIES,
+def _form_context(choices: list[dict[str, Any]], values: dict[str, str], errors: dict[str, str],
+                  refusal: str = "") -> dict[str, Any]:
+    return {"values": values, "errors": errors, "refusal": refusal, "specialties": SPECIALTIES,
             "urgencies": [u.value for u in Urgency], "titles": [t.value for t in Title], "specialists": choices}
+
+
+# Refusals of a well-formed request that the clinic can act on: said on the form, not as an error page.
+FORM_REFUSALS = frozenset({ErrorCode.no_agreement, ErrorCode.not_eligible})
 
 
 CONSENT_MISSING = "Let the patient sign on the screen, or add a photo of the signed consent form."
@@ -76,8 +81,17 @@ async def handle_create_consultation_form(request: web.Request) -> web.StreamRes
     body = result.body
     if drawn and body.consent is not None:
         body = dataclasses.replace(body, consent=dataclasses.replace(body.consent, signature=drawn))
-    consultation, _ = await request.app[keys.SERVICES].consultations.create(actor_of(request), body,
-                                                                           consent_document=document)
+    try:
+        consultation, _ = await request.app[keys.SERVICES].consultations.create(actor_of(request), body,
+                                                                               consent_document=document)
+    except TelehealthError as exc:
+        if exc.code not in FORM_REFUSALS:
+            raise
+        message = fill(translator(request)(exc.template), exc.params)
+        errors = {"requested_specialist_id": message} if exc.code is ErrorCode.not_eligible else {}
+        choices = await _specialist_choices(request)
+        return render(request, "clinic/new.html", _form_context(choices, result.values, errors, message),
+                      status=exc.http_status)
     raise web.HTTPSeeOther(f"/clinic/consultations/{consultation.id}")
 
 

@@ -161,15 +161,13 @@ class Consultations:
         if doctor.role is not Role.clinic_doctor or doctor.organisation_id is None:
             raise TelehealthError(ErrorCode.forbidden, "only a clinic doctor of an institution can ask for a "
                                                        "consultation")
+        partners = await self._require_hospital(doctor.organisation_id)
         if body.consent is not None and consent_document is None:
             require(bool(body.consent.signature), "{field} is required: the signature of whoever consented, as "
                     "a data:image/png;base64 URL", field="consent.signature")
             consent_document = await store_signature(s.files, body.consent.signature)
         if body.requested_specialist_id is not None:
-            named = await s.store.get_user(body.requested_specialist_id)
-            if named is None or named.role is not Role.specialist or not named.active:
-                raise TelehealthError(ErrorCode.invalid_input,
-                                      "`requested_specialist_id` does not name an active specialist")
+            await self._require_eligible_named(body.requested_specialist_id, body, partners)
         request = body.to_request(consent_document)
         queue = request.consent_by is not None
         # The request is one statement by itself (patient, consultation, consent and first events), and the
@@ -181,6 +179,33 @@ class Consultations:
             consultation = await s.matcher.queue_live(consultation)
         await s.audit(actor, "consultation.create", f"consultation:{consultation.id}")
         return consultation, await s.matcher.status(consultation)
+
+    async def _require_hospital(self, clinic_org_id: int) -> set[int]:
+        """The hospitals this clinic's requests may go to (its alliance's and those of valid agreements).
+        With none, a request could only wait for its time limit: it is refused at once instead."""
+        _, partners = await self._s.store.get_partner_hospitals(clinic_org_id, self._s.now())
+        if not partners:
+            raise TelehealthError(ErrorCode.no_agreement, "your institution has no hospital to consult: ask the "
+                                  "administrator of your alliance to add a hospital to the alliance or to sign a "
+                                  "remote-care agreement with one")
+        return partners
+
+    async def _require_eligible_named(self, specialist_id: int, body: CreateConsultation, partners: set[int]) -> None:
+        """A named specialist is rung first, not let past a rule: they must meet the agreement, the specialty
+        and the title like anyone else, or the name could not be honoured and the clinic is told why now."""
+        named = await self._s.store.get_user(specialist_id)
+        if named is None or named.role is not Role.specialist or not named.active:
+            raise TelehealthError(ErrorCode.invalid_input,
+                                  "`requested_specialist_id` does not name an active specialist")
+        if body.specialty not in named.specialties:
+            raise TelehealthError(ErrorCode.not_eligible, "the specialist you named does not practise {specialty}",
+                                  specialty=body.specialty)
+        if named.organisation_id not in partners:
+            raise TelehealthError(ErrorCode.not_eligible, "the specialist you named works at a hospital your "
+                                                          "institution has no valid agreement with")
+        if body.min_title is not None and (named.title is None or named.title.rank < body.min_title.rank):
+            raise TelehealthError(ErrorCode.not_eligible, "the specialist you named is below the minimum title "
+                                                          "you asked for")
 
     async def cancel(self, actor: Actor, consultation_id: int) -> Consultation:
         await self._s.access.participant_consultation(actor, consultation_id)

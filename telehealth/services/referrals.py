@@ -72,6 +72,11 @@ class Referrals:
         store = self._s.store
         settings = self._s.settings.slots
         async with self._s.unit(actor) as unit:
+            clinic = await store.get_organisation(consultation.clinic_org_id)
+            if clinic is None or not clinic.level.is_grassroots:
+                raise TelehealthError(ErrorCode.not_eligible, "reserved slots are for patients of village clinics "
+                                      "and township or community health centres: this consultation's institution "
+                                      "is not one")
             slot = await store.get_slot(body.slot_id)
             _, partners = await store.get_partner_hospitals(consultation.clinic_org_id, unit.now)
             if slot is None or slot.hospital_org_id not in partners:
