@@ -152,6 +152,8 @@ export class CallView {
     for (const btn of [el.mute, el.camera, el.audioOnly]) btn.dataset.on = "false";
     for (const b of el.panel.querySelectorAll(".controls button")) b.disabled = false;
     this.peer = { peerCamera: null, peerPaused: false, frames: false };
+    el.remoteMuted.hidden = true;
+    el.remoteTile.dataset.muted = "false";
     this.startedAt = null;
     el.timer.textContent = formatDuration(0);
     this.showQuality("unknown");
