@@ -206,7 +206,8 @@ async def test_timer_network_bars_and_mute_and_camera_on_both_sides(browsers: An
     later = await cp.inner_text("#call-timer")
     assert len(later) == 5 and later[2] == ":" and seconds(later) > seconds(first)
 
-    # Network bars beside the quality word, as many lit as the word says.
+    # Network bars beside the quality word, as many lit as the word says (once a round trip is measured).
+    assert await poll(cp, "() => document.getElementById('quality').dataset.level !== 'unknown'", True)
     level = await cp.get_attribute("#quality", "data-level")
     assert level in ("good", "fair", "poor")
     bars = await cp.get_attribute("#quality-bars", "data-bars")
