@@ -25,8 +25,9 @@ NOW = dt.datetime.now(dt.UTC)
 
 
 @pytest.fixture
-async def node(tmp_path: Path) -> AsyncIterator[Node]:
-    async with serve(make_settings(tmp_path)) as n:
+async def node(tmp_path: Path, database_url: str, store: Store) -> AsyncIterator[Node]:
+    # `store` has migrated the database (SQLite, and PostgreSQL when configured) for the server.
+    async with serve(make_settings(tmp_path, database_url=database_url)) as n:
         yield n
 
 
