@@ -14,7 +14,7 @@ from telehealth.server import keys
 from telehealth.server.auth import actor_of, allow, client_address, current_user, public
 from telehealth.server.ws import user_view
 from telehealth.services.accounts import Credentials
-from telehealth.services.consultations import CreateConsultation
+from telehealth.services.consultations import ConsentInput, CreateConsultation
 from telehealth.strict_input import json_loads
 from telehealth.views import consultation_view, event_view, session_view
 
@@ -70,6 +70,15 @@ async def handle_create_consultation(request: web.Request) -> web.StreamResponse
     body = await read_body(request, CreateConsultation)
     consultation, status = await request.app[keys.SERVICES].consultations.create(actor_of(request), body)
     return web.json_response({"consultation": consultation_view(consultation, status)}, status=201)
+
+
+@allow(Role.clinic_doctor)
+async def handle_record_consent(request: web.Request) -> web.StreamResponse:
+    consultations = request.app[keys.SERVICES].consultations
+    actor, cid = actor_of(request), path_id(request)
+    body = await read_body(request, ConsentInput, lambda: consultations.authorize_consent(actor, cid))
+    consultation, status = await consultations.record_consent(actor, cid, body)
+    return web.json_response({"consultation": consultation_view(consultation, status)})
 
 
 async def read_body(request: web.Request, schema: type[T],
@@ -135,3 +144,4 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/api/consultations", handle_list_consultations)
     r.add_get("/api/consultations/{consultation_id}", handle_get_consultation)
     r.add_get("/api/consultations/{consultation_id}/events", handle_consultation_events)
+    r.add_post("/api/consultations/{consultation_id}/consent", handle_record_consent)

@@ -12,11 +12,13 @@ from aiohttp import web
 from telehealth.domain import SPECIALTIES, Role, Title, Urgency
 from telehealth.errors import ErrorCode, TelehealthError, fill
 from telehealth.records.consent import decode_signature, store_form
+from telehealth.schema import InputError, parse
 from telehealth.server import keys
 from telehealth.server.api import path_id
 from telehealth.server.auth import actor_of, page
-from telehealth.server.forms import parse_consultation_form
+from telehealth.server.forms import parse_consultation_form, text, worded
 from telehealth.server.pages import render, translator
+from telehealth.services.consultations import ConsentInput
 from telehealth.views import slot_view
 
 
@@ -95,6 +97,47 @@ async def handle_create_consultation_form(request: web.Request) -> web.StreamRes
     raise web.HTTPSeeOther(f"/clinic/consultations/{consultation.id}")
 
 
+@page(Role.clinic_doctor)
+async def handle_record_consent_form(request: web.Request) -> web.StreamResponse:
+    """Consent given after the request, on the clinic's consultation page: a drawn signature or a photo."""
+    consultations = request.app[keys.SERVICES].consultations
+    actor, cid = actor_of(request), path_id(request)
+    await consultations.authorize_consent(actor, cid)
+    form = await request.post()
+    signature = form.get("consent_signature")
+    drawn = signature if isinstance(signature, str) else ""
+    upload = form.get("consent_form")
+    errors: dict[str, str] = {}
+    body = None
+    try:
+        body = parse(ConsentInput, {"by": text(form, "consent_by"), "name": text(form, "consent_name"),
+                                    "relation": text(form, "consent_relation") or None, "signature": drawn})
+    except InputError as exc:
+        errors[f"consent_{exc.field}" if exc.field else "consent_name"] = worded(exc, translator(request))
+    document = None
+    if body is not None:
+        try:
+            if drawn:
+                decode_signature(drawn)
+            elif isinstance(upload, web.FileField) and upload.filename:
+                document = await store_form(request.app[keys.SERVICES].files, _chunks(upload), upload.filename,
+                                            request.app[keys.SETTINGS].uploads.max_bytes)
+            else:
+                errors["consent_signature"] = CONSENT_MISSING
+        except TelehealthError:
+            errors["consent_signature"] = CONSENT_UNREADABLE
+    if body is None or errors:
+        context = await _call_context(request)
+        return render(request, "clinic/consultation.html",
+                      {**context, "consent_errors": errors, "values": {k: text(form, k) for k in CONSENT_FIELDS}},
+                      status=400)
+    await consultations.record_consent(actor, cid, body, consent_document=document)
+    raise web.HTTPSeeOther(f"/clinic/consultations/{cid}")
+
+
+CONSENT_FIELDS = ("consent_by", "consent_name", "consent_relation")
+
+
 async def _call_context(request: web.Request) -> dict[str, Any]:
     view = await request.app[keys.SERVICES].consultations.page(actor_of(request), path_id(request))
     booking = view.booking
@@ -120,4 +163,5 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/clinic/consultations/new", handle_new_consultation_form)
     r.add_post("/clinic/consultations", handle_create_consultation_form)
     r.add_get("/clinic/consultations/{consultation_id}", handle_clinic_consultation)
+    r.add_post("/clinic/consultations/{consultation_id}/consent", handle_record_consent_form)
     r.add_get("/specialist/consultations/{consultation_id}", handle_specialist_consultation)

@@ -63,11 +63,11 @@ def parse_consultation_form(form: Mapping[str, Any], translate: Any = None) -> F
     body, problems = parse_all(CreateConsultation, data)
     result = FormResult(values, body=body)
     for path, error in problems.items():
-        result.errors[path.replace(".", "_") or "form"] = _worded(error, translate)
+        result.errors[path.replace(".", "_") or "form"] = worded(error, translate)
     return result
 
 
-def _worded(error: InputError, translate: Any) -> str:
+def worded(error: InputError, translate: Any) -> str:
     template, params = beside_field(error)
     return fill(translate(template) if translate else template, params)
 
@@ -105,4 +105,4 @@ def beside(error: InputError, translate: Translate = None,
     """{control: message} for an input error, from the schema or from a service operation's rule."""
     path = error.field
     control = (controls or {}).get(path, path.replace(".", "_")) or "form"
-    return {control: _worded(error, translate)}
+    return {control: worded(error, translate)}

@@ -135,6 +135,7 @@ LABELS: dict[str, dict[str, str]] = {
         "agreement.end": N_("Ended an agreement"), "api_token.create": N_("Created an API token"),
         "attachment.add": N_("Added an attachment"), "attachment.view": N_("Opened an attachment"),
         "consultation.create": N_("Asked for a consultation"), "consultation.decision": N_("Recorded a decision"),
+        "consultation.consent": N_("Recorded a patient's consent after the request"),
         "consultation.view": N_("Opened a consultation"),
         "consultation.view_denied": N_("Was refused a consultation"),
         "consultation.view_events": N_("Viewed a consultation's events"), "duty.add": N_("Added a duty day"),

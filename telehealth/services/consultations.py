@@ -207,6 +207,34 @@ class Consultations:
             raise TelehealthError(ErrorCode.not_eligible, "the specialist you named is below the minimum title "
                                                           "you asked for")
 
+    async def authorize_consent(self, actor: Actor, consultation_id: int) -> Consultation:
+        consultation = await self._s.access.participant_consultation(actor, consultation_id)
+        if actor.user.role is not Role.clinic_doctor:
+            raise TelehealthError(ErrorCode.forbidden, "only the requesting clinic records the patient's consent")
+        if consultation.state is not S.requested:
+            raise TelehealthError(ErrorCode.invalid_transition, "the consultation is {state}: consent is recorded "
+                                  "only for a request waiting for it", state=consultation.state.value)
+        return consultation
+
+    async def record_consent(self, actor: Actor, consultation_id: int, body: ConsentInput, *,
+                             consent_document: ConsentDocument | None = None) -> tuple[Consultation, QueueStatus]:
+        """Consent given after the request (a drawn signature, or on the form a photo of the signed paper):
+        kept with the consultation, which then goes into the queue."""
+        s = self._s
+        consultation = await self.authorize_consent(actor, consultation_id)
+        await self._require_hospital(consultation.clinic_org_id)
+        if consent_document is None:
+            require(bool(body.signature), "{field} is required: the signature of whoever consented, as a "
+                    "data:image/png;base64 URL", field="signature")
+            consent_document = await store_signature(s.files, body.signature)
+        consent = (body.by, body.name.strip(), (body.relation or "").strip() or None)
+        async with s.unit(actor) as unit:
+            consultation = await s.store.record_consent(consultation.id, consent_document, consent,
+                                                        doctor_id=actor.id, now=unit.now)
+            unit.audit("consultation.consent", f"consultation:{consultation.id}", {"by": body.by})
+        consultation = await s.matcher.queue_live(consultation)
+        return consultation, await s.matcher.status(consultation)
+
     async def cancel(self, actor: Actor, consultation_id: int) -> Consultation:
         await self._s.access.participant_consultation(actor, consultation_id)
         consultation = await self._s.matcher.cancel(consultation_id, actor.user)

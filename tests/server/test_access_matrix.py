@@ -60,6 +60,7 @@ HTTP: dict[tuple[str, str], set[str]] = {
     ("POST", "/api/consultations/{c}/note/addenda"): {"spec"},
     ("GET", "/api/icd10"): ANY_USER,
     ("POST", "/api/consultations/{c}/decision"): {"clinic"},
+    ("POST", "/api/consultations/{c}/consent"): {"clinic"}, ("POST", "/clinic/consultations/{c}/consent"): {"clinic"},
     ("POST", "/clinic/referrals/{r}/tasks/{t}/done"): CLINICS, ("POST", "/clinic/referrals/{r}/outcome"): CLINICS,
     ("GET", "/api/consultations/{c}/slots"): {"spec"},
     ("GET", "/api/consultations/{c}/booking"): PARTIES, ("PUT", "/api/consultations/{c}/booking"): {"spec"},

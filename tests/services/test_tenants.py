@@ -25,8 +25,9 @@ NOW = dt.datetime.now(dt.UTC)
 
 
 @pytest.fixture
-async def node(tmp_path: Path) -> AsyncIterator[Node]:
-    async with serve(make_settings(tmp_path)) as n:
+async def node(tmp_path: Path, database_url: str, store: Store) -> AsyncIterator[Node]:
+    # `store` has migrated the database (SQLite, and PostgreSQL when configured) for the server.
+    async with serve(make_settings(tmp_path, database_url=database_url)) as n:
         yield n
 
 
@@ -182,3 +183,76 @@ async def test_only_a_grassroots_institution_books_reserved_slots(node: Node) ->
     status, body = await api(node, "GET", f"/api/consultations/{cid}/booking", "neuro.chief")
     assert status == 200 and body["booking"] is None
     assert "slot.book" not in [e["action"] for e in await store.list_audit(limit=50)]
+
+
+WITHOUT_CONSENT = {k: v for k, v in CREATE.items() if k != "consent"}
+JPEG = b"\xff\xd8\xff\xe0" + b"\x00\x10JFIF\x00" + b"\x00" * 200 + b"\xff\xd9"
+
+
+async def test_consent_recorded_after_the_request_queues_it(node: Node) -> None:
+    store = _store(node)
+    specialist = await node.connect("neuro.chief")
+    await specialist.ok("presence.set", status="available")
+    status, body = await api(node, "POST", "/api/consultations", "village6", WITHOUT_CONSENT)
+    assert status == 201 and body["consultation"]["state"] == "requested"
+    cid = body["consultation"]["id"]
+    path = f"/api/consultations/{cid}/consent"
+    consent = CREATE["consent"]
+    # Another clinic may not; a body without a signature is refused and changes nothing.
+    status, body = await api(node, "POST", path, "village1", consent)
+    assert status == 403
+    status, body = await api(node, "POST", path, "village6", {**consent, "signature": ""})
+    assert status == 400 and "signature" in body["error"]["message_en"]
+    status, body = await api(node, "POST", path, "village6", {"by": "relative", "name": "Hu Ping",
+                                                               "signature": consent["signature"]})
+    assert status == 400 and "relation" in body["error"]["message_en"]
+    assert (await store.get_consultation(cid)).state.value == "requested"  # type: ignore[union-attr]
+    status, body = await api(node, "POST", path, "village6", consent)
+    assert status == 200 and body["consultation"]["state"] in ("queued", "offered"), body
+    assert body["consultation"]["consent_recorded"] is True
+    assert (await specialist.event("offer"))["consultation_id"] == cid
+    [document] = await store.list_attachments(cid)
+    assert (document["kind"], document["content_type"]) == ("consent", "image/png")
+    assert "consent_recorded" in [e.kind for e in await store.list_events(cid)]
+    audited = [e for e in await store.list_audit(limit=50, action="consultation.consent")]
+    assert [e["target"] for e in audited] == [f"consultation:{cid}"] and audited[0]["actor_id"] is not None
+    status, body = await api(node, "POST", path, "village6", consent)
+    assert status == 409 and body["error"]["code"] == "invalid_transition"
+
+
+async def test_the_clinic_page_records_consent_with_a_photo(node: Node) -> None:
+    store = _store(node)
+    _, body = await api(node, "POST", "/api/consultations", "village6", WITHOUT_CONSENT)
+    cid = body["consultation"]["id"]
+    session = await page_session(node, "village6")
+    action = f"/clinic/consultations/{cid}/consent"
+    try:
+        async with session.get(node.url(f"/clinic/consultations/{cid}")) as resp:
+            page = await resp.text()
+        assert 'id="signature-pad"' in page
+        csrf = csrf_from(page, action)
+
+        def form(**extra: Any) -> aiohttp.FormData:
+            data = aiohttp.FormData()
+            for key, value in {"csrf_token": csrf, "consent_by": "patient", "consent_name": "Hu Jun",
+                               **extra}.items():
+                if isinstance(value, bytes):
+                    data.add_field(key, value, filename="consent.jpg", content_type="image/jpeg")
+                else:
+                    data.add_field(key, value)
+            return data
+
+        async with session.post(node.url(action), data=form(), allow_redirects=False) as resp:
+            assert resp.status == 400 and 'id="consent_signature-error"' in await resp.text()
+        assert (await store.get_consultation(cid)).state.value == "requested"  # type: ignore[union-attr]
+        async with session.post(node.url(action), data=form(consent_form=JPEG), allow_redirects=False) as resp:
+            assert resp.status == 303, await resp.text()
+        consultation = await store.get_consultation(cid)
+        assert consultation is not None and consultation.state.value in ("queued", "offered")
+        assert consultation.consent_name == "Hu Jun"
+        [document] = await store.list_attachments(cid)
+        assert (document["kind"], document["content_type"]) == ("consent", "image/jpeg")
+        async with session.get(node.url(f"/clinic/consultations/{cid}")) as resp:
+            assert action not in await resp.text()  # queued: nothing left to sign
+    finally:
+        await session.close()

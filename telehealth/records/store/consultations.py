@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from telehealth.domain import ConsultationState, check_transition
 from telehealth.errors import ErrorCode, TelehealthError
 from telehealth.records import schema as t
-from telehealth.records.models import CallSession, Consultation, NewConsultation
+from telehealth.records.models import CallSession, ConsentDocument, Consultation, NewConsultation
 from telehealth.records.store.base import StoreBase
 from telehealth.records.store.event_log import INSERT_EVENT
 from telehealth.records.store.rows import as_call_session, as_consultation
@@ -334,6 +334,20 @@ class ConsultationStore(StoreBase):
                 conn, consultation_id, ConsultationState.closed, actor_id=doctor_id, now=now,
                 expected=[ConsultationState.signed], assigned_specialist_id=UNSET, event_kind="acknowledged",
                 event_data={"decision": decision}, session_id=None, consent=None)
+
+    async def record_consent(self, consultation_id: int, document: ConsentDocument,
+                             consent: tuple[str, str, str | None], *, doctor_id: int,
+                             now: dt.datetime) -> Consultation:
+        """Consent given after the request: its document kept, and the `requested` consultation queued."""
+        async with self._tx() as conn:
+            await conn.execute(_INSERT_ATTACHMENT, {
+                "consultation_id": consultation_id, "sha256": document.sha256,
+                "content_type": document.content_type, "size": document.size, "filename": document.filename,
+                "kind": "consent", "uploaded_by": doctor_id, "created_at": now})
+            return await self._transition(
+                conn, consultation_id, ConsultationState.queued, actor_id=doctor_id, now=now,
+                expected=[ConsultationState.requested], assigned_specialist_id=UNSET,
+                event_kind="consent_recorded", event_data=None, session_id=None, consent=consent)
 
     async def update_accompanying_doctor(self, consultation_id: int, doctor_id: int, *, actor_id: int,
                                          now: dt.datetime, session_id: int | None = None) -> int | None:
