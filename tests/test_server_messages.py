@@ -14,7 +14,7 @@ from telehealth.server.i18n import web_dir
 PACKAGE = Path(__file__).resolve().parents[1] / "telehealth"
 # Calls whose message argument reaches a user: (callable name, index of the message argument).
 MESSAGE_CALLS = {"TelehealthError": 1, "InputError": 1, "StoreUnavailable": 0, "require": 1,
-                 "require_assigned_specialist": 2, "_refuse": 1}
+                 "require_assigned_specialist": 2, "_refuse": 1, "refuse": 2}
 
 
 def catalog() -> dict[str, str]:

@@ -6,6 +6,8 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -13,10 +15,11 @@ from aiohttp import WSMsgType, web
 
 from telehealth import logs
 from telehealth.domain import Role
-from telehealth.errors import ErrorCode, TelehealthError
+from telehealth.errors import ErrorCode, TelehealthError, fill
 from telehealth.records.models import User
 from telehealth.server import keys
 from telehealth.server.auth import client_address, public
+from telehealth.server.i18n import pick_language
 from telehealth.server.proxies import forwarded_host
 from telehealth.server.ratelimit import TokenBucket
 from telehealth.services.accounts import Identity
@@ -28,6 +31,26 @@ from telehealth.signaling.messages import parse_body
 log = logging.getLogger("telehealth.ws")
 
 QUEUE_UPDATE_DELAY_S = 0.05
+
+
+@dataclass(frozen=True, slots=True)
+class Voice:
+    """A connection's errors in its user's language, with the English beside them as in the JSON API."""
+
+    translate: Callable[[str], str]
+
+    def refuse(self, msg_id: int | None, code: ErrorCode, template: str, /, **params: Any) -> dict[str, Any]:
+        return messages.error(msg_id, code, fill(self.translate(template), params), fill(template, params))
+
+    def refuse_error(self, msg_id: int | None, exc: TelehealthError) -> dict[str, Any]:
+        return self.refuse(msg_id, exc.code, exc.template, **exc.params)
+
+
+def voice_for(request: web.Request, user: User | None) -> Voice:
+    app = request.app
+    lang = pick_language(request, user.language if user else None, app[keys.SETTINGS].default_language)
+    renderer = app[keys.RENDERER]
+    return Voice(lambda template: renderer.translate(lang, template))
 
 
 def origin_allowed(request: web.Request) -> bool:
@@ -48,27 +71,29 @@ async def _authenticate(request: web.Request, ws: web.WebSocketResponse) -> Iden
     if user is not None:
         return Identity(user, request.get(keys.CREDENTIAL, ""), request.get(keys.CREDENTIAL_EXPIRES, 0.0))
     settings = request.app[keys.SETTINGS]
+    # Before the token is read, the language is the browser's or the server's default.
+    voice = voice_for(request, None)
     try:
         msg = await ws.receive(timeout=settings.signaling.auth_timeout_s)
     except TimeoutError:
-        await ws.send_json(messages.error(None, ErrorCode.auth_timeout, "authenticate within "
-                                          f"{settings.signaling.auth_timeout_s:g} s"))
+        await ws.send_json(voice.refuse(None, ErrorCode.auth_timeout, "authenticate within {seconds} s",
+                                        seconds=f"{settings.signaling.auth_timeout_s:g}"))
         return None
     if msg.type != WSMsgType.TEXT:
         return None
     try:
         env = messages.parse_envelope(msg.data, settings.signaling.max_message_bytes)
     except TelehealthError as exc:
-        await ws.send_json(messages.refusal(msg.data, exc))
+        await ws.send_json(voice.refuse_error(messages.refused_id(msg.data, exc), exc))
         return None
     token = env.body.get("token")
     if env.type != "auth" or not isinstance(token, str):
-        await ws.send_json(messages.error(env.id, ErrorCode.auth_required,
-                                          "the first message must be {\"type\": \"auth\", \"token\": ...}"))
+        await ws.send_json(voice.refuse(env.id, ErrorCode.auth_required,
+                                        "the first message must be an auth message with an API token"))
         return None
     found = await request.app[keys.SERVICES].accounts.token_identity(token)
     if found is None:
-        await ws.send_json(messages.error(env.id, ErrorCode.auth_failed, "the API token is not valid"))
+        await ws.send_json(voice.refuse(env.id, ErrorCode.auth_failed, "the API token is not valid"))
         return None
     await ws.send_json(messages.result(env.id, {"user_id": found.user.id}))
     return found
@@ -111,21 +136,22 @@ async def handle_ws(request: web.Request) -> web.StreamResponse:
                                        "node": sessions.node, "connection_id": conn.id}))
     bucket = TokenBucket(sig.rate_per_s, sig.rate_burst)
     metrics = app[keys.METRICS]
+    voice = voice_for(request, user)
     try:
         async for msg in ws:
             if msg.type == WSMsgType.TEXT:
                 if not bucket.take():
                     metrics.count_error(ErrorCode.rate_limited)
-                    conn.send(messages.error(messages.peek_id(msg.data), ErrorCode.rate_limited,
-                                             "too many messages; slow down"))
+                    conn.send(voice.refuse(messages.peek_id(msg.data), ErrorCode.rate_limited,
+                                           "too many messages; slow down"))
                     continue
-                reply = await dispatch(ctx, msg.data, sig.max_message_bytes)
+                reply = await dispatch(ctx, msg.data, sig.max_message_bytes, voice)
                 metrics.messages.inc()
                 if not reply["success"]:
                     metrics.count_error(ErrorCode(reply["error"]["code"]))
                 await conn.reply(encode_reply(reply))
             elif msg.type == WSMsgType.BINARY:
-                conn.send(messages.error(None, ErrorCode.invalid_message, "binary messages are not accepted"))
+                conn.send(voice.refuse(None, ErrorCode.invalid_message, "binary messages are not accepted"))
             elif msg.type == WSMsgType.ERROR:
                 break
     finally:
@@ -160,22 +186,23 @@ def encode_reply(reply: dict[str, Any]) -> str:
     return encode(reply)
 
 
-async def dispatch(ctx: Context, raw: str, max_bytes: int) -> dict[str, Any]:
+async def dispatch(ctx: Context, raw: str, max_bytes: int, voice: Voice) -> dict[str, Any]:
     """Parse, check and run one command; every failure becomes an error result for that id only."""
     try:
         env = messages.parse_envelope(raw, max_bytes)
     except TelehealthError as exc:
-        return messages.refusal(raw, exc)
+        return voice.refuse_error(messages.refused_id(raw, exc), exc)
     # Ids increase on a connection, so remembering the last one is enough to refuse any reuse.
     if env.id <= ctx.conn.last_ids:
-        return messages.error(env.id, ErrorCode.id_reused,
-                              f"id {env.id} is not greater than the last id used on this connection")
+        return voice.refuse(env.id, ErrorCode.id_reused,
+                            "id {id} is not greater than the last id used on this connection", id=env.id)
     ctx.conn.last_ids = env.id
     command = REGISTRY.get(env.type)
     if command is None:
-        return messages.error(env.id, ErrorCode.unknown_command, f"unknown command type {env.type!r}")
+        return voice.refuse(env.id, ErrorCode.unknown_command, "unknown command type {type}", type=env.type)
     if ctx.user.role not in command.roles:
-        return messages.error(env.id, ErrorCode.forbidden, f"a {ctx.user.role.value} may not use {env.type}")
+        return voice.refuse(env.id, ErrorCode.forbidden, "this role may not use the command {type}",
+                            type=env.type)
     ids = {k: v for k in ("consultation_id", "session_id")
            if isinstance(v := env.body.get(k), int) and not isinstance(v, bool)}
     started = time.perf_counter()
@@ -187,10 +214,10 @@ async def dispatch(ctx: Context, raw: str, max_bytes: int) -> dict[str, Any]:
             # A refused command is the client's business, logged quietly with its code.
             level = logging.WARNING if exc.code is ErrorCode.unavailable else logging.INFO
             log.log(level, "command %s refused: %s", env.type, exc.code.value, extra={"outcome": exc.code.value})
-            return messages.error(env.id, exc.code, exc.message)
+            return voice.refuse_error(env.id, exc)
         except Exception:
             log.exception("command %s failed", env.type, extra={"outcome": "internal_error"})
-            return messages.error(env.id, ErrorCode.internal_error, "the server could not complete this command")
+            return voice.refuse(env.id, ErrorCode.internal_error, "the server could not complete this command")
         if log.isEnabledFor(logging.DEBUG):
             log.debug("command %s", env.type, extra={
                 "outcome": "ok", "duration_ms": round((time.perf_counter() - started) * 1000, 2)})

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 __all__ = ["MAX_INT", "PROTOCOL_VERSION", "Envelope", "error", "event", "parse_body", "parse_envelope", "peek_id",
-           "peek_leading_id", "refusal", "require", "result"]
+           "peek_leading_id", "refused_id", "require", "result"]
 
 from telehealth.errors import ErrorCode, TelehealthError
 from telehealth.schema import MAX_INT, parse, require
@@ -103,15 +103,20 @@ def result(msg_id: int, value: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"id": msg_id, "type": "result", "success": True, "result": value or {}}
 
 
-def error(msg_id: int | None, code: ErrorCode, message: str) -> dict[str, Any]:
-    return {"id": msg_id, "type": "result", "success": False, "error": {"code": code.value, "message": message}}
+def error(msg_id: int | None, code: ErrorCode, message: str, message_en: str | None = None) -> dict[str, Any]:
+    """An error result; `message` in the user's language, with the English beside it when that differs from
+    it, as the JSON API's errors carry it, for logs and integrations to match on."""
+    detail = {"code": code.value, "message": message}
+    if message_en is not None:
+        detail["message_en"] = message_en
+    return {"id": msg_id, "type": "result", "success": False, "error": detail}
 
 
-def refusal(raw: str | bytes, exc: TelehealthError) -> dict[str, Any]:
-    """The error result for a message the envelope refused, answering its id when one can be read (an
-    oversized message is not parsed whole: its id is read from its start)."""
+def refused_id(raw: str | bytes, exc: TelehealthError) -> int | None:
+    """The id to answer for a message the envelope refused, when one can be read (an oversized message is not
+    parsed whole: its id is read from its start)."""
     peek = peek_leading_id if exc.code is ErrorCode.message_too_large else peek_id
-    return error(peek(raw), exc.code, exc.message)
+    return peek(raw)
 
 
 def event(name: str, data: dict[str, Any]) -> dict[str, Any]:

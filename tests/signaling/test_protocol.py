@@ -10,6 +10,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from aiohttp.test_utils import TestServer
 
 from telehealth.records.consent import synthetic_signature
 from telehealth.records.seed import DEMO_PASSWORD
@@ -326,3 +327,25 @@ async def test_a_colleague_takes_over_beside_the_patient_and_the_hand_over_is_re
                                headers={"Authorization": f"Bearer {await node.token('village1')}"})
     text = await page.text()
     assert page.status == 200 and "Night doctor" in text and first.display_name in text
+
+
+async def test_errors_are_in_the_users_language_with_the_english_beside(node: Node) -> None:
+    zh = await node.connect("village1")
+    reply = await zh.call("no.such.command")
+    assert reply["error"] == {"code": "unknown_command", "message": "未知的命令类型 no.such.command",
+                              "message_en": "unknown command type no.such.command"}
+    refused = (await zh.call("presence.set", status="available"))["error"]
+    assert refused["code"] == "forbidden" and "presence.set" in refused["message"]
+    assert refused["message"] != refused["message_en"]
+    # A refusal raised by a service operation is translated the same way.
+    joined = await zh.call("session.join", consultation_id=999_999)
+    assert not joined["success"] and joined["error"]["message"] != joined["error"]["message_en"]
+
+    assert isinstance(node.server, TestServer)
+    store = node.server.app[keys.SERVICES].store
+    user = await store.get_user_by_username("cardio.chief")
+    assert user is not None
+    await store.update_user_language(user.id, "en")
+    en = await node.connect("cardio.chief")
+    reply = await en.call("no.such.command")
+    assert reply["error"]["message"] == reply["error"]["message_en"] == "unknown command type no.such.command"

@@ -9,6 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from telehealth.errors import ErrorCode, TelehealthError
@@ -81,9 +82,13 @@ def new_id(result: Any) -> int:
 
 @contextmanager
 def _unavailable_on_connectivity() -> Iterator[None]:
-    """A database that cannot be reached becomes `StoreUnavailable`; every other error passes unchanged."""
+    """A database that cannot be reached becomes `StoreUnavailable`, as does a pool with no connection free
+    within its timeout (every connection busy: the database is overloaded, not the request wrong); every
+    other error passes unchanged."""
     try:
         yield
+    except PoolTimeout as exc:
+        raise StoreUnavailable(type(exc).__name__) from exc
     except (DBAPIError, OSError, TimeoutError) as exc:
         if isinstance(exc, DBAPIError) and (isinstance(exc, IntegrityError) or (
                 not exc.connection_invalidated and not _is_connectivity(exc))):
