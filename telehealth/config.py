@@ -92,7 +92,7 @@ class MatchingSettings:
 
 @dataclass(frozen=True)
 class SignalingSettings:
-    max_message_bytes: int = 65536
+    max_message_bytes: int = 262144
     send_queue_size: int = 256
     rate_per_s: float = 50
     rate_burst: int = 200

@@ -79,7 +79,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
 
 
 # A frame over four times the message limit is not read at all: the connection closes with 1009.
-UNREAD_BYTES = 4 * 65536
+UNREAD_BYTES = 4 * 262144
 
 
 async def _exchange(live: Live, username: str, texts: list[str]) -> list[dict[str, Any]]:

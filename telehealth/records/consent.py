@@ -13,9 +13,12 @@ from telehealth.errors import ErrorCode, TelehealthError
 from telehealth.records.files import FileStore
 from telehealth.records.models import ConsentDocument
 
-# A signature drawn on a tablet is a few kilobytes; this leaves room and fits a WebSocket message.
+# A signature drawn on a tablet is a few kilobytes; this leaves room. A request carrying the largest one and
+# every text at its longest still fits a WebSocket message (tests/signaling/test_wire.py sends it).
 MAX_SIGNATURE_BYTES = 48 * 1024
 DATA_URL_PREFIX = "data:image/png;base64,"
+# The same limit as the length of the data URL: base64 writes 4 characters for every 3 bytes.
+MAX_SIGNATURE_CHARS = len(DATA_URL_PREFIX) + 4 * -(-MAX_SIGNATURE_BYTES // 3)
 
 
 def attachments_root(data_dir: str) -> Path:
@@ -27,7 +30,7 @@ def decode_signature(data_url: str) -> bytes:
     if not isinstance(data_url, str) or not data_url.startswith(DATA_URL_PREFIX):
         raise TelehealthError(ErrorCode.invalid_input, "the signature must be a data:image/png;base64 URL")
     encoded = data_url[len(DATA_URL_PREFIX):]
-    if len(encoded) > (MAX_SIGNATURE_BYTES * 4) // 3 + 4:
+    if len(data_url) > MAX_SIGNATURE_CHARS:
         raise TelehealthError(ErrorCode.too_large, "a signature is limited to {kib} KiB", kib=MAX_SIGNATURE_BYTES // 1024)
     try:
         data = base64.b64decode(encoded, validate=True)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from telehealth.domain import SPECIALTIES, ConsultationState, Role, Title, Urgency
 from telehealth.errors import ErrorCode, TelehealthError
 from telehealth.matching.service import QueueStatus
-from telehealth.records.consent import store_signature
+from telehealth.records.consent import MAX_SIGNATURE_CHARS, store_signature
 from telehealth.records.durations import derive_durations
 from telehealth.records.models import (
     Addendum,
@@ -32,8 +32,8 @@ if TYPE_CHECKING:
 
 # Free-text fields of a request.
 MAX_TEXT = 4000
-# A drawn signature, as a data URL: small enough for one WebSocket message and one JSON body.
-MAX_SIGNATURE = 64 * 1024
+# A drawn signature, as a data URL.
+MAX_SIGNATURE = MAX_SIGNATURE_CHARS
 S = ConsultationState
 
 

@@ -128,7 +128,7 @@ async def test_bad_messages_get_their_codes_and_change_nothing(node: Node) -> No
     await asyncio.sleep(0.1)
     assert peer.results[1]["error"]["code"] == "id_reused"
     peer.next_id = 100
-    await peer.raw(json.dumps({"id": 100, "type": "ping", "pad": "x" * 70_000}))
+    await peer.raw(json.dumps({"id": 100, "type": "ping", "pad": "x" * 300_000}))
     await asyncio.sleep(0.2)
     assert any(r.get("error", {}).get("code") == "message_too_large" for r in peer.results.values())
     peer.next_id = 200

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -10,11 +11,12 @@ from typing import Any
 import aiohttp
 import pytest
 
+from telehealth.records.consent import DATA_URL_PREFIX, MAX_SIGNATURE_BYTES, MAX_SIGNATURE_CHARS
 from telehealth.signaling.messages import LEADING_CHARS, PROTOCOL_VERSION, peek_leading_id
 from tests.conftest import make_settings
 from tests.support.wsclient import Node, serve
 
-PAD = "x" * 70_000  # over the default 65,536-byte limit, under the four times that which is not read at all
+PAD = "x" * 300_000  # over the default 262,144-byte limit, under the four times that which is not read at all
 
 
 @pytest.fixture
@@ -92,3 +94,22 @@ def test_peek_leading_id_reads_only_the_start() -> None:
     head = '{"type": "ping", "pad": "' + "y" * (LEADING_CHARS - 40) + '", '
     assert peek_leading_id(head + '"id": 4, "more": "' + "z" * 100_000 + '"}') == 4
     assert peek_leading_id('{"type": "ping", "pad": "' + "y" * LEADING_CHARS + '", "id": 4}') is None
+
+
+async def test_the_largest_valid_request_fits_one_message(node: Node) -> None:
+    """Every text at its longest, in Chinese written as \\uXXXX escapes, and the largest signature allowed:
+    accepted over the WebSocket; one byte more of signature is refused by the signature's own rule."""
+    png = b"\x89PNG\r\n\x1a\n" + bytes(MAX_SIGNATURE_BYTES - 8)
+    signature = DATA_URL_PREFIX + base64.b64encode(png).decode()
+    assert len(signature) == MAX_SIGNATURE_CHARS
+    han = "脑"
+    body = {"patient": {"name": han * 200, "sex": "female", "birth_year": 1962, "local_id": han * 100},
+            "specialty": "cardiology", "urgency": "routine", "chief_complaint": han * 1000,
+            "history": han * 4000, "reason": han * 4000, "purpose": han * 4000,
+            "consent": {"by": "guardian", "name": han * 200, "relation": han * 100, "signature": signature}}
+    peer = await node.connect("village1")
+    created = await peer.ok("consultation.create", **body)
+    assert created["consultation"]["state"] == "queued"
+    over = DATA_URL_PREFIX + base64.b64encode(png + b"\0\0\0").decode()
+    reply = await peer.call("consultation.create", **{**body, "consent": {**body["consent"], "signature": over}})
+    assert reply["error"]["code"] == "invalid_message" and "consent.signature" in reply["error"]["message_en"]
