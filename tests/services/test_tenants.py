@@ -85,7 +85,7 @@ async def test_a_clinic_with_no_hospital_is_refused_at_once_on_every_path(node: 
     clinic = await node.connect("lone.clinic")
     reply = await clinic.call("consultation.create", **CREATE)
     assert not reply["success"] and reply["error"]["code"] == "no_agreement"
-    assert "administrator" in reply["error"]["message"]
+    assert "administrator" in reply["error"]["message_en"]
     status, body = await api(node, "POST", "/api/consultations", "lone.clinic", CREATE)
     assert status == 409 and body["error"]["code"] == "no_agreement"
     assert "agreement" in body["error"]["message_en"]
@@ -137,7 +137,7 @@ async def test_a_named_specialist_must_be_eligible_like_anyone_else(node: Node) 
     clinic = await node.connect("lone.clinic")
     reply = await clinic.call("consultation.create", **CREATE, requested_specialist_id=city_neurologist)
     assert not reply["success"] and reply["error"]["code"] == "not_eligible"
-    assert "agreement" in reply["error"]["message"]
+    assert "agreement" in reply["error"]["message_en"]
     status, body = await api(node, "POST", "/api/consultations", "lone.clinic",
                              {**CREATE, "requested_specialist_id": cardiologist})
     assert status == 403 and _errors(body) == ("not_eligible", "the specialist you named does not practise neurology")
