@@ -6,6 +6,8 @@ import json
 import re
 from typing import Any
 
+import orjson
+
 from telehealth.errors import ErrorCode, TelehealthError
 
 NOT_JSON = "the text is not valid JSON"
@@ -61,7 +63,26 @@ def _all_storable(value: Any) -> bool:
 def json_loads(raw: str | bytes) -> Any:
     """A JSON document from a client: UTF-8 only, no NaN or Infinity (nor a number too large to be finite), no
     NUL and no unpaired surrogate in any string or key. Syntax errors are `invalid_json`, the rest
-    `invalid_message`. A `str` must come from a strict UTF-8 decoding (as aiohttp's WebSocket text does)."""
+    `invalid_message`. A `str` must come from a strict UTF-8 decoding (as aiohttp's WebSocket text does).
+
+    orjson reads every valid document (it is RFC 8259 strict: it refuses NaN, Infinity, numbers that overflow
+    a double, unpaired surrogates and nesting past 1024); a document it refuses is read again by the standard
+    library's decoder, which says why. An integer past 64 bits comes back as a float, which every schema here
+    refuses as it would the integer (ids and counts are bounded far below that)."""
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        _explain_refusal(raw)
+        raise TelehealthError(ErrorCode.invalid_message, TOO_DEEP) from None  # only orjson's depth limit is left
+    # NUL can only be written as a \u escape in valid JSON: look only when one is there.
+    escaped_nul = b"\\u0000" in raw if isinstance(raw, bytes | bytearray) else "\\u0000" in raw
+    if escaped_nul and not _all_storable(data):
+        raise TelehealthError(ErrorCode.invalid_message, UNSTORABLE)
+    return data
+
+
+def _explain_refusal(raw: str | bytes) -> None:
+    """Raise the error that names what is wrong with a document orjson refused."""
     if isinstance(raw, bytes | bytearray):
         try:
             text = raw.decode("utf-8")  # strict: json.loads(bytes) would let encoded surrogates through
@@ -77,7 +98,5 @@ def json_loads(raw: str | bytes) -> Any:
         raise TelehealthError(ErrorCode.invalid_json, NOT_JSON) from None
     except RecursionError:
         raise TelehealthError(ErrorCode.invalid_message, TOO_DEEP) from None
-    # NUL and unpaired surrogates can only be written as \u escapes in UTF-8 JSON: look only when one is there.
     if "\\u" in text and not _all_storable(data):
         raise TelehealthError(ErrorCode.invalid_message, UNSTORABLE)
-    return data

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field, replace
 from sortedcontainers import SortedList
 
 from telehealth.matching.broker import (
+    AtOnce,
     BrokerStats,
     ClaimOutcome,
     LiveConsultation,
@@ -39,8 +40,8 @@ class _Live:
 
 
 class _MemorySubscription(OrderedDelivery):
-    def __init__(self, broker: MemoryBroker, handler: MessageHandler) -> None:
-        super().__init__(handler)
+    def __init__(self, broker: MemoryBroker, handler: MessageHandler, at_once: AtOnce | None = None) -> None:
+        super().__init__(handler, at_once)
         self._broker = broker
         self.channels: set[str] = set()
 
@@ -346,8 +347,9 @@ class MemoryBroker:
         for sub in self._subscribers.get(channel, ()):
             sub.put(message)
 
-    async def subscribe(self, handler: MessageHandler, *channels: str) -> _MemorySubscription:
-        sub = _MemorySubscription(self, handler)
+    async def subscribe(self, handler: MessageHandler, *channels: str,
+                        at_once: AtOnce | None = None) -> _MemorySubscription:
+        sub = _MemorySubscription(self, handler, at_once)
         await sub.add(*channels)
         return sub
 

@@ -29,6 +29,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from telehealth.matching.broker import (
+    AtOnce,
     BrokerStats,
     ClaimOutcome,
     LiveConsultation,
@@ -241,8 +242,8 @@ def _live(fields: dict[str, str]) -> LiveConsultation:
 
 
 class _RedisSubscription(OrderedDelivery):
-    def __init__(self, broker: RedisBroker, handler: MessageHandler) -> None:
-        super().__init__(handler)
+    def __init__(self, broker: RedisBroker, handler: MessageHandler, at_once: AtOnce | None = None) -> None:
+        super().__init__(handler, at_once)
         self._broker = broker
         self.channels: set[str] = set()
 
@@ -590,8 +591,9 @@ class RedisBroker:
     async def publish(self, channel: str, data: bytes) -> None:
         await self._redis.publish(self._ch(channel), data)
 
-    async def subscribe(self, handler: MessageHandler, *channels: str) -> _RedisSubscription:
-        sub = _RedisSubscription(self, handler)
+    async def subscribe(self, handler: MessageHandler, *channels: str,
+                        at_once: AtOnce | None = None) -> _RedisSubscription:
+        sub = _RedisSubscription(self, handler, at_once)
         await sub.add(*channels)
         return sub
 

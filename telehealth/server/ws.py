@@ -179,10 +179,11 @@ async def _after_close(app: web.Application, conn: Connection) -> None:
             log.warning("could not clear the presence of user %s", user.id, exc_info=True)
 
 
-def encode_reply(reply: dict[str, Any]) -> str:
-    """A command's result as text; the empty success (every relayed signal's) is the same text, written out."""
+def encode_reply(reply: dict[str, Any]) -> bytes:
+    """A command's result as UTF-8 JSON; the empty success (every relayed signal's) is the same text, written
+    out."""
     if reply["success"] and not reply["result"] and type(reply["id"]) is int:
-        return f'{{"id":{reply["id"]},"type":"result","success":true,"result":{{}}}}'
+        return b'{"id":%d,"type":"result","success":true,"result":{}}' % reply["id"]
     return encode(reply)
 
 

@@ -6,24 +6,25 @@ import asyncio
 import collections
 import contextlib
 import itertools
-import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine, Generator
 from typing import Any, Protocol
 
+from telehealth.events import encode_json
 from telehealth.records.models import User
 
 log = logging.getLogger("telehealth.signaling")
 
 _ids = itertools.count(1)
-# One encoder for every message: `json.dumps` with options builds a new one each call.
-encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, default=str).encode
+encode = encode_json
+# The WebSocket text frame's opcode (RFC 6455): messages are written as UTF-8 bytes already encoded.
+TEXT_FRAME = 0x1
 
 
 class Socket(Protocol):
     """What a connection needs of its WebSocket (aiohttp's WebSocketResponse has it)."""
 
-    async def send_str(self, data: str, compress: int | None = None) -> None: ...
+    async def send_frame(self, message: bytes, opcode: Any, compress: int | None = None) -> None: ...
 
     async def close(self, *, code: int = ..., message: bytes = ..., drain: bool = ...) -> bool: ...
 
@@ -62,7 +63,7 @@ class Connection:
         self._socket = socket
         self._abort = abort
         self.queue_size = queue_size
-        self._queue: collections.deque[str] | None = None
+        self._queue: collections.deque[bytes] | None = None
         self._writer: asyncio.Task[None] | None = None
         self._direct = False
         self.closed = False
@@ -92,21 +93,40 @@ class Connection:
     def send(self, message: dict[str, Any]) -> bool:
         return self.send_raw(encode(message))
 
-    def send_raw(self, text: str) -> bool:
+    def send_raw(self, data: bytes) -> bool:
+        """Queue one message (UTF-8 JSON); written at once when nothing waits before it."""
         if self.closed:
             return False
         queue = self._queue
         if queue is None:
+            if self._writer is None and not self._direct:
+                return self._write_now(data)
             queue = self._queue = collections.deque()
         elif len(queue) >= self.queue_size:
             self._cut_off()
             return False
-        queue.append(text)
+        queue.append(data)
         if self._writer is None and not self._direct:
             self._writer = asyncio.get_running_loop().create_task(self._write_loop())
         return True
 
-    async def reply(self, text: str) -> None:
+    def _write_now(self, data: bytes) -> bool:
+        """Write without a task: an uncompressed frame goes to the transport on the first step of the send
+        coroutine, which finishes there unless the transport asks it to wait for its buffer to drain. Then the
+        writer task finishes that send, and what is queued meanwhile waits behind it."""
+        sending = self._socket.send_frame(data, TEXT_FRAME)
+        try:
+            waiting = sending.send(None)
+        except StopIteration:
+            return True
+        except (ConnectionError, RuntimeError):
+            self.closed = True
+            return False
+        self._queue = collections.deque()
+        self._writer = asyncio.get_running_loop().create_task(self._write_loop(_Resumed(sending, waiting)))
+        return True
+
+    async def reply(self, data: bytes) -> None:
         """Send the answer to a command of this connection, from the connection's own reader.
 
         Written at once when nothing else waits to go out, which spares a writer task per command;
@@ -114,13 +134,13 @@ class Connection:
         read holds up only that client's own commands.
         """
         if self._writer is not None or self._queue or self._direct:
-            self.send_raw(text)
+            self.send_raw(data)
             return
         if self.closed:
             return
         self._direct = True
         try:
-            await self._socket.send_str(text)
+            await self._socket.send_frame(data, TEXT_FRAME)
         except (ConnectionError, RuntimeError):
             self.closed = True
         finally:
@@ -141,10 +161,12 @@ class Connection:
         else:
             asyncio.get_running_loop().create_task(self.close(CLOSE_TOO_SLOW, "too slow"))
 
-    async def _write_loop(self) -> None:
+    async def _write_loop(self, started: _Resumed | None = None) -> None:
         try:
+            if started is not None:
+                await started
             while self._queue:
-                await self._socket.send_str(self._queue.popleft())
+                await self._socket.send_frame(self._queue.popleft(), TEXT_FRAME)
             self._queue = None
         except (ConnectionError, RuntimeError):
             self.closed = True
@@ -172,3 +194,30 @@ class Connection:
     async def close(self, code: int, reason: str) -> None:
         self.closed = True
         await self._socket.close(code=code, message=reason.encode())
+
+
+class _Resumed:
+    """Awaiting this finishes a coroutine that was stepped by hand and stopped at `waiting` (what it yielded
+    to the event loop: a future to wait for)."""
+
+    __slots__ = ("_coro", "_waiting")
+
+    def __init__(self, coro: Coroutine[Any, Any, None], waiting: Any) -> None:
+        self._coro = coro
+        self._waiting = waiting
+
+    def __await__(self) -> Generator[Any, None, None]:
+        coro, waiting = self._coro, self._waiting
+        while True:
+            try:
+                yield waiting
+            except BaseException as exc:  # a cancellation goes on into the coroutine
+                try:
+                    waiting = coro.throw(exc)
+                except StopIteration:
+                    return
+            else:
+                try:
+                    waiting = coro.send(None)
+                except StopIteration:
+                    return

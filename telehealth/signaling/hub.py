@@ -10,7 +10,7 @@ import weakref
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 
-from telehealth.events import queue_channel, split_event, user_channel
+from telehealth.events import queue_channel, route_of, user_channel
 from telehealth.matching.broker import Broker, Message, Subscription
 from telehealth.records.models import User
 from telehealth.signaling.connection import ACCESS_EXPIRED, Connection
@@ -47,7 +47,7 @@ class Hub:
         self.delivered = 0
 
     async def start(self) -> None:
-        self._subscription = await self.broker.subscribe(self._on_message)
+        self._subscription = await self.broker.subscribe(self._on_message, at_once=self._deliver_at_once)
         self._expiry = asyncio.get_running_loop().create_task(self._close_expired(), name="socket-expiry")
 
     async def _close_expired(self) -> None:
@@ -140,9 +140,35 @@ class Hub:
                 continue
             conn.end_access(reason)
 
+    def _deliver_at_once(self, message: Message) -> bool:
+        """The quick path for what most messages are (a signal or an offer for a user here): sent on the spot.
+        Events the node looks into, and queue channels, go to `_on_message` (False)."""
+        channel = message.channel
+        if not channel.startswith("user:"):
+            return False
+        try:
+            name, session_id, body = route_of(message.data)
+        except ValueError:
+            return False  # `_on_message` logs it
+        if name in HOOKED or name == ACCESS_REVOKED:
+            return False
+        conns = self._by_user.get(int(channel[5:]))
+        if conns:
+            self._send(conns, name, session_id, body)
+        return True
+
+    def _send(self, conns: set[Connection], name: str, session_id: int | None, body: bytes) -> None:
+        scoped = name in SESSION_SCOPED
+        for conn in list(conns):
+            if scoped and session_id not in conn.joined_sessions:
+                continue  # another tab of the same user, not in this call
+            conn.send_raw(body)
+            self.delivered += 1
+
     async def _on_message(self, message: Message) -> None:
         try:
-            name, session_id, text = split_event(message.data)
+            name, session_id, body = route_of(message.data)
+            text = body.decode()
         except (ValueError, UnicodeDecodeError):
             log.warning("dropping a malformed broker message on %s", message.channel)
             return
@@ -162,11 +188,7 @@ class Hub:
                             await hook(conn, name, data)
                         except Exception:
                             log.exception("event hook failed for %s", name)
-            for conn in list(conns):
-                if name in SESSION_SCOPED and session_id not in conn.joined_sessions:
-                    continue  # another tab of the same user, not in this call
-                conn.send_raw(text)
-                self.delivered += 1
+            self._send(conns, name, session_id, body)
         elif message.channel.startswith("queue:"):
             specialty = message.channel[6:]
             for queue_hook in self.queue_hooks:

@@ -31,7 +31,8 @@ class Envelope:
 
 def parse_envelope(raw: str | bytes, max_bytes: int) -> Envelope:
     """Check size, JSON, and the envelope fields; the body is checked by the command's own schema."""
-    size = len(raw) if isinstance(raw, bytes) else len(raw.encode())
+    # A character is at most 4 bytes in UTF-8: most messages need no encoding to know they fit.
+    size = len(raw) if isinstance(raw, bytes) or len(raw) * 4 <= max_bytes else len(raw.encode())
     if size > max_bytes:
         raise TelehealthError(ErrorCode.message_too_large, "messages are limited to {max} bytes", max=max_bytes)
     data = json_loads(raw)
@@ -43,8 +44,8 @@ def parse_envelope(raw: str | bytes, max_bytes: int) -> Envelope:
     msg_type = data.get("type")
     if not isinstance(msg_type, str) or not msg_type or len(msg_type) > 64:
         raise TelehealthError(ErrorCode.invalid_message, "`type` must be a non-empty string")
-    body = {k: v for k, v in data.items() if k not in ("id", "type")}
-    return Envelope(msg_id, msg_type, body)
+    del data["id"], data["type"]  # the document is this call's own: what is left is the body
+    return Envelope(msg_id, msg_type, data)
 
 
 def peek_id(raw: str | bytes) -> int | None:

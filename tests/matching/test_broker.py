@@ -277,6 +277,45 @@ async def test_pubsub_delivers_in_order_to_every_subscriber(broker: Broker) -> N
     await sub_b.close()
 
 
+async def test_pubsub_at_once_keeps_the_order_behind_a_slow_handler(broker: Broker) -> None:
+    """The quick path takes a message only when nothing waits before it: one that arrives while the handler is
+    busy with an earlier one waits its turn, and after the queue drains the quick path takes over again."""
+    got: list[bytes] = []
+    gate = asyncio.Event()
+
+    def at_once(m: Message) -> bool:
+        if m.data.startswith(b"slow"):
+            return False
+        got.append(m.data)
+        return True
+
+    async def handler(m: Message) -> None:
+        if m.data.startswith(b"slow"):
+            await gate.wait()
+        got.append(m.data)
+
+    sub = await broker.subscribe(handler, "user:1", at_once=at_once)
+    await broker.publish("user:1", b"1")
+    await broker.publish("user:1", b"slow 2")
+    await broker.publish("user:1", b"3")
+    await broker.publish("user:1", b"4")
+    await asyncio.sleep(0.1)
+    assert got == [b"1"]  # 3 and 4 wait behind the slow one, although the quick path would take them
+    gate.set()
+    for _ in range(50):
+        if len(got) == 4:
+            break
+        await asyncio.sleep(0.02)
+    assert got == [b"1", b"slow 2", b"3", b"4"]
+    await broker.publish("user:1", b"5")
+    for _ in range(50):
+        if len(got) == 5:
+            break
+        await asyncio.sleep(0.02)
+    assert got[-1] == b"5"
+    await sub.close()
+
+
 async def test_epoch_marks_a_built_live_state(broker: Broker) -> None:
     assert await broker.ensure_epoch()
     assert not await broker.ensure_epoch()

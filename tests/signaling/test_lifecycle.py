@@ -134,3 +134,49 @@ async def test_shutdown_tells_clients_to_reconnect_and_closes_sessions_consisten
     finally:
         await node.close()
         again.stop()
+
+
+async def read_frame(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    """One server-to-client WebSocket frame (unmasked): (opcode, payload)."""
+    first, second = await reader.readexactly(2)
+    length = second & 0x7F
+    if length == 126:
+        length = int.from_bytes(await reader.readexactly(2), "big")
+    elif length == 127:
+        length = int.from_bytes(await reader.readexactly(8), "big")
+    return first & 0x0F, await reader.readexactly(length)
+
+
+async def test_a_client_that_stops_reading_for_a_while_gets_everything_in_order(tmp_path: Path) -> None:
+    """Messages are written at once while the socket takes them; once its buffer is full, the send that had to
+    wait is finished by the writer, the rest queue behind it, and the client that reads again gets them all, in
+    order."""
+    settings = make_settings(tmp_path, signaling={"send_queue_size": 5000, "rate_per_s": 100000,
+                                                  "rate_burst": 100000})
+    async with serve(settings) as node:
+        clinic, _specialist, cid, sid = await start_call(node)
+        server = node.server
+        assert isinstance(server, TestServer)
+        reader, writer = await raw_ws(server.host, server.port, await node.token("paeds.assoc"))
+        writer.write(masked_text_frame(json.dumps({"id": 1, "type": "session.join", "consultation_id": cid})))
+        await writer.drain()
+        joined = False
+        while not joined:  # hello, then the join's answer (and any event before it)
+            _, payload = await read_frame(reader)
+            joined = json.loads(payload).get("id") == 1
+        # The tab stops reading: 3,000 lines of 1,900 characters are more than the socket buffers hold.
+        text = "x" * 1900
+        for i in range(3000):
+            assert (await clinic.call("session.chat", session_id=sid, text=f"{i} {text}"))["success"]
+        hub = server.app[keys.HUB]
+        specialist_id = _specialist.events[0][1]["user"]["id"]  # type: ignore[attr-defined]
+        stalled = [c for c in hub.connections_of(specialist_id) if c._queue]
+        assert stalled, "the stalled tab should have messages waiting in its queue"
+        seen: list[int] = []
+        while len(seen) < 3000:
+            opcode, payload = await asyncio.wait_for(read_frame(reader), 10)
+            message = json.loads(payload)
+            if opcode == 0x1 and message.get("event") == "chat":
+                seen.append(int(message["data"]["text"].split(" ", 1)[0]))
+        assert seen == list(range(3000))
+        writer.transport.abort()
