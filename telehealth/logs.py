@@ -33,15 +33,16 @@ def current() -> dict[str, Any]:
 
 
 class bound:
-    """Add correlation fields for the duration of a block (and the tasks it starts).
+    """Add correlation fields for the duration of a block (and the tasks it starts): `bound(a=1)`, or
+    `bound(fields)` with a dict the caller built for it (it is kept, not copied).
 
     A small class rather than a generator-based context manager: it wraps every WebSocket command.
     """
 
     __slots__ = ("_fields", "_token")
 
-    def __init__(self, **fields: Any) -> None:
-        self._fields = fields
+    def __init__(self, fields: dict[str, Any] | None = None, /, **more: Any) -> None:
+        self._fields = more if fields is None else {**fields, **more} if more else fields
         self._token: contextvars.Token[dict[str, Any] | None] | None = None
 
     def __enter__(self) -> None:
@@ -53,7 +54,10 @@ class bound:
 
 
 def _merged(fields: dict[str, Any]) -> dict[str, Any]:
-    return {**(_context.get() or {}), **{k: v for k, v in fields.items() if v is not None}}
+    if None in fields.values():
+        fields = {k: v for k, v in fields.items() if v is not None}
+    base = _context.get()
+    return {**base, **fields} if base else fields
 
 
 def bind(**fields: Any) -> None:

@@ -173,27 +173,43 @@ def _check_type(value: Any, hint: Any, where: str) -> Any:
 
 @functools.cache
 def _fields(cls: type[Any]) -> tuple[dict[str, Any], frozenset[str], tuple[dataclasses.Field[Any], ...]]:
-    """A schema's field types, computed once per class (this runs for every message)."""
+    """A schema's field types, computed once per class."""
     fields = dataclasses.fields(cls)
     return typing.get_type_hints(cls, include_extras=True), frozenset(f.name for f in fields), fields
+
+
+@functools.cache
+def _plan(cls: type[Any]) -> tuple[frozenset[str], tuple[tuple[str, bool, type | None, Any], ...]]:
+    """How to read each field, worked out once per class (this runs for every message): its name, whether it
+    is required, the plain type a value may simply be (no limits to check), and its full hint."""
+    hints, names, fields = _fields(typing.cast(Hashable, cls))
+    plan = []
+    for f in fields:
+        base, limits = _limits(hints[f.name])
+        required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+        plan.append((f.name, required, None if limits else _plain(base), hints[f.name]))
+    return names, tuple(plan)
 
 
 def parse(cls: type[T], body: Mapping[str, Any], prefix: str = "") -> T:
     """Build a schema's dataclass from a JSON object: required fields present, types and limits exact, no
     unknown fields, then the class's own `validate()`. The first problem raises `InputError`."""
-    hints, names, fields = _fields(typing.cast(Hashable, cls))
-    unknown = sorted(set(body) - names)
-    if unknown:
+    names, plan = _plan(typing.cast(Hashable, cls))
+    if not names.issuperset(body):
         raise InputError(prefix.rstrip("."), "unknown field(s): {names}",
-                         names=", ".join(prefix + u for u in unknown))
+                         names=", ".join(prefix + u for u in sorted(set(body) - names)))
     kwargs: dict[str, Any] = {}
-    for f in fields:
-        where = prefix + f.name
-        if f.name not in body:
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise InputError(where, "{field} is required")
+    for name, required, plain, hint in plan:
+        if name not in body:
+            if required:
+                raise InputError(prefix + name, "{field} is required")
             continue
-        kwargs[f.name] = _check(body[f.name], hints[f.name], where)
+        value: Any = body[name]
+        # The common case inline, with the same outcome as `_check` (which has the error messages).
+        if plain is not None and type(value) is plain and (plain is not int or -MAX_INT <= body[name] <= MAX_INT):
+            kwargs[name] = value
+        else:
+            kwargs[name] = _check(value, hint, prefix + name)
     obj = cls(**kwargs)
     validate = getattr(obj, "validate", None)
     if validate is not None:

@@ -204,10 +204,14 @@ async def dispatch(ctx: Context, raw: str, max_bytes: int, voice: Voice) -> dict
     if ctx.user.role not in command.roles:
         return voice.refuse(env.id, ErrorCode.forbidden, "this role may not use the command {type}",
                             type=env.type)
-    ids = {k: v for k in ("consultation_id", "session_id")
-           if isinstance(v := env.body.get(k), int) and not isinstance(v, bool)}
+    # The log context of the command: its type and the ids it names (built here, once per message).
+    fields: dict[str, Any] = {"command": env.type}
+    if type(named := env.body.get("session_id")) is int:
+        fields["session_id"] = named
+    if type(named := env.body.get("consultation_id")) is int:
+        fields["consultation_id"] = named
     started = time.perf_counter()
-    with logs.bound(command=env.type, **ids):
+    with logs.bound(fields):
         try:
             body = parse_body(command.body, env.body)
             value = await command.handler(ctx, body)

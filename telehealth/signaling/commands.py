@@ -10,7 +10,7 @@ from typing import Any
 from telehealth.domain import ConsultationState, DeclineReason, Presence, Role
 from telehealth.matching.service import Matcher, QueueStatus
 from telehealth.records.models import Consultation, User
-from telehealth.schema import require
+from telehealth.schema import InputError, require
 from telehealth.services import Actor, Services
 from telehealth.services.consultations import ConsultationRef, CreateConsultation
 from telehealth.signaling.connection import Connection
@@ -102,7 +102,8 @@ class SignalBody:
     payload: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
-        require(self.kind in SIGNAL_KINDS, "`kind` must be one of: {allowed}", allowed=", ".join(SIGNAL_KINDS))
+        if self.kind not in SIGNAL_KINDS:
+            raise InputError("", "`kind` must be one of: {allowed}", allowed=", ".join(SIGNAL_KINDS))
         if self.kind in ("offer", "answer"):
             sdp = self.payload.get("sdp")
             require(isinstance(sdp, str) and sdp.startswith("v=0") and len(sdp) <= MAX_SDP,

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 __all__ = ["MAX_INT", "PROTOCOL_VERSION", "Envelope", "error", "event", "parse_body", "parse_envelope", "peek_id",
            "peek_leading_id", "refused_id", "require", "result"]
@@ -22,8 +21,9 @@ LEADING_CHARS = 4096
 _DECODER = json.JSONDecoder()
 
 
-@dataclass(frozen=True)
-class Envelope:
+class Envelope(NamedTuple):
+    """A command as the envelope gives it (a tuple: one is built for every message)."""
+
     id: int
     type: str
     body: dict[str, Any]
