@@ -332,3 +332,37 @@ async def test_the_duty_roster_counts_towards_coverage(client: TestClient) -> No
     resp = await client.post(f"/admin/duty/{days[0].id}/delete", data={"csrf_token": csrf}, allow_redirects=False)
     assert resp.status == 303
     assert len(await store.list_duty_days(org_ids=None, start=monday, end=dt.date(2028, 1, 1))) == 2
+
+
+async def test_the_page_shows_the_figures_of_the_json(client: TestClient) -> None:  # type: ignore[type-arg]
+    store = client.app[keys.STORE]  # type: ignore[index]
+    centre = (await store.get_user_by_username("township1")).organisation_id
+    chief = await store.get_user_by_username("cardio.chief")
+    today = dt.datetime.now(TZ).date()
+    # The coming week holds the demo's slots; a duty day at a centre, and the chief online, give both figures.
+    monday = today + dt.timedelta(days=7 - today.weekday())
+    await store.insert_duty_days(chief.id, centre, [monday], created_by=None, now=dt.datetime.now(dt.UTC))
+    await store.record_presence_day(chief.id, monday, dt.datetime.now(dt.UTC))
+    await login(client, "alliance.admin")
+    query = f"from={today.isoformat()}&to={(monday + dt.timedelta(days=4)).isoformat()}"
+    f = await (await client.get(f"/api/admin/statistics?{query}")).json()
+    page = await (await client.get(f"/admin/statistics?{query}")).text()
+    reserved = page.split('id="reserved-table"')[1].split("</table>")[0]
+    assert len(f["reserved_slots"]) == 8  # two hospitals, four departments
+    for r in f["reserved_slots"]:
+        row = reserved.split(f'<tr data-hospital="{r["hospital_org_id"]}" data-department="{r["department"]}">')[1]
+        row = row.split("</tr>")[0]
+        assert f'class="published">{r["published"]}<' in row and f'class="reserved">{r["reserved"]} (' in row
+        assert f'class="floor">{r["floor"] * 100:.1f} %' in row and f'class="target">{r["target"] * 100:.1f} %' in row
+    # The city hospital leads the pilot (one third); the county hospital is a member at the group's 10 %.
+    assert {r["floor"] for r in f["reserved_slots"]} == {0.3333, 0.0}
+    assert {r["target"] for r in f["reserved_slots"]} == {0.3333, 0.1}
+    coverage, remote = (page.split(f'id="{t}"')[1].split("</table>")[0] for t in ("coverage-table", "remote-table"))
+    for i in f["senior_coverage"]["institutions"]:
+        covered_row = coverage.split(f'data-org="{i["org_id"]}"')[1].split("</tr>")[0]
+        remote_row = remote.split(f'data-org="{i["org_id"]}"')[1].split("</tr>")[0]
+        for w in i["weeks"]:
+            assert f'data-week="{w["week"]}" data-days="{w["days"]}"' in covered_row
+            assert f'data-week="{w["week"]}" data-remote-days="{w["remote_days"]}"' in remote_row
+    week = next(i for i in f["senior_coverage"]["institutions"] if i["org_id"] == centre)["weeks"][-1]
+    assert (week["days"], week["remote_days"]) == (1, 1)
