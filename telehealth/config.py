@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from telehealth.records.quota import SharePolicy
+
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 ENV_PREFIX = "TELEHEALTH_"
 MODES = ("development", "production", "test")
@@ -152,6 +154,9 @@ class SlotSettings:
     release_hours_before: float = 24.0
     # How often the server looks for reserved slots past their cut-off.
     release_interval_s: float = 60.0
+    # The stricter choice: every hospital reserves at least 20 % of its outpatient slots, not only the
+    # hospitals that lead an alliance (docs/records.md).
+    floor_for_every_hospital: bool = False
 
     def __post_init__(self) -> None:
         try:
@@ -165,6 +170,10 @@ class SlotSettings:
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    @property
+    def share_policy(self) -> SharePolicy:
+        return SharePolicy(floor_for_every_hospital=self.floor_for_every_hospital)
 
 
 @dataclass(frozen=True)

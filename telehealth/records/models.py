@@ -16,6 +16,9 @@ class Alliance:
     name_zh: str
     kind: str
     region: str
+    # The alliance's own rule: the share of outpatient slots its hospitals that do not lead it reserve, in
+    # percent, unless the administrator sets one for the hospital. None: no rule (they reserve none).
+    member_share_pct: int | None = None
 
 
 @dataclass(frozen=True)

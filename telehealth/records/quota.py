@@ -1,35 +1,100 @@
 """Reserved outpatient slots: the share a hospital keeps for grassroots referrals, and when unused ones go back.
 
-Policy (see docs/records.md): at least 20 % of each department's slots on each day are reserved for
-booking by member clinics; one third for a hospital that leads a city medical group pilot. A hospital may
-reserve more (its `reserved_share_pct`), never less. The count is rounded **up**, so the share is never
-undershot: 8 slots at 20 % reserve 2 (1.6 rounded up), 8 slots at one third reserve 3.
+Policy (see docs/records.md): a hospital that leads a medical alliance reserves at least 20 % of each
+department's slots on each day for booking by the grassroots institutions; the lead hospital of a
+tightly-knit city medical group pilot at least one third. Any other hospital reserves the share its
+administrator sets, else its alliance's rule for member hospitals, else none; the stricter setting
+`slots.floor_for_every_hospital` holds every hospital to at least 20 %. A hospital's own setting may raise
+its share above the floor, never lower it. The count is rounded **up**, so the share is never undershot:
+8 slots at 20 % reserve 2 (1.6 rounded up), 8 slots at one third reserve 3.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from fractions import Fraction
 from zoneinfo import ZoneInfo
 
-from telehealth.records.models import Organisation
+from telehealth.records.models import Alliance, Organisation
 
 FLOOR_SHARE = Fraction(1, 5)
 PILOT_SHARE = Fraction(1, 3)
 
 
-def policy_floor(org: Organisation) -> Fraction:
-    return PILOT_SHARE if org.city_group_pilot else FLOOR_SHARE
+class FloorBasis(enum.StrEnum):
+    """Why a hospital's floor is what it is."""
+
+    city_group_pilot_lead = "city_group_pilot_lead"  # one third
+    alliance_lead = "alliance_lead"  # 20 %
+    every_hospital = "every_hospital"  # 20 %, by the stricter setting
+    none = "none"  # no floor: the hospital's or its alliance's own share
 
 
-def reserved_share(org: Organisation) -> Fraction:
-    """The share this hospital reserves: its own setting where that is above the policy floor."""
-    floor = policy_floor(org)
-    if org.reserved_share_pct is None:
-        return floor
-    return max(floor, Fraction(org.reserved_share_pct, 100))
+class ShareBasis(enum.StrEnum):
+    """Where a hospital's reserved share comes from."""
+
+    floor = "floor"
+    hospital = "hospital"  # the administrator's setting for this hospital
+    alliance = "alliance"  # the alliance's rule for the hospitals that do not lead it
+
+
+@dataclass(frozen=True)
+class SharePolicy:
+    """The rule as configured: `floor_for_every_hospital` is the stricter choice (every hospital >= 20 %)."""
+
+    floor_for_every_hospital: bool = False
+
+
+DEFAULT_POLICY = SharePolicy()
+
+
+@dataclass(frozen=True)
+class Share:
+    """A hospital's reserved share: the policy's floor, the share it reserves (never below the floor), and
+    where each comes from."""
+
+    floor: Fraction
+    floor_basis: FloorBasis
+    share: Fraction
+    share_basis: ShareBasis
+
+
+def leads_alliance(org: Organisation) -> bool:
+    """A hospital leads an alliance when it is flagged so and belongs to one."""
+    return org.level.is_hospital and org.leads_alliance and org.alliance_id is not None
+
+
+def policy_floor(org: Organisation, policy: SharePolicy = DEFAULT_POLICY) -> tuple[Fraction, FloorBasis]:
+    """The share below which the policy does not let this hospital go."""
+    if leads_alliance(org):
+        # The pilot flag counts only on the hospital that leads its group.
+        if org.city_group_pilot:
+            return PILOT_SHARE, FloorBasis.city_group_pilot_lead
+        return FLOOR_SHARE, FloorBasis.alliance_lead
+    if policy.floor_for_every_hospital and org.level.is_hospital:
+        return FLOOR_SHARE, FloorBasis.every_hospital
+    return Fraction(0), FloorBasis.none
+
+
+def reserved_share(org: Organisation, alliance: Alliance | None = None,
+                   policy: SharePolicy = DEFAULT_POLICY) -> Share:
+    """The share this hospital reserves: its own setting, else (for a hospital that does not lead it) its
+    alliance's rule, else nothing beyond the floor; never below the floor."""
+    floor, floor_basis = policy_floor(org, policy)
+    if org.reserved_share_pct is not None:
+        own, basis = Fraction(org.reserved_share_pct, 100), ShareBasis.hospital
+    elif (alliance is not None and alliance.id == org.alliance_id and not leads_alliance(org)
+          and alliance.member_share_pct is not None):
+        own, basis = Fraction(alliance.member_share_pct, 100), ShareBasis.alliance
+    else:
+        return Share(floor, floor_basis, floor, ShareBasis.floor)
+    if own <= floor:
+        return Share(floor, floor_basis, floor, ShareBasis.floor)
+    return Share(floor, floor_basis, own, basis)
 
 
 def reserved_needed(total: int, share: Fraction) -> int:

@@ -53,6 +53,9 @@ alliances = sa.Table(
     # county_community (医共体) or city_group (医疗集团)
     sa.Column("kind", sa.String(40), nullable=False),
     sa.Column("region", sa.String(200), nullable=False, server_default=""),
+    # The alliance's rule for the hospitals that do not lead it: their reserved share of outpatient slots in
+    # percent, unless set per hospital. NULL: no rule.
+    sa.Column("member_share_pct", sa.Integer, nullable=True),
 )
 
 organisations = sa.Table(
@@ -62,10 +65,13 @@ organisations = sa.Table(
     sa.Column("name_zh", sa.String(200), nullable=False, server_default=""),
     sa.Column("level", sa.String(40), nullable=False),
     sa.Column("alliance_id", sa.Integer, sa.ForeignKey("alliances.id"), nullable=True, index=True),
+    # Leads an alliance: at least 20 % of its outpatient slots reserved for the grassroots.
     sa.Column("leads_alliance", sa.Boolean, nullable=False, server_default=sa.false()),
-    # Leads a tightly-knit city medical group pilot: one third of slots reserved instead of 20 %.
+    # Its alliance is a tightly-knit city medical group pilot: its lead reserves one third instead of 20 %
+    # (the flag counts only on the lead).
     sa.Column("city_group_pilot", sa.Boolean, nullable=False, server_default=sa.false()),
-    # Reserved share of outpatient slots in percent; NULL means the policy floor for the hospital.
+    # Reserved share of outpatient slots in percent, set by the administrator; NULL: the alliance's rule
+    # for its members, else the policy floor (see records/quota.py).
     sa.Column("reserved_share_pct", sa.Integer, nullable=True),
     sa.Column("region", sa.String(200), nullable=False, server_default=""),
 )

@@ -1,4 +1,6 @@
-"""The demo medical alliance: seeded once, idempotently, by `telehealth serve --demo`."""
+"""The demo medical alliances, seeded once, idempotently, by `telehealth serve --demo`: a city medical group
+pilot (its lead reserves one third of outpatient slots; its member county hospital what is set for it) and a
+county medical community (its lead reserves 20 %)."""
 
 from __future__ import annotations
 
@@ -8,10 +10,22 @@ from zoneinfo import ZoneInfo
 
 from telehealth.accounts import hash_password_async
 from telehealth.domain import OrgLevel, Role, Title
+from telehealth.records.quota import DEFAULT_POLICY, SharePolicy
 from telehealth.records.store import Store
 
 DEMO_PASSWORD = "demo-pass-2026"
 ALLIANCE_NAME = "Qingshan City Medical Group"
+COUNTY_ALLIANCE_NAME = "Songxi County Medical Community"
+
+
+@dataclass(frozen=True)
+class DemoAlliance:
+    key: str
+    name: str
+    name_zh: str
+    kind: str
+    region: str
+    member_share_pct: int | None = None
 
 
 @dataclass(frozen=True)
@@ -23,6 +37,7 @@ class DemoOrg:
     leads: bool = False
     pilot: bool = False
     region: str = ""
+    alliance: str = "qingshan"
 
 
 @dataclass(frozen=True)
@@ -35,6 +50,12 @@ class DemoUser:
     specialties: tuple[str, ...] = ()
     system_admin: bool = False
 
+
+ALLIANCES: tuple[DemoAlliance, ...] = (
+    # The group's own rule: its member hospitals (the county hospital) reserve 10 % of their slots.
+    DemoAlliance("qingshan", ALLIANCE_NAME, "青山市医疗集团", "city_group", "Qingshan", member_share_pct=10),
+    DemoAlliance("songxi", COUNTY_ALLIANCE_NAME, "松溪县医共体", "county_community", "Songxi County"),
+)
 
 ORGS: tuple[DemoOrg, ...] = (
     DemoOrg("city", "Qingshan First People's Hospital", "青山市第一人民医院", OrgLevel.city_hospital,
@@ -50,6 +71,13 @@ ORGS: tuple[DemoOrg, ...] = (
     DemoOrg("v4", "Beihe Village Clinic", "北河村卫生室", OrgLevel.village_clinic, region="Shiqiao"),
     DemoOrg("v5", "Taoyuan Village Clinic", "桃园村卫生室", OrgLevel.village_clinic, region="Liuhe"),
     DemoOrg("v6", "Lijia Village Clinic", "李家村卫生室", OrgLevel.village_clinic, region="Liuhe"),
+    # A county medical community: its lead is no pilot, so it reserves 20 %.
+    DemoOrg("songxi", "Songxi County People's Hospital", "松溪县人民医院", OrgLevel.county_hospital,
+            leads=True, region="Songxi County", alliance="songxi"),
+    DemoOrg("s1", "Zhengdun Town Health Centre", "郑墩镇卫生院", OrgLevel.township_centre, region="Songxi County",
+            alliance="songxi"),
+    DemoOrg("sv1", "Xiacun Village Clinic", "下村卫生室", OrgLevel.village_clinic, region="Zhengdun",
+            alliance="songxi"),
 )
 
 USERS: tuple[DemoUser, ...] = (
@@ -73,22 +101,39 @@ USERS: tuple[DemoUser, ...] = (
     DemoUser("village4", "Dr. Liu Chunhua", Role.clinic_doctor, "v4"),
     DemoUser("village5", "Dr. Chen Mei", Role.clinic_doctor, "v5"),
     DemoUser("village6", "Dr. Yang Shu", Role.clinic_doctor, "v6"),
+    DemoUser("songxi.admin", "Lin Hua (medical affairs)", Role.admin, "songxi"),
+    DemoUser("songxi.internist", "Dr. Xu Ming", Role.specialist, "songxi", Title.attending,
+             ("internal_medicine", "cardiology")),
+    DemoUser("songxi.township", "Dr. He Ping", Role.clinic_doctor, "s1", Title.attending),
+    DemoUser("songxi.village", "Dr. Ye Gen", Role.clinic_doctor, "sv1"),
 )
 
 
 async def seed_demo(store: Store, now: dt.datetime, password: str = DEMO_PASSWORD) -> bool:
-    """Create the demo alliance unless it exists. True if anything was created."""
-    if await store.get_alliance_by_name(ALLIANCE_NAME) is not None:
+    """Create each demo alliance that does not exist yet, with its institutions and people. True if anything
+    was created."""
+    created_alliances: dict[str, int] = {}
+    for demo in ALLIANCES:
+        if await store.get_alliance_by_name(demo.name) is None:
+            alliance = await store.insert_alliance(demo.name, demo.kind, name_zh=demo.name_zh, region=demo.region,
+                                                   member_share_pct=demo.member_share_pct)
+            created_alliances[demo.key] = alliance.id
+    if not created_alliances:
         return False
-    alliance = await store.insert_alliance(ALLIANCE_NAME, "city_group", name_zh="青山市医疗集团", region="Qingshan")
     org_ids: dict[str, int] = {}
+    org_alliance = {org.key: org.alliance for org in ORGS}
     for org in ORGS:
+        if org.alliance not in created_alliances:
+            continue
         created = await store.insert_organisation(
-            org.name, org.level, alliance_id=alliance.id, name_zh=org.name_zh, leads_alliance=org.leads,
-            city_group_pilot=org.pilot, region=org.region)
+            org.name, org.level, alliance_id=created_alliances[org.alliance], name_zh=org.name_zh,
+            leads_alliance=org.leads, city_group_pilot=org.pilot, region=org.region)
         org_ids[org.key] = created.id
     password_hash = await hash_password_async(password)
     for user in USERS:
+        # The system administrator comes with the first alliance; everyone else with their institution's.
+        if org_alliance.get(user.org or "", ALLIANCES[0].key) not in created_alliances:
+            continue
         await store.insert_user(
             user.username, password_hash, user.display_name, user.role,
             organisation_id=org_ids[user.org] if user.org else None, now=now, title=user.title,
@@ -102,7 +147,8 @@ DEMO_SLOT_DAYS = 7
 DEMO_SLOT_TIMES = tuple(dt.time(8 + i // 2, 30 * (i % 2)) for i in range(8))
 
 
-async def seed_demo_slots(store: Store, now: dt.datetime, tz: ZoneInfo, days: int = DEMO_SLOT_DAYS) -> int:
+async def seed_demo_slots(store: Store, now: dt.datetime, tz: ZoneInfo, days: int = DEMO_SLOT_DAYS,
+                          policy: SharePolicy = DEFAULT_POLICY) -> int:
     """Publish the demo hospitals' outpatient slots for the coming days (idempotent: days already published are
     left as they are). Returns how many slots were added."""
     added = 0
@@ -118,7 +164,7 @@ async def seed_demo_slots(store: Store, now: dt.datetime, tz: ZoneInfo, days: in
                       for d in range(1, days + 1) for t in DEMO_SLOT_TIMES]
             created, _ = await store.publish_slots(hospital.id, department, starts, duration_min=30,
                                                    location=f"Outpatient building, {department.replace('_', ' ')}",
-                                                   tz=tz)
+                                                   tz=tz, policy=policy)
             added += created
     return added
 

@@ -20,6 +20,7 @@ from telehealth.records import quota
 from telehealth.records.durations import derive_durations
 from telehealth.records.models import (
     Agreement,
+    Alliance,
     CallSession,
     Consultation,
     DutyDay,
@@ -52,6 +53,8 @@ class StatsInput:
     slot_days: Sequence[SlotDay] = ()
     # The institutions whose figures are wanted (an alliance's, or all).
     scope_org_ids: set[int] = field(default_factory=set)
+    alliances: Sequence[Alliance] = ()
+    share_policy: quota.SharePolicy = field(default_factory=quota.SharePolicy)
 
 
 def percentile(values: Sequence[float], p: float) -> float | None:
@@ -92,7 +95,7 @@ def compute(data: StatsInput) -> dict[str, Any]:
         "abandoned": _abandoned(data.consultations),
         "calls": _calls(data.sessions),
         "refusals": _refusals(data.consultations, data.events),
-        "reserved_slots": _reserved_slots(data.slot_days, orgs),
+        "reserved_slots": _reserved_slots(data, orgs),
         "senior_coverage": _senior_coverage(data, orgs),
     }
 
@@ -192,9 +195,14 @@ def _refusals(consultations: Sequence[Consultation], events: Iterable[Event]) ->
             "ring_timeouts": timeouts, "unserved": len(unserved)}
 
 
-def _reserved_slots(slot_days: Iterable[SlotDay], orgs: dict[int, Organisation]) -> list[dict[str, Any]]:
+def _reserved_slots(data: StatsInput, orgs: dict[int, Organisation]) -> list[dict[str, Any]]:
+    """Per hospital and department: what was published and reserved, against the hospital's floor (the
+    policy's: 20 % for an alliance's lead, one third for a city medical group pilot's lead, none for the
+    others unless `floor_for_every_hospital`) and against the share it is to reserve (its floor, or above it
+    the administrator's setting or the alliance's rule)."""
+    alliances = {a.id: a for a in data.alliances}
     totals: dict[tuple[int, str], list[int]] = {}
-    for d in slot_days:
+    for d in data.slot_days:
         t = totals.setdefault((d.hospital_org_id, d.department), [0, 0, 0, 0, 0])
         t[0] += d.total
         t[1] += d.reserved
@@ -204,21 +212,29 @@ def _reserved_slots(slot_days: Iterable[SlotDay], orgs: dict[int, Organisation])
     rows = []
     for (org_id, department), (total, reserved, booked, released, days) in sorted(totals.items()):
         org = orgs.get(org_id)
-        floor = quota.policy_floor(org) if org else quota.FLOOR_SHARE
+        if org is not None:
+            share = quota.reserved_share(org, alliances.get(org.alliance_id or 0), data.share_policy)
+        else:
+            share = quota.Share(Fraction(0), quota.FloorBasis.none, Fraction(0), quota.ShareBasis.floor)
         rows.append({
             "hospital_org_id": org_id, "name": org.name if org else str(org_id), "name_zh": org.name_zh if org else "",
             "department": department, "days": days, "published": total, "reserved": reserved,
-            "reserved_share": _share(reserved, total), "floor": round(float(floor), 4),
-            "meets_floor": Fraction(reserved) >= floor * total, "booked": booked, "released": released,
+            "reserved_share": _share(reserved, total),
+            "floor": round(float(share.floor), 4), "floor_basis": share.floor_basis.value,
+            "meets_floor": Fraction(reserved) >= share.floor * total,
+            "target": round(float(share.share), 4), "target_basis": share.share_basis.value,
+            "meets_target": Fraction(reserved) >= share.share * total,
+            "booked": booked, "released": released,
         })
     return rows
 
 
 def _senior_coverage(data: StatsInput, orgs: dict[int, Organisation]) -> dict[str, Any]:
-    """Per grassroots institution and ISO week: the working days (Monday to Friday) on which a clinician of
-    attending title or above was available to it, either on outpatient duty there (a duty day) or online
-    for consultations at a hospital that had a valid agreement with it that day (alliance membership
-    counts). Target: 3 days a week."""
+    """Per township or community health centre and ISO week: the working days (Monday to Friday) on which a
+    clinician of attending title or above was on outpatient duty at that centre (the duty roster). Target:
+    3 days a week. Beside it, never counted in it: the working days on which remote consultation with a
+    specialist of attending title or above was available to the centre (online at a hospital that had a
+    valid agreement with it that day; alliance membership counts). Village clinics are not in this figure."""
     senior = {u.id: u for u in data.users if u.title is not None and u.title.rank >= Title.attending.rank}
     duty: dict[int, dict[dt.date, set[int]]] = defaultdict(lambda: defaultdict(set))
     for d in data.duty_days:
@@ -232,27 +248,22 @@ def _senior_coverage(data: StatsInput, orgs: dict[int, Organisation]) -> dict[st
     days = [d for d in _days(data.start, data.end) if d.weekday() < WORKING_DAYS]
     weeks = sorted({iso_week(d) for d in days})
     institutions = []
-    grassroots = [o for o in orgs.values() if o.level in (OrgLevel.village_clinic, OrgLevel.township_centre)
-                  and (not data.scope_org_ids or o.id in data.scope_org_ids)]
-    for org in sorted(grassroots, key=lambda o: (o.level.value, o.name)):
-        per_week: dict[str, dict[str, int]] = {w: {"days": 0, "on_duty_days": 0, "online_days": 0,
-                                                   "working_days": 0} for w in weeks}
+    centres = [o for o in orgs.values() if o.level is OrgLevel.township_centre
+               and (not data.scope_org_ids or o.id in data.scope_org_ids)]
+    for org in sorted(centres, key=lambda o: o.name):
+        per_week: dict[str, dict[str, int]] = {w: {"days": 0, "working_days": 0, "remote_days": 0}
+                                               for w in weeks}
         for day in days:
             w = per_week[iso_week(day)]
             w["working_days"] += 1
-            on_duty = bool(duty[org.id].get(day))
+            w["days"] += bool(duty[org.id].get(day))
             partners = _partners_on(org, day, data, orgs)
-            online = any(senior[u].organisation_id in partners for u in online_by_day.get(day, ()))
-            w["on_duty_days"] += on_duty
-            w["online_days"] += online
-            w["days"] += on_duty or online
+            w["remote_days"] += any(senior[u].organisation_id in partners for u in online_by_day.get(day, ()))
         institutions.append({
             "org_id": org.id, "name": org.name, "name_zh": org.name_zh, "level": org.level.value,
             "weeks": [{"week": w, **v, "met": v["days"] >= SENIOR_TARGET_DAYS} for w, v in per_week.items()],
         })
     return {"target_days": SENIOR_TARGET_DAYS, "weeks": weeks, "institutions": institutions}
-
-
 def _partners_on(clinic: Organisation, day: dt.date, data: StatsInput, orgs: dict[int, Organisation]) -> set[int]:
     """Hospitals with a valid agreement with `clinic` at local noon of `day` (its alliance's hospitals included)."""
     noon = dt.datetime.combine(day, dt.time(12), data.tz).astimezone(dt.UTC)

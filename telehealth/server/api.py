@@ -99,7 +99,7 @@ NO_SUCH = {
     "consultation_id": "no such consultation", "referral_id": "no such referral", "task_id": "no such task",
     "user_id": "no such user", "org_id": "no such organisation", "agreement_id": "no such agreement",
     "attachment_id": "no such attachment", "duty_id": "no such duty day", "session_id": "no such session",
-    "slot_id": "no such slot",
+    "slot_id": "no such slot", "alliance_id": "no such alliance",
 }
 
 

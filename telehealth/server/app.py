@@ -79,8 +79,9 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
                                    "run `telehealth migrate` first")
         if settings.demo:
             if await seed_demo(store, dt.datetime.now(dt.UTC)):
-                app[keys.STARTUP_NOTES].append("seeded the demo medical alliance")
-            if await seed_demo_slots(store, dt.datetime.now(dt.UTC), settings.slots.tz):
+                app[keys.STARTUP_NOTES].append("seeded the demo medical alliances")
+            if await seed_demo_slots(store, dt.datetime.now(dt.UTC), settings.slots.tz,
+                                     policy=settings.slots.share_policy):
                 app[keys.STARTUP_NOTES].append("published the demo hospitals' outpatient slots for the coming week")
         app[keys.STORE] = store
         yield

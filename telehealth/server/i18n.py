@@ -143,6 +143,7 @@ LABELS: dict[str, dict[str, str]] = {
         "note.draft": N_("Saved an opinion draft"), "note.sign": N_("Signed an opinion"),
         "note.view": N_("Read an opinion"), "organisation.create": N_("Added an organisation"),
         "organisation.reserved_share": N_("Changed the reserved share"),
+        "alliance.member_share": N_("Changed the alliance's rule for reserved shares"),
         "organisation.update": N_("Changed an organisation"), "precheck.report": N_("Ran a connection check"),
         "record.export_fhir": N_("Exported a record (FHIR)"), "record.view": N_("Opened a record"),
         "referral.close": N_("Closed a referral"), "referral.task_done": N_("Did a follow-up task"),

@@ -45,6 +45,16 @@ SCHEMAS: dict[str, Any] = {
         "assessment": STR, "plan": STR, "signed_at": NULLABLE_STR, "diagnoses": {"type": "array"}}},
     "Slot": _obj({"id": INT, "hospital_org_id": INT, "department": STR, "starts_at": STR}, ("id", "starts_at")),
     "Referral": _obj({"id": INT, "direction": STR, "status": STR}, ("id",)),
+    "HospitalShare": _obj({"org_id": INT, "name": STR, "leads_alliance": {"type": "boolean"},
+                           "city_group_pilot": {"type": "boolean"}, "setting_pct": {"type": "integer", "nullable": True},
+                           "floor_pct": {"type": "number"},
+                           "floor_basis": {"type": "string", "enum": ["city_group_pilot_lead", "alliance_lead",
+                                                                      "every_hospital", "none"]},
+                           "share_pct": {"type": "number"},
+                           "share_basis": {"type": "string", "enum": ["floor", "hospital", "alliance"]}},
+                          ("org_id", "floor_pct", "share_pct")),
+    "AllianceRule": _obj({"id": INT, "name": STR, "kind": STR, "member_share_pct": {"type": "integer", "nullable": True}},
+                         ("id", "member_share_pct")),
     "Attachment": _obj({"id": INT, "filename": STR, "content_type": STR, "size": INT, "kind": STR, "url": STR},
                        ("id", "content_type")),
     "CreateConsultation": _obj({
@@ -104,6 +114,7 @@ def _path_param(name: str) -> dict[str, Any]:
 
 
 C = [_path_param("consultation_id")]
+SHARE_BODY = _obj({"pct": {"type": "integer", "minimum": 0, "maximum": 100, "nullable": True}}, closed=True)
 R = [_path_param("referral_id"), _path_param("task_id")]
 
 
@@ -186,6 +197,20 @@ def document() -> dict[str, Any]:
                  ("period", "volume", "waiting")),
             params=[{"name": n, "in": "query", "required": False, "schema": {"type": "string", "format": "date"}}
                     for n in ("from", "to")])},
+        "/api/admin/reserved-shares": {"get": _op(
+            "Each managed hospital's reserved share of outpatient slots (floor, share and their basis) and each "
+            "managed alliance's rule for its other hospitals (administrators; see docs/records.md)", "200",
+            _obj({"hospitals": {"type": "array", "items": _ref("HospitalShare")},
+                  "alliances": {"type": "array", "items": _ref("AllianceRule")},
+                  "floor_for_every_hospital": {"type": "boolean"}}, ("hospitals", "alliances")))},
+        "/api/admin/organisations/{org_id}/reserved-share": {"put": _op(
+            "Set a hospital's reserved share in percent (null: its alliance's rule or the floor); audited", "200",
+            _obj({"hospital": _ref("HospitalShare"), "newly_reserved": INT}, ("hospital", "newly_reserved")),
+            params=[_path_param("org_id")], body=SHARE_BODY)},
+        "/api/admin/alliances/{alliance_id}/member-share": {"put": _op(
+            "Set the alliance's rule: the share its hospitals that do not lead it reserve (null: no rule); audited",
+            "200", _obj({"alliance": _ref("AllianceRule"), "newly_reserved": INT}, ("alliance", "newly_reserved")),
+            params=[_path_param("alliance_id")], body=SHARE_BODY)},
         "/api/precheck/config": {"get": _op(
             "ICE servers and duration of the pre-call connection check (clinic doctors)", "200",
             _obj({"ice_servers": {"type": "array"}, "seconds": {"type": "number"}}, ("ice_servers", "seconds")))},

@@ -238,21 +238,22 @@ class Oversight:
             duty_days=await store.list_duty_days(org_ids=scope, start=start, end=end),
             presence_days=await store.list_presence_days(start, end),
             slot_days=await store.list_slot_days(hospital_org_ids=hospitals, start=start_at, end=end_at, tz=tz),
-            scope_org_ids=scope)
+            scope_org_ids=scope, alliances=await store.list_alliances(), share_policy=settings.slots.share_policy)
         figures = stats.compute(data)
         await self._s.audit(actor, "admin.statistics", "statistics", {
             "from": figures["period"]["from"], "to": figures["period"]["to"], "format": shown_as})
         return figures
 
     async def roster(self, actor: Actor, start: dt.date, end: dt.date) -> Roster:
-        """Grassroots institutions the administrator manages, the clinicians of attending title or above in
-        their reach (their own staff and the hospitals' specialists), and the duty days in [start, end)."""
+        """The township and community health centres the administrator manages (the institutions the coverage
+        figure counts; a village clinic is not one), the clinicians of attending title or above in their reach
+        (the centres' own staff and the hospitals' specialists), and the duty days in [start, end)."""
         alliance = await self._s.access.admin_alliance(actor)
         store = self._s.store
         orgs = {o.id: o for o in await store.list_organisations(alliance)}
         people = [u for u in await store.list_users(organisation_ids=list(orgs))
                   if u.role is not Role.admin and u.title is not None and u.title.rank >= Title.attending.rank]
-        grassroots = {i: o for i, o in orgs.items() if o.level in (OrgLevel.village_clinic, OrgLevel.township_centre)}
+        grassroots = {i: o for i, o in orgs.items() if o.level is OrgLevel.township_centre}
         duty = await store.list_duty_days(org_ids=list(grassroots), start=start, end=end)
         return Roster(grassroots, people, duty)
 
@@ -261,7 +262,8 @@ class Oversight:
         roster = await self.roster(actor, today, today)
         require(body.user_id in {u.id for u in roster.people}, "choose a clinician of attending title or above",
                 field="user_id")
-        require(body.org_id in roster.grassroots, "choose a grassroots institution of your alliance", field="org_id")
+        require(body.org_id in roster.grassroots, "choose a township or community health centre of your alliance",
+                field="org_id")
         days = body.days()
         async with self._s.unit(actor) as unit:
             added = await self._s.store.insert_duty_days(body.user_id, body.org_id, days, created_by=actor.id,

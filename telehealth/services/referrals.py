@@ -52,6 +52,7 @@ class Referrals:
         """Reserved slots still open at the clinic's partner hospitals, for the consultation's specialty unless
         `department` says otherwise; with the consultation's current booking."""
         consultation = await self.authorize_booking(actor, consultation_id)
+        await self._require_grassroots(consultation)
         store = self._s.store
         settings = self._s.settings.slots
         now = self._s.now()
@@ -63,6 +64,15 @@ class Referrals:
                  if now < quota.release_cutoff(s.starts_at, settings.tz, settings.release_hours_before)]
         return department, slots, await store.get_booking(consultation.id)
 
+    async def _require_grassroots(self, consultation: Consultation) -> None:
+        """Reserved slots are offered to, and booked for, the patients of grassroots institutions only (the
+        store refuses a booking for any other as well, whatever asks it)."""
+        clinic = await self._s.store.get_organisation(consultation.clinic_org_id)
+        if clinic is None or not clinic.level.is_grassroots:
+            raise TelehealthError(ErrorCode.not_eligible, "reserved slots are for patients of village clinics "
+                                  "and township or community health centres: this consultation's institution "
+                                  "is not one")
+
     async def booking(self, actor: Actor, consultation_id: int) -> Slot | None:
         consultation = await self._s.access.consultation(actor, consultation_id)
         return await self._s.store.get_booking(consultation.id)
@@ -72,11 +82,7 @@ class Referrals:
         store = self._s.store
         settings = self._s.settings.slots
         async with self._s.unit(actor) as unit:
-            clinic = await store.get_organisation(consultation.clinic_org_id)
-            if clinic is None or not clinic.level.is_grassroots:
-                raise TelehealthError(ErrorCode.not_eligible, "reserved slots are for patients of village clinics "
-                                      "and township or community health centres: this consultation's institution "
-                                      "is not one")
+            await self._require_grassroots(consultation)
             slot = await store.get_slot(body.slot_id)
             _, partners = await store.get_partner_hospitals(consultation.clinic_org_id, unit.now)
             if slot is None or slot.hospital_org_id not in partners:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 from telehealth.domain import SPECIALTIES
 from telehealth.errors import ErrorCode, TelehealthError
 from telehealth.records import quota
-from telehealth.records.models import Organisation, SlotDay
+from telehealth.records.models import Alliance, Organisation, SlotDay
 from telehealth.schema import Range, Text, require
 
 if TYPE_CHECKING:
@@ -65,7 +65,8 @@ class PublishInput:
 
 @dataclass(frozen=True)
 class ShareInput:
-    """A hospital's reserved share in percent; None returns it to the policy's floor."""
+    """A reserved share in percent: a hospital's (None returns it to its alliance's rule or the policy's
+    floor), or an alliance's rule for the hospitals that do not lead it (None: no rule)."""
 
     pct: Annotated[int, Range(0, 100)] | None = None
 
@@ -136,9 +137,30 @@ def parse_timetable(text: str, hospitals: dict[int, Organisation], tz: Any) -> T
 
 
 @dataclass(frozen=True)
+class HospitalShare:
+    """A hospital's reserved share as the policy counts it, for a page or the JSON API."""
+
+    hospital: Organisation
+    share: quota.Share
+
+    def view(self) -> dict[str, Any]:
+        h = self.hospital
+        return {"org_id": h.id, "name": h.name, "name_zh": h.name_zh, "level": h.level.value,
+                "alliance_id": h.alliance_id, "leads_alliance": quota.leads_alliance(h),
+                "city_group_pilot": h.city_group_pilot, "setting_pct": h.reserved_share_pct,
+                "floor_pct": _pct(self.share.floor), "floor_basis": self.share.floor_basis.value,
+                "share_pct": _pct(self.share.share), "share_basis": self.share.share_basis.value}
+
+
+def _pct(share: Any) -> float:
+    return round(float(share) * 100, 1)
+
+
+@dataclass(frozen=True)
 class Pool:
     hospitals: list[Organisation]
-    shares: dict[int, dict[str, float]]
+    shares: dict[int, HospitalShare]
+    alliances: list[Alliance]
     days: list[SlotDay]
 
 
@@ -158,9 +180,25 @@ class Slots:
         start = dt.datetime.combine(self._s.now().astimezone(tz).date(), dt.time(), tz).astimezone(dt.UTC)
         days = await self._s.store.list_slot_days(hospital_org_ids=list(hospitals), start=start,
                                              end=start + dt.timedelta(days=POOL_DAYS), tz=tz)
-        shares = {h.id: {"floor": round(float(quota.policy_floor(h)) * 100, 1),
-                         "share": round(float(quota.reserved_share(h)) * 100, 1)} for h in hospitals.values()}
-        return Pool(list(hospitals.values()), shares, days)
+        shares = await self._shares(hospitals)
+        alliances = await self.managed_alliances(actor)
+        return Pool(list(hospitals.values()), shares, list(alliances.values()), days)
+
+    async def _shares(self, hospitals: dict[int, Organisation]) -> dict[int, HospitalShare]:
+        alliances = {a.id: a for a in await self._s.store.list_alliances()}
+        policy = self._s.settings.slots.share_policy
+        return {h.id: HospitalShare(h, quota.reserved_share(h, alliances.get(h.alliance_id or 0), policy))
+                for h in hospitals.values()}
+
+    async def shares(self, actor: Actor) -> list[HospitalShare]:
+        """Every managed hospital's reserved share: the floor, the share, and where each comes from."""
+        return list((await self._shares(await self.hospitals(actor))).values())
+
+    async def managed_alliances(self, actor: Actor) -> dict[int, Alliance]:
+        """The alliances whose rule this administrator sets: their own, or every one for a system administrator."""
+        alliance_id, _ = await self._s.accounts.managed_organisations(actor)
+        return {a.id: a for a in await self._s.store.list_alliances()
+                if alliance_id is None or a.id == alliance_id}
 
     async def publish(self, actor: Actor, body: PublishInput) -> tuple[int, int]:
         """(slots created, slots newly reserved)."""
@@ -170,7 +208,7 @@ class Slots:
         async with self._s.unit(actor) as unit:
             created, reserved = await self._s.store.publish_slots(
                 body.hospital_org_id, body.department, body.starts(tz), duration_min=body.every,
-                location=body.location.strip(), tz=tz)
+                location=body.location.strip(), tz=tz, policy=self._s.settings.slots.share_policy)
             unit.audit("slots.publish", f"organisation:{body.hospital_org_id}",
                        {"created": created, "reserved": reserved})
         return created, reserved
@@ -183,7 +221,8 @@ class Slots:
         if table.problems:
             raise TimetableRefused(table.problems)
         async with self._s.unit(actor) as unit:
-            created, reserved = await self._s.store.publish_timetable(table.rows, tz=tz)
+            created, reserved = await self._s.store.publish_timetable(
+                table.rows, tz=tz, policy=self._s.settings.slots.share_policy)
             unit.audit("slots.import", "slots", {"rows": len(table.rows), "created": created, "reserved": reserved})
         return created, reserved
 
@@ -193,14 +232,35 @@ class Slots:
             raise TelehealthError(ErrorCode.forbidden, "this hospital is not in your alliance")
         return hospital
 
-    async def set_share(self, actor: Actor, org_id: int, body: ShareInput) -> int:
-        """Set a hospital's reserved share; returns how many slots were newly reserved."""
+    async def set_share(self, actor: Actor, org_id: int, body: ShareInput) -> tuple[HospitalShare, int]:
+        """Set a hospital's reserved share (never below its floor: a lower setting reserves the floor);
+        returns the share as it now counts and how many slots were newly reserved."""
         await self.managed_hospital(actor, org_id)
-        tz = self._s.settings.slots.tz
+        slots = self._s.settings.slots
         async with self._s.unit(actor) as unit:
-            reserved = await self._s.store.set_reserved_share(org_id, body.pct, now=unit.now, tz=tz)
+            reserved = await self._s.store.set_reserved_share(org_id, body.pct, now=unit.now, tz=slots.tz,
+                                                              policy=slots.share_policy)
             unit.audit("organisation.reserved_share", f"organisation:{org_id}", {"pct": body.pct})
-        return reserved
+        hospital = await self.managed_hospital(actor, org_id)
+        return (await self._shares({org_id: hospital}))[org_id], reserved
+
+    async def managed_alliance(self, actor: Actor, alliance_id: int) -> Alliance:
+        alliance = (await self.managed_alliances(actor)).get(alliance_id)
+        if alliance is None:
+            raise TelehealthError(ErrorCode.forbidden, "this alliance is not yours to manage")
+        return alliance
+
+    async def set_member_share(self, actor: Actor, alliance_id: int, body: ShareInput) -> tuple[Alliance, int]:
+        """Set an alliance's rule for the reserved share of its hospitals that do not lead it; returns the
+        alliance and how many slots were newly reserved."""
+        await self.managed_alliance(actor, alliance_id)
+        slots = self._s.settings.slots
+        async with self._s.unit(actor) as unit:
+            reserved = await self._s.store.set_member_share(alliance_id, body.pct, now=unit.now, tz=slots.tz,
+                                                            policy=slots.share_policy)
+            unit.audit("alliance.member_share", f"alliance:{alliance_id}", {"pct": body.pct})
+        alliance = (await self.managed_alliances(actor))[alliance_id]
+        return alliance, reserved
 
     async def release_unused(self) -> int:
         """Hand reserved slots past their cut-off back to the general pool; idempotent, so every node may run

@@ -22,7 +22,8 @@ NOW = utc(2026, 11, 2, 1, 0)  # 09:00 in Shanghai on 2 November
 
 
 def org(pilot: bool = False, pct: int | None = None) -> Organisation:
-    return Organisation(1, "H", "", OrgLevel.city_hospital, 1, False, pilot, pct, "")
+    """A hospital that leads its alliance (the pilot's lead when `pilot`)."""
+    return Organisation(1, "H", "", OrgLevel.city_hospital, 1, True, pilot, pct, "")
 
 
 @pytest.mark.parametrize(("total", "pilot", "expected"), [
@@ -30,16 +31,16 @@ def org(pilot: bool = False, pct: int | None = None) -> Organisation:
     (0, True, 0), (1, True, 1), (3, True, 1), (8, True, 3), (9, True, 3), (10, True, 4), (99, True, 33),
 ])
 def test_quota_rounds_up_so_the_floor_is_never_undershot(total: int, pilot: bool, expected: int) -> None:
-    needed = quota.reserved_needed(total, quota.reserved_share(org(pilot=pilot)))
+    needed = quota.reserved_needed(total, quota.reserved_share(org(pilot=pilot)).share)
     assert needed == expected
     assert needed >= total * (Fraction(1, 3) if pilot else Fraction(1, 5))
 
 
 def test_a_hospital_may_reserve_more_never_less() -> None:
-    assert quota.reserved_share(org(pct=30)) == Fraction(3, 10)
-    assert quota.reserved_share(org(pct=10)) == Fraction(1, 5)
-    assert quota.reserved_share(org(pilot=True, pct=25)) == Fraction(1, 3)
-    assert quota.reserved_share(org(pilot=True, pct=50)) == Fraction(1, 2)
+    assert quota.reserved_share(org(pct=30)).share == Fraction(3, 10)
+    assert quota.reserved_share(org(pct=10)).share == Fraction(1, 5)
+    assert quota.reserved_share(org(pilot=True, pct=25)).share == Fraction(1, 3)
+    assert quota.reserved_share(org(pilot=True, pct=50)).share == Fraction(1, 2)
 
 
 def test_reserved_slots_are_spread_over_the_day() -> None:
@@ -61,9 +62,10 @@ def morning(day: dt.date, count: int = 8) -> list[dt.datetime]:
 
 
 async def hospital(store: Store, *, pilot: bool = False) -> tuple[int, int, int, int]:
-    """(hospital id, clinic id, clinic doctor id, specialist id)."""
+    """(hospital id, clinic id, clinic doctor id, specialist id); the hospital leads the alliance."""
     alliance = await store.insert_alliance("A", "city_group")
-    h = await store.insert_organisation("City", OrgLevel.city_hospital, alliance_id=alliance.id, city_group_pilot=pilot)
+    h = await store.insert_organisation("City", OrgLevel.city_hospital, alliance_id=alliance.id, leads_alliance=True,
+                                        city_group_pilot=pilot)
     c = await store.insert_organisation("Village", OrgLevel.village_clinic, alliance_id=alliance.id)
     doctor = await store.insert_user("doc", "x", "Doc", Role.clinic_doctor, organisation_id=c.id, now=NOW)
     specialist = await store.insert_user("spec", "x", "Spec", Role.specialist, organisation_id=h.id, now=NOW,

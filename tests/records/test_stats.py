@@ -11,6 +11,7 @@ from aiohttp.test_utils import TestClient
 from telehealth.domain import ConsultationState, OrgLevel, Role, Title, Urgency
 from telehealth.records.models import (
     Agreement,
+    Alliance,
     CallSession,
     Consultation,
     DutyDay,
@@ -20,6 +21,7 @@ from telehealth.records.models import (
     SlotDay,
     User,
 )
+from telehealth.records.quota import SharePolicy
 from telehealth.records.stats import StatsInput, compute, percentile
 from telehealth.server import keys
 from tests.conftest import login
@@ -34,8 +36,8 @@ def local(day: int, hour: int, minute: int = 0, second: int = 0) -> dt.datetime:
     return dt.datetime(2026, 11, day, hour, minute, second, tzinfo=TZ).astimezone(dt.UTC)
 
 
-def org(oid: int, level: OrgLevel, alliance: int | None, name: str) -> Organisation:
-    return Organisation(oid, name, "", level, alliance, False, False, None, "")
+def org(oid: int, level: OrgLevel, alliance: int | None, name: str, *, leads: bool = False) -> Organisation:
+    return Organisation(oid, name, "", level, alliance, leads, False, None, "")
 
 
 def user(uid: int, org_id: int, title: Title | None, role: Role = Role.specialist) -> User:
@@ -57,9 +59,12 @@ class Log:
 
 
 def dataset() -> StatsInput:
-    H, P, A, B = 1, 2, 10, 11  # the hospital, an outside hospital, two clinics
-    orgs = [org(H, OrgLevel.city_hospital, 1, "Hospital"), org(P, OrgLevel.county_hospital, None, "Outside"),
-            org(A, OrgLevel.village_clinic, 1, "Clinic A"), org(B, OrgLevel.township_centre, 1, "Centre B")]
+    # The alliance's lead, an outside hospital, a member hospital, a village clinic and two health centres.
+    H, P, M, A, B, C = 1, 2, 3, 10, 11, 12
+    orgs = [org(H, OrgLevel.city_hospital, 1, "Hospital", leads=True), org(P, OrgLevel.county_hospital, None, "Outside"),
+            org(M, OrgLevel.county_hospital, 1, "Member"),
+            org(A, OrgLevel.village_clinic, 1, "Clinic A"), org(B, OrgLevel.township_centre, 1, "Centre B"),
+            org(C, OrgLevel.township_centre, 1, "Centre C")]
     users = [user(100, H, Title.attending), user(101, H, Title.resident), user(102, P, Title.chief),
              user(201, B, Title.resident, Role.clinic_doctor)]
     log = Log()
@@ -102,17 +107,21 @@ def dataset() -> StatsInput:
     ]
     slot_days = [SlotDay(H, "cardiology", dt.date(2026, 11, 4), 10, 2, 1, 1),
                  SlotDay(H, "cardiology", dt.date(2026, 11, 5), 8, 2, 2, 0),
-                 SlotDay(H, "neurology", dt.date(2026, 11, 4), 10, 1, 0, 0)]
+                 SlotDay(H, "neurology", dt.date(2026, 11, 4), 10, 1, 0, 0),
+                 SlotDay(M, "cardiology", dt.date(2026, 11, 4), 10, 1, 0, 0)]
     d = dt.date
     presence = [(100, d(2026, 11, 2)), (100, d(2026, 11, 3)), (100, d(2026, 11, 7)), (100, d(2026, 11, 10)),
                 (101, d(2026, 11, 4)), (101, d(2026, 11, 5)),
                 (102, d(2026, 11, 5)), (102, d(2026, 11, 6)), (102, d(2026, 11, 11)), (102, d(2026, 11, 12))]
     duty = [DutyDay(1, 100, B, d(2026, 11, 4)), DutyDay(2, 100, B, d(2026, 11, 5)),
-            DutyDay(3, 201, B, d(2026, 11, 6)), DutyDay(4, 100, B, d(2026, 11, 8))]
+            DutyDay(3, 201, B, d(2026, 11, 6)), DutyDay(4, 100, B, d(2026, 11, 8)),
+            DutyDay(5, 100, C, d(2026, 11, 2)), DutyDay(6, 100, C, d(2026, 11, 3)), DutyDay(7, 100, C, d(2026, 11, 4)),
+            DutyDay(8, 102, C, d(2026, 11, 12)), DutyDay(9, 100, A, d(2026, 11, 2))]
     agreements = [Agreement(1, A, P, dt.datetime(2026, 11, 6, tzinfo=TZ).astimezone(dt.UTC), None, None)]
     return StatsInput(start=d(2026, 11, 2), end=d(2026, 11, 16), tz=TZ, sla_s=SLA, consultations=cs,
                       events=log.events, sessions=sessions, organisations=orgs, users=users, agreements=agreements,
-                      duty_days=duty, presence_days=presence, slot_days=slot_days, scope_org_ids={1, 10, 11})
+                      duty_days=duty, presence_days=presence, slot_days=slot_days, scope_org_ids={1, 3, 10, 11, 12},
+                      alliances=[Alliance(1, "Group", "", "city_group", "", member_share_pct=10)])
 
 
 def test_nearest_rank_percentiles() -> None:
@@ -161,28 +170,46 @@ def test_abandoned_network_failures_and_refusals() -> None:
 
 def test_reserved_slots_against_the_floor() -> None:
     rows = compute(dataset())["reserved_slots"]
-    cardio, neuro = rows
-    # 18 published over two days, 4 reserved (22.2 % >= 20 %), 3 booked, 1 released.
+    cardio, neuro, member = rows
+    # The lead: 18 published over two days, 4 reserved (22.2 % >= 20 %), 3 booked, 1 released.
     assert (cardio["department"], cardio["published"], cardio["reserved"], cardio["booked"], cardio["released"]) \
         == ("cardiology", 18, 4, 3, 1)
     assert cardio["reserved_share"] == 0.2222 and cardio["floor"] == 0.2 and cardio["meets_floor"] is True
-    assert (neuro["reserved_share"], neuro["meets_floor"]) == (0.1, False)
+    assert (cardio["floor_basis"], cardio["target"], cardio["target_basis"]) == ("alliance_lead", 0.2, "floor")
+    assert (neuro["reserved_share"], neuro["meets_floor"], neuro["meets_target"]) == (0.1, False, False)
+    # The member hospital does not lead: no floor; the alliance's rule of 10 % asks 1 of 10, and 1 is reserved.
+    assert (member["hospital_org_id"], member["floor"], member["floor_basis"], member["meets_floor"]) \
+        == (3, 0.0, "none", True)
+    assert (member["target"], member["target_basis"], member["meets_target"]) == (0.1, "alliance", True)
 
 
-def test_senior_coverage_days_per_week() -> None:
+def test_the_stricter_setting_holds_every_hospital_to_the_floor() -> None:
+    data = dataset()
+    data.share_policy = SharePolicy(floor_for_every_hospital=True)
+    *_, member = compute(data)["reserved_slots"]
+    # 20 % of 10 is 2; 1 reserved. The alliance's 10 % is below the floor, so the floor is the target.
+    assert (member["floor"], member["floor_basis"], member["meets_floor"]) == (0.2, "every_hospital", False)
+    assert (member["target"], member["target_basis"], member["meets_target"]) == (0.2, "floor", False)
+
+
+def test_senior_coverage_counts_duty_days_at_the_centre_and_remote_days_beside_it() -> None:
     cov = compute(dataset())["senior_coverage"]
     assert cov["target_days"] == 3 and cov["weeks"] == ["2026-W45", "2026-W46"]
     by_org = {i["org_id"]: i["weeks"] for i in cov["institutions"]}
-    assert set(by_org) == {10, 11}
-    a45, a46 = by_org[10]
-    # Clinic A: the alliance's attending online on the 2nd and 3rd (the 7th is a Saturday); the outside chief
-    # on the 6th, the first day of their agreement (the 5th does not count), then the 11th and 12th.
-    assert (a45["days"], a45["online_days"], a45["on_duty_days"], a45["met"]) == (3, 3, 0, True)
-    assert (a46["days"], a46["met"]) == (3, True)
+    # Health centres only: Clinic A (a village clinic) is left out, its duty day on the 2nd with it.
+    assert set(by_org) == {11, 12}
     b45, b46 = by_org[11]
-    # Centre B: online 2nd and 3rd, on duty 4th and 5th (the resident's 6th and the Sunday do not count).
-    assert (b45["days"], b45["online_days"], b45["on_duty_days"], b45["met"]) == (4, 2, 2, True)
-    assert (b46["days"], b46["working_days"], b46["met"]) == (1, 5, False)
+    # Centre B: the attending on duty there on the 4th and 5th; the resident's 6th and the Sunday 8th do not
+    # count. The alliance's attending was online on the 2nd and 3rd: remote days, not coverage.
+    assert (b45["days"], b45["remote_days"], b45["working_days"], b45["met"]) == (2, 2, 5, False)
+    # W46: no duty; online on the 10th (the outside chief's 11th and 12th: no agreement with B).
+    assert (b46["days"], b46["remote_days"], b46["working_days"], b46["met"]) == (0, 1, 5, False)
+    c45, c46 = by_org[12]
+    # Centre C: on duty the 2nd, 3rd and 4th: met. In W46 the outside chief on duty there on the 12th counts:
+    # duty at the centre is what counts, whoever employs the clinician.
+    assert (c45["days"], c45["remote_days"], c45["met"]) == (3, 2, True)
+    assert (c46["days"], c46["remote_days"], c46["met"]) == (1, 1, False)
+    assert set(b45) == {"week", "days", "working_days", "remote_days", "met"}
 
 
 async def test_statistics_over_http_for_an_alliance(client: TestClient) -> None:  # type: ignore[type-arg]
@@ -233,10 +260,13 @@ async def test_statistics_over_http_for_an_alliance(client: TestClient) -> None:
     assert f["waiting"]["urgent"]["answered"] == 3 and f["waiting"]["urgent"]["p50_s"] == 180.0
     assert f["waiting"]["urgent"]["p90_s"] == 900.0 and f["waiting"]["urgent"]["sla_share"] == 1.0
     assert f["abandoned"]["cancelled"] == 1 and f["refusals"]["by_reason"] == {"busy_with_patient": 1}
-    village = next(i for i in f["senior_coverage"]["institutions"] if i["org_id"] == doctor.organisation_id)
-    if today.weekday() < 5:
-        assert village["weeks"][-1]["online_days"] >= 1
-    assert {i["org_id"] for i in f["senior_coverage"]["institutions"]}.isdisjoint({far_clinic.id})
+    centre_id = (await store.get_user_by_username("township1")).organisation_id
+    centre = next(i for i in f["senior_coverage"]["institutions"] if i["org_id"] == centre_id)
+    # Online is remote availability, beside the coverage and never in it: nobody was on duty at the centre.
+    assert centre["weeks"][-1]["remote_days"] == (1 if today.weekday() < 5 else 0)
+    assert all(w["days"] == 0 and not w["met"] for w in centre["weeks"])
+    covered = {i["org_id"] for i in f["senior_coverage"]["institutions"]}
+    assert covered.isdisjoint({far_clinic.id, doctor.organisation_id})  # another alliance's; a village clinic
     # The system administrator sees both alliances.
     client.session.cookie_jar.clear()
     await login(client, "admin")
@@ -278,7 +308,17 @@ async def test_the_duty_roster_counts_towards_coverage(client: TestClient) -> No
     assert resp.headers["Location"].endswith("saved=0")
     f = await (await client.get("/api/admin/statistics?from=2026-11-02&to=2026-11-08")).json()
     [week] = next(i for i in f["senior_coverage"]["institutions"] if i["org_id"] == clinic)["weeks"]
-    assert (week["on_duty_days"], week["days"], week["met"]) == (3, 3, True)
+    assert (week["days"], week["working_days"], week["remote_days"], week["met"]) == (3, 5, 0, True)
+    # The page shows the same figures as the JSON.
+    page = await (await client.get("/admin/statistics?from=2026-11-02&to=2026-11-08")).text()
+    assert 'data-week="2026-W45" data-days="3"' in page.split(f'<tr data-org="{clinic}">')[1]
+    assert 'data-week="2026-W45" data-remote-days="0"' in page.split(f'<tr data-org="{clinic}">')[2]
+    # Village clinics are not in the figure, so no duty is recorded there.
+    village = (await store.get_user_by_username("village1")).organisation_id
+    resp = await client.post("/admin/duty", data={"csrf_token": csrf, "user": str(chief.id), "org": str(village),
+                                                  "first": "2026-11-09"})
+    assert resp.status == 400
+    assert "乡镇卫生院或社区卫生服务中心" in await resp.text()
     # A resident cannot be on the roster; a clinic outside the alliance cannot either.
     resident = await store.get_user_by_username("township3")
     assert resident.title is Title.resident
@@ -292,3 +332,37 @@ async def test_the_duty_roster_counts_towards_coverage(client: TestClient) -> No
     resp = await client.post(f"/admin/duty/{days[0].id}/delete", data={"csrf_token": csrf}, allow_redirects=False)
     assert resp.status == 303
     assert len(await store.list_duty_days(org_ids=None, start=monday, end=dt.date(2028, 1, 1))) == 2
+
+
+async def test_the_page_shows_the_figures_of_the_json(client: TestClient) -> None:  # type: ignore[type-arg]
+    store = client.app[keys.STORE]  # type: ignore[index]
+    centre = (await store.get_user_by_username("township1")).organisation_id
+    chief = await store.get_user_by_username("cardio.chief")
+    today = dt.datetime.now(TZ).date()
+    # The coming week holds the demo's slots; a duty day at a centre, and the chief online, give both figures.
+    monday = today + dt.timedelta(days=7 - today.weekday())
+    await store.insert_duty_days(chief.id, centre, [monday], created_by=None, now=dt.datetime.now(dt.UTC))
+    await store.record_presence_day(chief.id, monday, dt.datetime.now(dt.UTC))
+    await login(client, "alliance.admin")
+    query = f"from={today.isoformat()}&to={(monday + dt.timedelta(days=4)).isoformat()}"
+    f = await (await client.get(f"/api/admin/statistics?{query}")).json()
+    page = await (await client.get(f"/admin/statistics?{query}")).text()
+    reserved = page.split('id="reserved-table"')[1].split("</table>")[0]
+    assert len(f["reserved_slots"]) == 8  # two hospitals, four departments
+    for r in f["reserved_slots"]:
+        row = reserved.split(f'<tr data-hospital="{r["hospital_org_id"]}" data-department="{r["department"]}">')[1]
+        row = row.split("</tr>")[0]
+        assert f'class="published">{r["published"]}<' in row and f'class="reserved">{r["reserved"]} (' in row
+        assert f'class="floor">{r["floor"] * 100:.1f} %' in row and f'class="target">{r["target"] * 100:.1f} %' in row
+    # The city hospital leads the pilot (one third); the county hospital is a member at the group's 10 %.
+    assert {r["floor"] for r in f["reserved_slots"]} == {0.3333, 0.0}
+    assert {r["target"] for r in f["reserved_slots"]} == {0.3333, 0.1}
+    coverage, remote = (page.split(f'id="{t}"')[1].split("</table>")[0] for t in ("coverage-table", "remote-table"))
+    for i in f["senior_coverage"]["institutions"]:
+        covered_row = coverage.split(f'data-org="{i["org_id"]}"')[1].split("</tr>")[0]
+        remote_row = remote.split(f'data-org="{i["org_id"]}"')[1].split("</tr>")[0]
+        for w in i["weeks"]:
+            assert f'data-week="{w["week"]}" data-days="{w["days"]}"' in covered_row
+            assert f'data-week="{w["week"]}" data-remote-days="{w["remote_days"]}"' in remote_row
+    week = next(i for i in f["senior_coverage"]["institutions"] if i["org_id"] == centre)["weeks"][-1]
+    assert (week["days"], week["remote_days"]) == (1, 1)

@@ -9,7 +9,7 @@ from telehealth.domain import ConsultationState, OrgLevel, Role, Title, Urgency
 from telehealth.errors import ErrorCode, TelehealthError
 from telehealth.records.db import create_engine, migrate, schema_status
 from telehealth.records.models import NewConsultation
-from telehealth.records.seed import ORGS, USERS, seed_demo
+from telehealth.records.seed import ALLIANCE_NAME, COUNTY_ALLIANCE_NAME, ORGS, USERS, seed_demo
 from telehealth.records.store import Store
 from tests.conftest import utc
 
@@ -55,9 +55,19 @@ async def test_demo_seed_is_idempotent_and_believable(store: Store) -> None:
     assert not await seed_demo(store, NOW, password="pw-for-tests")
     orgs = await store.list_organisations()
     assert len(orgs) == len(ORGS)
-    levels = [o.level for o in orgs]
+    # Both kinds of lead: the city medical group pilot's (one third) and the county medical community's (20 %).
+    group = await store.get_alliance_by_name(ALLIANCE_NAME)
+    community = await store.get_alliance_by_name(COUNTY_ALLIANCE_NAME)
+    assert group is not None and community is not None
+    assert (group.kind, group.member_share_pct, community.kind) == ("city_group", 10, "county_community")
+    levels = [o.level for o in orgs if o.alliance_id == group.id]
     assert levels.count(OrgLevel.city_hospital) == 1 and levels.count(OrgLevel.county_hospital) == 1
     assert levels.count(OrgLevel.township_centre) == 3 and levels.count(OrgLevel.village_clinic) == 6
+    leads = {o.name: (o.level, o.city_group_pilot) for o in orgs if o.leads_alliance}
+    assert leads == {"Qingshan First People's Hospital": (OrgLevel.city_hospital, True),
+                     "Songxi County People's Hospital": (OrgLevel.county_hospital, False)}
+    assert {o.level for o in orgs if o.alliance_id == community.id} == {
+        OrgLevel.county_hospital, OrgLevel.township_centre, OrgLevel.village_clinic}
     specialists = await store.list_users(role=Role.specialist)
     covered = {s for u in specialists for s in u.specialties}
     assert {"cardiology", "paediatrics", "neurology", "internal_medicine"} <= covered

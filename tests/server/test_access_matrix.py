@@ -24,7 +24,7 @@ from telehealth.domain import ConsultationState, OrgLevel, Role, Urgency
 from telehealth.records.consent import attachments_root, store_signature, synthetic_signature
 from telehealth.records.files import FileStore
 from telehealth.records.models import NewConsultation
-from telehealth.records.seed import DEMO_PASSWORD
+from telehealth.records.seed import ALLIANCE_NAME, DEMO_PASSWORD
 from telehealth.server import keys
 from telehealth.server.auth import access_of
 from telehealth.signaling.commands import REGISTRY
@@ -73,6 +73,9 @@ HTTP: dict[tuple[str, str], set[str]] = {
     ("GET", "/api/consultations/{c}/attachments/{a}"): PARTIES,
     ("GET", "/admin/slots"): ADMINS, ("POST", "/admin/slots"): ADMINS, ("POST", "/admin/slots/import"): ADMINS,
     ("POST", "/admin/organisations/{o}/reserved-share"): {"admin"},
+    ("POST", "/admin/alliances/{l}/member-share"): {"admin"}, ("GET", "/api/admin/reserved-shares"): ADMINS,
+    ("PUT", "/api/admin/organisations/{o}/reserved-share"): {"admin"},
+    ("PUT", "/api/admin/alliances/{l}/member-share"): {"admin"},
     ("GET", "/admin/consultations"): ADMINS, ("GET", "/admin/consultations.csv"): ADMINS,
     ("GET", "/admin/consultations/{c}"): {"admin"},
     ("GET", "/admin/users"): ADMINS, ("POST", "/admin/users"): ADMINS,
@@ -145,8 +148,9 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
         outside = await store.insert_organisation("Provincial hospital", OrgLevel.city_hospital, alliance_id=None)
         agreement = await store.insert_agreement(clinic.organisation_id, outside.id, valid_from=now, valid_to=None,
                                                  created_by=None, now=now)
-        duty = await store.insert_duty_days(chief.id, clinic.organisation_id, [dt.date(2026, 12, 1)],
-                                            created_by=None, now=now)
+        # Duty is recorded at health centres (the coverage figure counts them, not village clinics).
+        centre = (await store.get_user_by_username("township1")).organisation_id
+        duty = await store.insert_duty_days(chief.id, centre, [dt.date(2026, 12, 1)], created_by=None, now=now)
         assert duty == 1
         [duty_day] = await store.list_duty_days(org_ids=None, start=dt.date(2026, 12, 1), end=dt.date(2026, 12, 2))
         city = await store.get_organisation_by_name("Qingshan First People's Hospital")
@@ -155,7 +159,9 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
         await node.token("village1")
         await node.token("village1")
         spare = sorted(t.id for t in await store.list_api_tokens(clinic.id, ttl=dt.timedelta(days=1)))[-2:]
+        group = await store.get_alliance_by_name(ALLIANCE_NAME)
         ids = {"c": consultation.id, "a": attachment["id"], "r": 999_999, "t": 1, "u": clinic.id, "o": city.id,
+               "l": group.id,
                "g": agreement, "d": duty_day.id, "p": "0" * 32,
                "k": 999_999, "j": spare[0], "i": spare[1]}
         yield World(node, tokens, ids)
@@ -187,7 +193,7 @@ async def test_every_route_for_every_caller(world: World) -> None:
              .replace("{r}", "{referral_id}").replace("{t}", "{task_id}").replace("{u}", "{user_id}")
              .replace("{o}", "{org_id}").replace("{g}", "{agreement_id}").replace("{d}", "{duty_id}")
              .replace("{p}", "{check_id}").replace("{k}", "{token_id}")
-             .replace("{j}", "{token_id}").replace("{i}", "{token_id}"))
+             .replace("{j}", "{token_id}").replace("{i}", "{token_id}").replace("{l}", "{alliance_id}"))
             for m, p in HTTP}
     assert routes == spec, ("routes without a row", routes - spec, "rows without a route", spec - routes)
 

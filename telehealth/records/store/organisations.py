@@ -13,28 +13,34 @@ from telehealth.errors import ErrorCode, TelehealthError
 from telehealth.records import schema as t
 from telehealth.records.models import Agreement, Alliance, Organisation
 from telehealth.records.store.base import StoreBase, new_id
-from telehealth.records.store.rows import as_organisation
+from telehealth.records.store.rows import as_alliance, as_organisation
 
 
 class OrganisationStore(StoreBase):
     """Alliances, organisations and agreements."""
 
-    async def insert_alliance(self, name: str, kind: str, *, name_zh: str = "", region: str = "") -> Alliance:
+    async def insert_alliance(self, name: str, kind: str, *, name_zh: str = "", region: str = "",
+                              member_share_pct: int | None = None) -> Alliance:
         async with self._tx() as conn:
             res = await conn.execute(t.alliances.insert().values(name=name, name_zh=name_zh, kind=kind,
-                                                                 region=region))
+                                                                 region=region, member_share_pct=member_share_pct))
             aid = new_id(res)
-        return Alliance(aid, name, name_zh, kind, region)
+        return Alliance(aid, name, name_zh, kind, region, member_share_pct)
+
+    async def get_alliance(self, alliance_id: int) -> Alliance | None:
+        async with self._tx() as conn:
+            row = (await conn.execute(sa.select(t.alliances).where(t.alliances.c.id == alliance_id))).first()
+        return as_alliance(row) if row else None
 
     async def get_alliance_by_name(self, name: str) -> Alliance | None:
         async with self._tx() as conn:
             row = (await conn.execute(sa.select(t.alliances).where(t.alliances.c.name == name))).first()
-        return Alliance(row.id, row.name, row.name_zh, row.kind, row.region) if row else None
+        return as_alliance(row) if row else None
 
     async def list_alliances(self) -> list[Alliance]:
         async with self._tx() as conn:
             rows = (await conn.execute(sa.select(t.alliances).order_by(t.alliances.c.id))).all()
-        return [Alliance(r.id, r.name, r.name_zh, r.kind, r.region) for r in rows]
+        return [as_alliance(r) for r in rows]
 
     async def insert_organisation(self, name: str, level: OrgLevel, *, alliance_id: int | None, name_zh: str = "",
                                   leads_alliance: bool = False, city_group_pilot: bool = False,

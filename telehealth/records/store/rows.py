@@ -5,7 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from telehealth.domain import ConsultationState, OrgLevel, Role, Title, Urgency
-from telehealth.records.models import CallSession, Consultation, Diagnosis, Note, Organisation, Slot, User
+from telehealth.records.models import (
+    Alliance,
+    CallSession,
+    Consultation,
+    Diagnosis,
+    Note,
+    Organisation,
+    Slot,
+    User,
+)
 
 
 def as_user(row: Any) -> User:
@@ -14,6 +23,11 @@ def as_user(row: Any) -> User:
         organisation_id=row.organisation_id, title=Title(row.title) if row.title else None,
         specialties=tuple(s for s in row.specialties.split(",") if s), language=row.language,
         is_system_admin=row.is_system_admin, active=row.active, password_hash=row.password_hash)
+
+
+def as_alliance(row: Any) -> Alliance:
+    return Alliance(id=row.id, name=row.name, name_zh=row.name_zh, kind=row.kind, region=row.region,
+                    member_share_pct=row.member_share_pct)
 
 
 def as_organisation(row: Any) -> Organisation:

@@ -4,32 +4,35 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable, Sequence
+from fractions import Fraction
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from telehealth.domain import OrgLevel
 from telehealth.errors import ErrorCode, TelehealthError
 from telehealth.records import quota
 from telehealth.records import schema as t
-from telehealth.records.models import Organisation, Slot, SlotDay
+from telehealth.records.models import Slot, SlotDay
 from telehealth.records.store.base import StoreBase
-from telehealth.records.store.rows import as_organisation, as_slot
+from telehealth.records.store.rows import as_alliance, as_organisation, as_slot
 
 
 class SlotStore(StoreBase):
     """Slots, the reserved pool and bookings."""
 
     async def publish_slots(self, hospital_org_id: int, department: str, starts: Sequence[dt.datetime], *,
-                            duration_min: int, location: str, tz: ZoneInfo) -> tuple[int, int]:
+                            duration_min: int, location: str, tz: ZoneInfo,
+                            policy: quota.SharePolicy = quota.DEFAULT_POLICY) -> tuple[int, int]:
         """Add a department's slots (a start already published is skipped) and top up each touched day's
         reserved share. All or nothing. Returns (slots created, slots newly reserved)."""
         async with self._tx() as conn:
             return await self._publish(conn, hospital_org_id, department,
-                                       [(w, duration_min, location) for w in starts], tz)
+                                       [(w, duration_min, location) for w in starts], tz, policy)
 
     async def publish_timetable(self, rows: Sequence[tuple[int, str, dt.datetime, int, str]], *,
-                                tz: ZoneInfo) -> tuple[int, int]:
+                                tz: ZoneInfo, policy: quota.SharePolicy = quota.DEFAULT_POLICY) -> tuple[int, int]:
         """Publish an imported timetable of (hospital, department, start, minutes, location) rows in one
         transaction: every row lands or none does."""
         groups: dict[tuple[int, str], list[tuple[dt.datetime, int, str]]] = {}
@@ -38,18 +41,15 @@ class SlotStore(StoreBase):
         created = reserved = 0
         async with self._tx() as conn:
             for (hospital_org_id, department), items in groups.items():
-                c, r = await self._publish(conn, hospital_org_id, department, items, tz)
+                c, r = await self._publish(conn, hospital_org_id, department, items, tz, policy)
                 created, reserved = created + c, reserved + r
         return created, reserved
 
     async def _publish(self, conn: AsyncConnection, hospital_org_id: int, department: str,
-                       items: Sequence[tuple[dt.datetime, int, str]], tz: ZoneInfo) -> tuple[int, int]:
+                       items: Sequence[tuple[dt.datetime, int, str]], tz: ZoneInfo,
+                       policy: quota.SharePolicy) -> tuple[int, int]:
         s = t.slots
-        org_row = (await conn.execute(sa.select(t.organisations).where(
-            t.organisations.c.id == hospital_org_id))).first()
-        if org_row is None:
-            raise TelehealthError(ErrorCode.not_found, "organisation {id} does not exist", id=hospital_org_id)
-        org = as_organisation(org_row)
+        share = await self._share_of(conn, hospital_org_id, policy)
         by_start = {w: (minutes, location) for w, minutes, location in items}
         wanted = sorted(by_start)
         existing: set[dt.datetime] = set()
@@ -64,35 +64,70 @@ class SlotStore(StoreBase):
                  "duration_min": by_start[w][0], "location": by_start[w][1], "reserved": False} for w in fresh])
         reserved = 0
         for day in sorted({quota.local_day(w, tz) for w in fresh}):
-            reserved += await self._top_up_reserved(conn, org, department, day, tz)
+            reserved += await self._top_up_reserved(conn, hospital_org_id, share.share, department, day, tz)
         return len(fresh), reserved
 
-    async def set_reserved_share(self, org_id: int, pct: int | None, *, now: dt.datetime, tz: ZoneInfo) -> int:
-        """Set a hospital's reserved share (None: the policy floor) and top up its days still ahead. A lower
-        share never takes back slots already reserved. Returns how many slots were newly reserved."""
-        o, s = t.organisations, t.slots
+    async def _share_of(self, conn: AsyncConnection, org_id: int, policy: quota.SharePolicy) -> quota.Share:
+        """The hospital's reserved share as the policy counts it, read in the caller's transaction."""
+        row = (await conn.execute(sa.select(t.organisations).where(t.organisations.c.id == org_id))).first()
+        if row is None:
+            raise TelehealthError(ErrorCode.not_found, "organisation {id} does not exist", id=org_id)
+        org = as_organisation(row)
+        alliance = None
+        if org.alliance_id is not None:
+            a_row = (await conn.execute(sa.select(t.alliances).where(t.alliances.c.id == org.alliance_id))).first()
+            alliance = as_alliance(a_row) if a_row else None
+        return quota.reserved_share(org, alliance, policy)
+
+    async def set_reserved_share(self, org_id: int, pct: int | None, *, now: dt.datetime, tz: ZoneInfo,
+                                 policy: quota.SharePolicy = quota.DEFAULT_POLICY) -> int:
+        """Set a hospital's reserved share (None: its alliance's rule or the policy floor) and top up its days
+        still ahead. A lower share never takes back slots already reserved. Returns how many slots were newly
+        reserved."""
+        o = t.organisations
         async with self._tx() as conn:
-            await conn.execute(o.update().where(o.c.id == org_id).values(reserved_share_pct=pct))
-            row = (await conn.execute(sa.select(o).where(o.c.id == org_id))).first()
-            if row is None:
+            result = await conn.execute(o.update().where(o.c.id == org_id).values(reserved_share_pct=pct))
+            if result.rowcount != 1:
                 raise TelehealthError(ErrorCode.not_found, "organisation {id} does not exist", id=org_id)
-            org = as_organisation(row)
-            ahead = (await conn.execute(sa.select(s.c.department, s.c.starts_at).where(
-                s.c.hospital_org_id == org_id, s.c.starts_at >= now))).all()
+            return await self._top_up_ahead(conn, org_id, now=now, tz=tz, policy=policy)
+
+    async def set_member_share(self, alliance_id: int, pct: int | None, *, now: dt.datetime, tz: ZoneInfo,
+                               policy: quota.SharePolicy = quota.DEFAULT_POLICY) -> int:
+        """Set an alliance's rule for the reserved share of the hospitals that do not lead it (None: no rule)
+        and top up their days still ahead. Returns how many slots were newly reserved."""
+        a, o = t.alliances, t.organisations
+        async with self._tx() as conn:
+            result = await conn.execute(a.update().where(a.c.id == alliance_id).values(member_share_pct=pct))
+            if result.rowcount != 1:
+                raise TelehealthError(ErrorCode.not_found, "alliance {id} does not exist", id=alliance_id)
+            hospitals = (await conn.execute(sa.select(o.c.id).where(
+                o.c.alliance_id == alliance_id,
+                o.c.level.in_([OrgLevel.county_hospital.value, OrgLevel.city_hospital.value])))).scalars().all()
             reserved = 0
-            for department, day in sorted({(r.department, quota.local_day(r.starts_at, tz)) for r in ahead}):
-                reserved += await self._top_up_reserved(conn, org, department, day, tz)
+            for hospital_id in hospitals:
+                reserved += await self._top_up_ahead(conn, hospital_id, now=now, tz=tz, policy=policy)
         return reserved
 
-    async def _top_up_reserved(self, conn: AsyncConnection, org: Organisation, department: str, day: dt.date,
-                               tz: ZoneInfo) -> int:
+    async def _top_up_ahead(self, conn: AsyncConnection, org_id: int, *, now: dt.datetime, tz: ZoneInfo,
+                            policy: quota.SharePolicy) -> int:
+        s = t.slots
+        share = await self._share_of(conn, org_id, policy)
+        ahead = (await conn.execute(sa.select(s.c.department, s.c.starts_at).where(
+            s.c.hospital_org_id == org_id, s.c.starts_at >= now))).all()
+        reserved = 0
+        for department, day in sorted({(r.department, quota.local_day(r.starts_at, tz)) for r in ahead}):
+            reserved += await self._top_up_reserved(conn, org_id, share.share, department, day, tz)
+        return reserved
+
+    async def _top_up_reserved(self, conn: AsyncConnection, org_id: int, share: Fraction, department: str,
+                               day: dt.date, tz: ZoneInfo) -> int:
         s = t.slots
         start, end = quota.day_bounds(day, tz)
         rows = (await conn.execute(sa.select(s.c.id, s.c.reserved, s.c.booked_consultation_id, s.c.released_at)
-                                   .where(s.c.hospital_org_id == org.id, s.c.department == department,
+                                   .where(s.c.hospital_org_id == org_id, s.c.department == department,
                                           s.c.starts_at >= start, s.c.starts_at < end)
                                    .order_by(s.c.starts_at))).all()
-        missing = quota.reserved_needed(len(rows), quota.reserved_share(org)) - sum(1 for r in rows if r.reserved)
+        missing = quota.reserved_needed(len(rows), share) - sum(1 for r in rows if r.reserved)
         candidates = [r.id for r in rows if not r.reserved and r.booked_consultation_id is None]
         chosen = quota.spread(candidates, missing)
         if chosen:
@@ -143,6 +178,14 @@ class SlotStore(StoreBase):
                 raise TelehealthError(ErrorCode.not_found, "slot {id} does not exist", id=slot_id)
             if row.booked_consultation_id == consultation_id:
                 return as_slot(row)
+            # Whatever path asks, reserved slots go only to the patients of grassroots institutions.
+            level = (await conn.execute(sa.select(t.organisations.c.level).select_from(
+                t.consultations.join(t.organisations, t.organisations.c.id == t.consultations.c.clinic_org_id))
+                .where(t.consultations.c.id == consultation_id))).scalar()
+            if level is None or not OrgLevel(level).is_grassroots:
+                raise TelehealthError(ErrorCode.not_eligible, "reserved slots are for patients of village clinics "
+                                      "and township or community health centres: this consultation's institution "
+                                      "is not one")
             if not row.reserved:
                 raise TelehealthError(ErrorCode.slot_taken, "this slot is not in the reserved pool")
             if row.released_at is not None or now >= quota.release_cutoff(row.starts_at, tz, release_hours):

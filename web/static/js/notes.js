@@ -57,7 +57,9 @@ export function openNotes(consultationId, { onSigned = () => {} } = {}) {
     let data;
     try {
       data = await getJSON(`/api/consultations/${consultationId}/slots`);
-    } catch {
+    } catch (e) {
+      // Not a grassroots institution's patient: the server says why no reserved slot is offered.
+      if (e.code === "not_eligible") status.textContent = e.message;
       return;
     }
     const select = field("booking-slot");
