@@ -207,6 +207,11 @@ async def test_results_travel_with_the_referral_to_the_receiving_hospital_only(n
     assert status == 200 and [(r["type_code"], r["recognised"]) for r in body["results"]] == [("718-7", True)]
     status, html = await _page(node, receiving, f"/records/{cid}")
     assert status == 200 and 'data-recognised="yes"' in html and "互认" in html
+    # The receiving hospital's specialists find the patient on their home page.
+    status, html = await _page(node, receiving, "/specialist")
+    assert status == 200 and f'href="/records/{cid}#results"' in html
+    status, html = await _page(node, outside, "/specialist")
+    assert status == 200 and f'href="/records/{cid}#results"' not in html
     # The receiving hospital may add what it finds on arrival.
     status, _ = await api(node, "POST", f"/api/patients/{pid}/results", receiving,
                           {"type_code": "6690-2", "performed_on": _today().isoformat(), "value": 7.2})
