@@ -11,7 +11,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 from telehealth.domain import Role
 from telehealth.errors import ErrorCode, TelehealthError
 from telehealth.records.fhir_import import read_results_bundle
-from telehealth.records.models import Consultation, NewResult, Organisation, Patient, RecognisedItem, Result
+from telehealth.records.models import (
+    Alliance,
+    Consultation,
+    NewResult,
+    Organisation,
+    Patient,
+    RecognisedItem,
+    Result,
+)
 from telehealth.records.result_types import BY_CODE, RESULT_TYPES, ResultType, result_type
 from telehealth.schema import Items, Range, Text, require
 
@@ -263,3 +271,13 @@ class Results:
             unit.audit("result.recognised_items", f"alliance:{alliance_id}",
                        {"items": {i.type_code: i.validity_days for i in body.items}})
         return RecognisedList(alliance_id, await self._s.store.list_recognised_items(alliance_id))
+
+    async def managed_list(self, actor: Actor, alliance_id: int | None) -> tuple[list[Alliance], RecognisedList]:
+        """The alliances an administrator sets lists for (their own; every one for a system administrator),
+        with the list of `alliance_id` among them (else of the first)."""
+        mine = await self._s.access.admin_alliance(actor)
+        alliances = [a for a in await self._s.store.list_alliances() if mine is None or a.id == mine]
+        if not alliances:
+            raise TelehealthError(ErrorCode.not_found, "no such alliance")
+        chosen = alliance_id if alliance_id in {a.id for a in alliances} else alliances[0].id
+        return alliances, RecognisedList(chosen, await self._s.store.list_recognised_items(chosen))

@@ -371,3 +371,37 @@ async def test_the_clinic_records_a_result_on_its_consultation_page(node: Node) 
         await session.close()
     status, body = await api(node, "GET", f"/api/patients/{await _patient(node, cid)}/results", "village6")
     assert status == 200 and [(r["value"], r["consultation_id"]) for r in body["results"]] == [(131.5, cid)]
+
+
+async def test_the_alliance_administrator_sets_the_list_on_a_page(node: Node) -> None:
+    aid = await _alliance_id(node)
+    await _far_admin(node)
+    session = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+    try:
+        async with session.get(node.url("/login")) as resp:
+            token = csrf_from(await resp.text())
+        async with session.post(node.url("/login"), data={"username": "alliance.admin", "password": DEMO_PASSWORD,
+                                                          "csrf_token": token}) as resp:
+            assert resp.status == 200
+        async with session.get(node.url("/admin/recognised-items")) as resp:
+            html = await resp.text()
+        assert resp.status == 200 and 'name="days_718-7"' in html and "检查检验结果互认" in html
+        csrf = csrf_from(html, "/admin/recognised-items")
+        form = {"csrf_token": csrf, "alliance_id": str(aid), "on_718-7": "on", "days_718-7": "30",
+                "on_24627-2": "on", "days_24627-2": "0"}
+        async with session.post(node.url("/admin/recognised-items"), data=form, allow_redirects=False) as resp:
+            assert resp.status == 400 and 'id="items-error"' in await resp.text()
+        async with session.post(node.url("/admin/recognised-items"), data={**form, "days_24627-2": "180"},
+                                allow_redirects=False) as resp:
+            assert resp.status == 303
+        # Another alliance's list is not this administrator's to set.
+        async with session.post(node.url("/admin/recognised-items"), data={**form, "alliance_id": str(aid + 1)},
+                                allow_redirects=False) as resp:
+            assert resp.status == 403
+    finally:
+        await session.close()
+    status, body = await api(node, "GET", f"/api/alliances/{aid}/recognised-items", "village6")
+    assert status == 200
+    assert sorted((i["type_code"], i["validity_days"]) for i in body["items"]) == [("24627-2", 180), ("718-7", 30)]
+    audit = await _store(node).list_audit(limit=20)
+    assert any(e["action"] == "result.recognised_items" and e["target"] == f"alliance:{aid}" for e in audit)

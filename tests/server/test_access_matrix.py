@@ -97,6 +97,7 @@ HTTP: dict[tuple[str, str], set[str]] = {
     ("POST", "/api/patients/{n}/results/fhir"): {"clinic", "spec"},
     ("POST", "/clinic/consultations/{c}/results"): {"clinic"},
     ("GET", "/api/alliances/{l}/recognised-items"): ANY_USER, ("PUT", "/api/alliances/{l}/recognised-items"): {"admin"},
+    ("GET", "/admin/recognised-items"): ADMINS, ("POST", "/admin/recognised-items"): ADMINS,
 }
 
 # WebSocket commands: callers allowed, and whether the command is about the consultation (own vs other).
