@@ -108,7 +108,7 @@ class Records:
                           await self._s.results.for_consultation(actor, consultation))
 
     async def fhir(self, actor: Actor, consultation_id: int) -> dict[str, Any]:
-        consultation = await self._s.access.consultation(actor, consultation_id)
+        consultation = await self._s.access.record(actor, consultation_id)
         await self._s.audit(actor, "record.export_fhir", f"consultation:{consultation.id}")
         return export_bundle(await self._parts(consultation), now=self._s.now())
 

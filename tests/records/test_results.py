@@ -207,6 +207,13 @@ async def test_results_travel_with_the_referral_to_the_receiving_hospital_only(n
     assert status == 200 and [(r["type_code"], r["recognised"]) for r in body["results"]] == [("718-7", True)]
     status, html = await _page(node, receiving, f"/records/{cid}")
     assert status == 200 and 'data-recognised="yes"' in html and "互认" in html
+    for who, wanted in ((receiving, 200), (outside, 403)):
+        async with node.http.get(node.url(f"/api/consultations/{cid}/fhir"),
+                                 headers={"Authorization": f"Bearer {await node.token(who)}"}) as resp:
+            assert resp.status == wanted, who
+            if wanted == 200:
+                kinds = [e["resource"]["resourceType"] for e in json.loads(await resp.text())["entry"]]
+                assert "Observation" in kinds
     # The receiving hospital's specialists find the patient on their home page.
     status, html = await _page(node, receiving, "/specialist")
     assert status == 200 and f'href="/records/{cid}#results"' in html
