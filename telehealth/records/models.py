@@ -336,7 +336,7 @@ class Result:
     id: int
     patient_id: int
     type_code: str
-    value: float | None
+    value: float | None = field(repr=False)
     unit: str
     text: str = field(repr=False)
     performed_on: dt.date

@@ -150,12 +150,17 @@ async def _call_context(request: web.Request) -> dict[str, Any]:
     }
 
 
-async def _clinic_context(request: web.Request) -> dict[str, Any]:
-    """The clinic's consultation page: the call, and the patient's test results with the form for one more."""
+async def _with_results(request: web.Request, *, form: bool) -> dict[str, Any]:
+    """A consultation page: the call, and the patient's test results (on the clinic's, with the form for one
+    more)."""
     context = await _call_context(request)
     listed = await request.app[keys.SERVICES].results.for_consultation(actor_of(request), context["consultation"])
     return {**context, "results": {"results": [result_view(r) for r in listed.results]},
-            "result_types": RESULT_TYPES, "result_form": True}
+            "result_types": RESULT_TYPES, "result_form": form}
+
+
+async def _clinic_context(request: web.Request) -> dict[str, Any]:
+    return await _with_results(request, form=True)
 
 
 @page(Role.clinic_doctor)
@@ -198,7 +203,7 @@ async def handle_record_result_form(request: web.Request) -> web.StreamResponse:
 
 @page(Role.specialist)
 async def handle_specialist_consultation(request: web.Request) -> web.StreamResponse:
-    return render(request, "specialist/consultation.html", await _call_context(request))
+    return render(request, "specialist/consultation.html", await _with_results(request, form=False))
 
 
 def add_routes(app: web.Application) -> None:

@@ -168,11 +168,12 @@ class Results:
         async with self._s.unit(actor, now) as unit:
             [created] = await store.insert_results(patient.id, [new], recorded_by=actor.id, now=unit.now)
             unit.audit("result.record", f"patient:{patient.id}", {"result": created.id, "type": created.type_code})
-        [judged] = await self._judged_only(actor, patient, {created.id})
+        [judged] = await self._judged_only(actor, patient, {created.id}, now)
         return judged
 
-    async def _judged_only(self, actor: Actor, patient: Patient, ids: set[int]) -> list[JudgedResult]:
-        return [r for r in (await self.judged(actor, patient)).results if r.result.id in ids]
+    async def _judged_only(self, actor: Actor, patient: Patient, ids: set[int],
+                           now: dt.datetime) -> list[JudgedResult]:
+        return [r for r in (await self.judged(actor, patient, now)).results if r.result.id in ids]
 
     async def authorize_consultation(self, actor: Actor, consultation_id: int) -> Consultation:
         """A consultation from whose page the actor may record a result: one they take part in."""
@@ -195,7 +196,7 @@ class Results:
         async with self._s.unit(actor, now) as unit:
             created = await store.insert_results(patient.id, new, recorded_by=actor.id, now=unit.now)
             unit.audit("result.import", f"patient:{patient.id}", {"results": len(created)})
-        return await self._judged_only(actor, patient, {r.id for r in created})
+        return await self._judged_only(actor, patient, {r.id for r in created}, now)
 
     async def _known_names(self) -> dict[str, int]:
         """Institutions known here, by their name and their Chinese name."""
@@ -218,9 +219,10 @@ class Results:
             raise TelehealthError(ErrorCode.internal_error, "the record refers to a missing patient")
         return await self.judged(actor, patient)
 
-    async def judged(self, actor: Actor, patient: Patient) -> PatientResults:
+    async def judged(self, actor: Actor, patient: Patient, now: dt.datetime | None = None) -> PatientResults:
+        """The patient's results as the actor's alliance recognises them on the local day of `now`."""
         store = self._s.store
-        today = self._today(self._s.now())
+        today = self._today(now or self._s.now())
         orgs = {o.id: o for o in await store.list_organisations()}
         mine = orgs.get(actor.user.organisation_id) if actor.user.organisation_id is not None else None
         clinic = orgs.get(patient.organisation_id)

@@ -378,6 +378,9 @@ async def test_the_clinic_records_a_result_on_its_consultation_page(node: Node) 
         await session.close()
     status, body = await api(node, "GET", f"/api/patients/{await _patient(node, cid)}/results", "village6")
     assert status == 200 and [(r["value"], r["consultation_id"]) for r in body["results"]] == [(131.5, cid)]
+    # The specialist sees it beside the call, without the form.
+    status, html = await _page(node, "neuro.chief", f"/specialist/consultations/{cid}")
+    assert status == 200 and "131.5" in html and 'id="result-form"' not in html
 
 
 async def test_the_alliance_administrator_sets_the_list_on_a_page(node: Node) -> None:
