@@ -299,6 +299,10 @@ _NEXT_TO_FIELD = {
     "{field} must be a number": "Enter a number.",
     "{field} holds at most {max} items": "At most {max} items.",
     "{field} is not a plausible year": "Enter a birth year such as 1958.",
+    "{field} must be a date (YYYY-MM-DD)": "Enter a date such as 2026-11-03.",
+    "{field} is required for a laboratory result": "Enter the value of the laboratory test.",
+    "{field} is required for an imaging or ECG report": "Write the findings and conclusion of the report.",
+    "{field} is for laboratory values only": "A report has no value: leave this empty.",
 }
 
 

@@ -16,6 +16,8 @@ from telehealth.records.models import (
     Referral,
     Slot,
 )
+from telehealth.records.result_types import RESULT_TYPES
+from telehealth.services.results import JudgedResult, RecognisedList
 
 
 def consultation_view(c: Consultation, status: QueueStatus | None = None) -> dict[str, Any]:
@@ -81,4 +83,29 @@ def referral_view(r: Referral, orgs: dict[int, Organisation]) -> dict[str, Any]:
         "closed_at": r.closed_at.isoformat() if r.closed_at else None,
         "tasks": [{"id": k.id, "text": k.text, "due_date": k.due_date.isoformat() if k.due_date else None,
                    "done_at": k.done_at.isoformat() if k.done_at else None} for k in r.tasks],
+    }
+
+
+def result_view(judged: JudgedResult) -> dict[str, Any]:
+    """A test result as its viewer sees it: with the recognition their alliance gives it today."""
+    r, kind, rec, source = judged.result, judged.type, judged.recognition, judged.source
+    return {
+        "id": r.id, "patient_id": r.patient_id, "type_code": r.type_code,
+        "type": kind.name if kind else r.type_code, "type_zh": kind.name_zh if kind else "",
+        "kind": kind.kind if kind else "", "value": r.value, "unit": r.unit, "text": r.text,
+        "performed_on": r.performed_on.isoformat(), "source_org_id": r.source_org_id,
+        "source": source.name if source else r.source_name, "source_zh": source.name_zh if source else "",
+        "origin": r.origin, "consultation_id": r.consultation_id, "recorded_at": r.recorded_at.isoformat(),
+        "recognised": rec.recognised, "recognition": rec.reason,
+        "valid_until": rec.valid_until.isoformat() if rec.valid_until else None,
+    }
+
+
+def recognised_items_view(listed: RecognisedList) -> dict[str, Any]:
+    days = {i.type_code: i.validity_days for i in listed.items}
+    return {
+        "alliance_id": listed.alliance_id,
+        "items": [{"type_code": i.type_code, "validity_days": i.validity_days} for i in listed.items],
+        "types": [{"code": k.code, "kind": k.kind, "name": k.name, "name_zh": k.name_zh, "unit": k.unit,
+                   "recognised": k.code in days, "validity_days": days.get(k.code)} for k in RESULT_TYPES],
     }

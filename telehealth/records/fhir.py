@@ -2,7 +2,9 @@
 
 ServiceRequest: the clinic's request. Encounter (class VR, virtual): each call session. Composition: the
 specialist's note, one section per SOAP part, the disposition and each addendum; Condition: each ICD-10
-diagnosis. Appointment (with the hospital department as a Location): a booked reserved slot. Patient,
+diagnosis. Appointment (with the hospital department as a Location): a booked reserved slot. Observation
+(a laboratory value) and DiagnosticReport (an imaging or ECG report): each test result in the patient's
+record, with the institution that did it as its performer. Patient,
 Practitioner and Organization carry who is who. Every resource is referenced by a `urn:uuid:` full URL,
 derived from this server's ids, so exporting the same record twice gives the same references.
 """
@@ -23,9 +25,11 @@ from telehealth.records.models import (
     Note,
     Organisation,
     Referral,
+    Result,
     Slot,
     User,
 )
+from telehealth.records.result_types import DIAGNOSTIC_SERVICE, OBSERVATION_CATEGORY, result_type
 
 ICD10 = "http://hl7.org/fhir/sid/icd-10"
 ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
@@ -52,6 +56,9 @@ class RecordParts:
     # The attachment (kind `consent`) holding the signature or the signed form.
     consent_document: dict[str, Any] | None = None
     base: str = "telehealth"
+    # The patient's test results, and the institutions known here that did them.
+    results: list[Result] = field(default_factory=list)
+    result_sources: dict[int, Organisation] = field(default_factory=dict)
 
 
 def _ref(kind: str, key: Any, base: str) -> str:
@@ -185,6 +192,7 @@ def export_bundle(parts: RecordParts, *, now: dt.datetime) -> dict[str, Any]:
             "participant": [{"actor": {"reference": refs["patient"]}, "status": "accepted"},
                             {"actor": {"reference": location_ref}, "status": "accepted"}],
         }))
+    entries.extend(_results(parts, refs, {url for url, _ in entries}))
     return {
         "resourceType": "Bundle", "type": "collection", "timestamp": _instant(now),
         "identifier": {"system": f"urn:telehealth:{base}:record", "value": str(c.id)},
@@ -224,6 +232,51 @@ def _consent(parts: RecordParts, refs: dict[str, str]) -> list[tuple[str, dict[s
             else "Signed consent form",
             "creation": _instant(doc["created_at"])}
     entries.append((_ref("Consent", c.id, base), consent))
+    return entries
+
+
+UCUM = "http://unitsofmeasure.org"
+
+
+def _results(parts: RecordParts, refs: dict[str, str], listed: set[str]) -> list[tuple[str, dict[str, Any]]]:
+    """Each test result: a laboratory value as an Observation, an imaging or ECG report as a DiagnosticReport;
+    the institution that did the test is its performer (an Organization when known here, else its name)."""
+    base = parts.base
+    entries: list[tuple[str, dict[str, Any]]] = []
+    for r in parts.results:
+        kind = result_type(r.type_code)
+        name = kind.name if kind else r.type_code
+        performer: dict[str, Any] = {"display": r.source_name}
+        source = parts.result_sources.get(r.source_org_id) if r.source_org_id is not None else None
+        if source is not None:
+            performer = {"reference": _ref("Organization", source.id, base), "display": source.name}
+            if performer["reference"] not in listed:
+                listed.add(performer["reference"])
+                entries.append((performer["reference"], _organisation(source)))
+        common: dict[str, Any] = {
+            "identifier": [{"system": f"urn:telehealth:{base}:result", "value": str(r.id)}],
+            "status": "final",
+            "code": {"coding": [{"system": LOINC, "code": r.type_code, "display": name}],
+                     "text": kind.name_zh if kind else name},
+            "subject": {"reference": refs["patient"]},
+            "effectiveDateTime": r.performed_on.isoformat(), "issued": _instant(r.recorded_at),
+            "performer": [performer],
+        }
+        if kind is not None and kind.is_report:
+            entries.append((_ref("DiagnosticReport", r.id, base), {
+                "resourceType": "DiagnosticReport",
+                "category": [{"coding": [{"system": DIAGNOSTIC_SERVICE, "code": kind.section}]}],
+                **common, "conclusion": r.text or "-"}))
+            continue
+        observation: dict[str, Any] = {
+            "resourceType": "Observation",
+            "category": [{"coding": [{"system": OBSERVATION_CATEGORY, "code": "laboratory"}]}], **common}
+        if r.value is not None:
+            observation["valueQuantity"] = {"value": r.value, "unit": r.unit,
+                                            **({"system": UCUM, "code": r.unit} if r.unit else {})}
+        if r.text:
+            observation["note"] = [{"text": r.text}]
+        entries.append((_ref("Observation", r.id, base), observation))
     return entries
 
 

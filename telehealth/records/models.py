@@ -315,3 +315,47 @@ class NewReferral:
     priority: bool = False
     care_plan: str = ""
     tasks: tuple[tuple[str, dt.date | None], ...] = ()
+
+
+@dataclass(frozen=True)
+class NewResult:
+    """A test result about to enter a patient's record (checked by the service before it gets here)."""
+
+    type_code: str
+    performed_on: dt.date
+    value: float | None
+    unit: str
+    text: str
+    source_org_id: int | None
+    source_name: str
+    consultation_id: int | None = None
+    origin: str = "recorded"
+
+
+@dataclass(frozen=True)
+class Result:
+    """A test result in a patient's record: a laboratory value, or an imaging or ECG report."""
+
+    id: int
+    patient_id: int
+    type_code: str
+    value: float | None = field(repr=False)
+    unit: str
+    text: str = field(repr=False)
+    performed_on: dt.date
+    source_org_id: int | None
+    source_name: str
+    consultation_id: int | None
+    origin: str
+    recorded_by: int
+    recorded_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class RecognisedItem:
+    """A test type an alliance's member units recognise from one another, for `validity_days` after the test."""
+
+    alliance_id: int
+    type_code: str
+    validity_days: int
+    updated_at: dt.datetime

@@ -346,3 +346,37 @@ precheck_results = sa.Table(
     sa.Column("verdict", sa.String(20), nullable=True),
     sa.Column("cause", sa.String(40), nullable=False, server_default=""),
 )
+
+# Test results in a patient's record (laboratory values, imaging and ECG reports), recorded at the clinic or an
+# upper hospital or imported from a FHIR Bundle; they travel with a referral. Never changed once written.
+results = sa.Table(
+    "results", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("patient_id", sa.Integer, sa.ForeignKey("patients.id"), nullable=False, index=True),
+    # A code of records/result_types.py (LOINC).
+    sa.Column("type_code", sa.String(20), nullable=False),
+    sa.Column("value", sa.Float, nullable=True),
+    sa.Column("unit", sa.String(20), nullable=False, server_default=""),
+    # A report's findings and conclusion, or a remark on a value.
+    sa.Column("text", sa.Text, nullable=False, server_default=""),
+    # The local day the test was done, from which its validity counts.
+    sa.Column("performed_on", sa.Date, nullable=False),
+    # The institution that did the test: one known here, else only its name (a result imported from outside).
+    sa.Column("source_org_id", sa.Integer, sa.ForeignKey("organisations.id"), nullable=True),
+    sa.Column("source_name", sa.String(200), nullable=False, server_default=""),
+    sa.Column("consultation_id", sa.Integer, sa.ForeignKey("consultations.id"), nullable=True),
+    sa.Column("origin", sa.String(20), nullable=False, server_default="recorded"),  # recorded | imported
+    sa.Column("recorded_by", sa.Integer, sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("recorded_at", UTCDateTime, nullable=False),
+)
+
+# An alliance's mutually recognised items (检查检验结果互认): the test types whose results its member units accept
+# from one another without repeating them, each for so many days after the test.
+recognised_items = sa.Table(
+    "recognised_items", metadata,
+    sa.Column("alliance_id", sa.Integer, sa.ForeignKey("alliances.id"), primary_key=True),
+    sa.Column("type_code", sa.String(20), primary_key=True),
+    sa.Column("validity_days", sa.Integer, nullable=False),
+    sa.Column("updated_by", sa.Integer, sa.ForeignKey("users.id"), nullable=True),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+)

@@ -99,7 +99,7 @@ NO_SUCH = {
     "consultation_id": "no such consultation", "referral_id": "no such referral", "task_id": "no such task",
     "user_id": "no such user", "org_id": "no such organisation", "agreement_id": "no such agreement",
     "attachment_id": "no such attachment", "duty_id": "no such duty day", "session_id": "no such session",
-    "slot_id": "no such slot", "alliance_id": "no such alliance",
+    "slot_id": "no such slot", "patient_id": "no such patient", "alliance_id": "no such alliance",
 }
 
 
@@ -119,7 +119,7 @@ async def handle_get_consultation(request: web.Request) -> web.StreamResponse:
     detail = await request.app[keys.SERVICES].consultations.detail(actor_of(request), path_id(request))
     c = detail.consultation
     view = consultation_view(c, detail.status)
-    view.update(chief_complaint=c.chief_complaint, history=c.history, patient=detail.patient,
+    view.update(chief_complaint=c.chief_complaint, history=c.history, patient=detail.patient, patient_id=c.patient_id,
                 sessions=[session_view(s) for s in detail.sessions], durations=detail.durations)
     return web.json_response({"consultation": view})
 

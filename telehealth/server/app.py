@@ -36,6 +36,7 @@ from telehealth.server import (
     precheck_api,
     record_pages,
     referrals_api,
+    results_api,
     slot_pages,
     stats_pages,
     ws,
@@ -211,4 +212,5 @@ def add_routes(app: web.Application) -> None:
     audit_pages.add_routes(app)
     stats_pages.add_routes(app)
     precheck_api.add_routes(app)
+    results_api.add_routes(app)
     openapi.add_routes(app)

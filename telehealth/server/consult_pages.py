@@ -12,14 +12,16 @@ from aiohttp import web
 from telehealth.domain import SPECIALTIES, Role, Title, Urgency
 from telehealth.errors import ErrorCode, TelehealthError, fill
 from telehealth.records.consent import decode_signature, store_form
+from telehealth.records.result_types import RESULT_TYPES
 from telehealth.schema import InputError, parse
 from telehealth.server import keys
 from telehealth.server.api import path_id
 from telehealth.server.auth import actor_of, page
-from telehealth.server.forms import parse_consultation_form, text, worded
+from telehealth.server.forms import parse_consultation_form, read_form, text, worded
 from telehealth.server.pages import render, translator
 from telehealth.services.consultations import ConsentInput
-from telehealth.views import slot_view
+from telehealth.services.results import RecordResult
+from telehealth.views import result_view, slot_view
 
 
 async def _specialist_choices(request: web.Request) -> list[dict[str, Any]]:
@@ -127,7 +129,7 @@ async def handle_record_consent_form(request: web.Request) -> web.StreamResponse
         except TelehealthError:
             errors["consent_signature"] = CONSENT_UNREADABLE
     if body is None or errors:
-        context = await _call_context(request)
+        context = await _clinic_context(request)
         return render(request, "clinic/consultation.html",
                       {**context, "consent_errors": errors, "values": {k: text(form, k) for k in CONSENT_FIELDS}},
                       status=400)
@@ -148,14 +150,60 @@ async def _call_context(request: web.Request) -> dict[str, Any]:
     }
 
 
+async def _with_results(request: web.Request, *, form: bool) -> dict[str, Any]:
+    """A consultation page: the call, and the patient's test results (on the clinic's, with the form for one
+    more)."""
+    context = await _call_context(request)
+    listed = await request.app[keys.SERVICES].results.for_consultation(actor_of(request), context["consultation"])
+    return {**context, "results": {"results": [result_view(r) for r in listed.results]},
+            "result_types": RESULT_TYPES, "result_form": form}
+
+
+async def _clinic_context(request: web.Request) -> dict[str, Any]:
+    return await _with_results(request, form=True)
+
+
 @page(Role.clinic_doctor)
 async def handle_clinic_consultation(request: web.Request) -> web.StreamResponse:
-    return render(request, "clinic/consultation.html", await _call_context(request))
+    return render(request, "clinic/consultation.html", await _clinic_context(request))
+
+
+RESULT_FIELDS = ("type_code", "performed_on", "value", "text", "source_name")
+
+
+@page(Role.clinic_doctor)
+async def handle_record_result_form(request: web.Request) -> web.StreamResponse:
+    """A test result recorded on the clinic's consultation page, into the patient's record."""
+    results, actor, cid = request.app[keys.SERVICES].results, actor_of(request), path_id(request)
+    await results.authorize_consultation(actor, cid)
+    form = await request.post()
+    values = {k: text(form, k) for k in RESULT_FIELDS}
+    value: Any = None
+    if values["value"]:
+        try:
+            value = float(values["value"].replace(",", "."))
+        except ValueError:
+            value = values["value"]  # the schema says a number is wanted
+    data = {"type_code": values["type_code"], "performed_on": values["performed_on"], "value": value,
+            "text": values["text"], "source_name": values["source_name"]}
+    body, errors = read_form(RecordResult, data, translator(request))
+    if body is not None and not errors:
+        try:
+            await results.record_for_consultation(actor, cid, body)
+        except TelehealthError as exc:
+            if exc.code is not ErrorCode.invalid_input:
+                raise
+            errors = {"performed_on": fill(translator(request)(exc.template), exc.params)}
+    if body is None or errors:
+        context = await _clinic_context(request)
+        return render(request, "clinic/consultation.html",
+                      {**context, "result_errors": errors, "result_values": values}, status=400)
+    raise web.HTTPSeeOther(f"/clinic/consultations/{cid}#results")
 
 
 @page(Role.specialist)
 async def handle_specialist_consultation(request: web.Request) -> web.StreamResponse:
-    return render(request, "specialist/consultation.html", await _call_context(request))
+    return render(request, "specialist/consultation.html", await _with_results(request, form=False))
 
 
 def add_routes(app: web.Application) -> None:
@@ -164,4 +212,5 @@ def add_routes(app: web.Application) -> None:
     r.add_post("/clinic/consultations", handle_create_consultation_form)
     r.add_get("/clinic/consultations/{consultation_id}", handle_clinic_consultation)
     r.add_post("/clinic/consultations/{consultation_id}/consent", handle_record_consent_form)
+    r.add_post("/clinic/consultations/{consultation_id}/results", handle_record_result_form)
     r.add_get("/specialist/consultations/{consultation_id}", handle_specialist_consultation)

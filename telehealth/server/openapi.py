@@ -13,7 +13,9 @@ from aiohttp import web
 
 from telehealth import __version__
 from telehealth.domain import SPECIALTIES, Title, Urgency
+from telehealth.schema import json_schema
 from telehealth.server.auth import public
+from telehealth.services.results import RecognisedItemsInput, RecordResult
 
 ERRORS = ("400", "401", "403", "404", "409", "413", "415", "429", "503")
 
@@ -57,6 +59,21 @@ SCHEMAS: dict[str, Any] = {
                          ("id", "member_share_pct")),
     "Attachment": _obj({"id": INT, "filename": STR, "content_type": STR, "size": INT, "kind": STR, "url": STR},
                        ("id", "content_type")),
+    "Result": _obj({"id": INT, "patient_id": INT, "type_code": STR, "type": STR, "type_zh": STR,
+                    "kind": {"type": "string", "enum": ["lab", "imaging", "ecg"]},
+                    "value": {"type": "number", "nullable": True}, "unit": STR, "text": STR,
+                    "performed_on": {"type": "string", "format": "date"},
+                    "source_org_id": {"type": "integer", "nullable": True}, "source": STR,
+                    "origin": {"type": "string", "enum": ["recorded", "imported"]},
+                    "recognised": {"type": "boolean"},
+                    "recognition": {"type": "string", "enum": ["recognised", "not_listed", "expired", "outside"]},
+                    "valid_until": {"type": "string", "format": "date", "nullable": True}},
+                   ("id", "type_code", "performed_on", "recognised", "recognition")),
+    "RecognisedItems": _obj({"alliance_id": INT, "items": {"type": "array", "items": _obj(
+        {"type_code": STR, "validity_days": INT}, ("type_code", "validity_days"))},
+        "types": {"type": "array", "items": _obj({"code": STR, "kind": STR, "name": STR, "name_zh": STR,
+                                                  "recognised": {"type": "boolean"}}, ("code", "recognised"))}},
+        ("alliance_id", "items", "types")),
     "CreateConsultation": _obj({
         "patient": _obj({"name": {"type": "string", "minLength": 1, "maxLength": 200},
                          "sex": {"type": "string", "enum": ["female", "male", "other"]},
@@ -115,10 +132,14 @@ def _path_param(name: str) -> dict[str, Any]:
 
 C = [_path_param("consultation_id")]
 SHARE_BODY = _obj({"pct": {"type": "integer", "minimum": 0, "maximum": 100, "nullable": True}}, closed=True)
+P = [_path_param("patient_id")]
+A = [_path_param("alliance_id")]
 R = [_path_param("referral_id"), _path_param("task_id")]
 
 
 def document() -> dict[str, Any]:
+    # The input schemas of the service operations add their own components.
+    components: dict[str, Any] = dict(SCHEMAS)
     paths: dict[str, Any] = {
         "/api/tokens": {"post": _op(
             "Exchange a username and password for an API token", "201",
@@ -235,6 +256,25 @@ def document() -> dict[str, Any]:
                            "video_frames": {"type": "integer", "minimum": 0},
                            "audio_frames": {"type": "integer", "minimum": 0}}, "additionalProperties": False}},
                       ("connected",), closed=True))},
+        "/api/patients/{patient_id}/results": {
+            "get": _op("The patient's test results, as your alliance recognises them today", "200",
+                       _obj({"patient_id": INT, "alliance_id": {"type": "integer", "nullable": True},
+                             "today": {"type": "string", "format": "date"},
+                             "results": {"type": "array", "items": _ref("Result")}}, ("results",)), params=P),
+            "post": _op("Record a test result (clinicians the record is shared with)", "201",
+                        _obj({"result": _ref("Result")}, ("result",)), params=P,
+                        body=json_schema(RecordResult, components))},
+        "/api/patients/{patient_id}/results/fhir": {"post": _op(
+            "Import a FHIR R4 Bundle of Observation and DiagnosticReport resources, all or none "
+            "(sent as application/json or application/fhir+json)", "201",
+            _obj({"imported": INT, "results": {"type": "array", "items": _ref("Result")}}, ("imported", "results")),
+            params=P, body=_obj({"resourceType": {"type": "string", "enum": ["Bundle"]}, "type": STR,
+                                 "entry": {"type": "array", "items": {"type": "object"}}}, ("resourceType", "entry")))},
+        "/api/alliances/{alliance_id}/recognised-items": {
+            "get": _op("The alliance's mutually recognised items (互认), with validity days per test type", "200",
+                       _ref("RecognisedItems"), params=A),
+            "put": _op("Set the whole list (the alliance's administrator)", "200", _ref("RecognisedItems"),
+                       params=A, body=json_schema(RecognisedItemsInput, components))},
         "/healthz": {"get": _op("The process answers", "200", _obj({"status": STR}, ("status",)), auth=False)},
         "/readyz": {"get": _op("Database and broker reachable (503 otherwise)", "200",
                                _obj({"status": STR, "checks": {"type": "object"}}, ("status",)), auth=False)},
@@ -249,7 +289,7 @@ def document() -> dict[str, Any]:
                  "description": "Remote consultations between grassroots clinics and hospital specialists. "
                                 "Get a token at /api/tokens and send it as `Authorization: Bearer <token>`."},
         "paths": paths,
-        "components": {"schemas": SCHEMAS,
+        "components": {"schemas": components,
                        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
         "security": [{"bearer": []}],
     }

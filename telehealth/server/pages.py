@@ -147,7 +147,7 @@ async def handle_specialist_home(request: web.Request) -> web.StreamResponse:
     services, actor = request.app[keys.SERVICES], actor_of(request)
     home = await services.consultations.specialist_home(actor)
     return await _role_home(request, "specialist/home.html", active=home.recent, referrals=home.referrals,
-                            orgs=await services.organisations.by_id(actor))
+                            received=home.received, orgs=await services.organisations.by_id(actor))
 
 
 @page(Role.admin)

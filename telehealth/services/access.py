@@ -1,5 +1,5 @@
-"""The access policy: who may see or act on a consultation, its record and its referrals. Every edge asks
-here, through the service operations; nothing else decides."""
+"""The access policy: who may see or act on a consultation, its record, its referrals and the test results in
+the patient's record. Every edge asks here, through the service operations; nothing else decides."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from telehealth.domain import Role
 from telehealth.errors import ErrorCode, TelehealthError
-from telehealth.records.models import Consultation, Referral, User
+from telehealth.records.models import Consultation, Patient, Referral, User
 
 if TYPE_CHECKING:
     from telehealth.services.context import Actor, Services
@@ -86,3 +86,40 @@ class AccessPolicy:
             await self._services.audit(actor, "referral.view_denied", f"referral:{referral.id}")
             raise TelehealthError(ErrorCode.forbidden, "this referral is addressed to another institution")
         return referral
+
+    async def _receives(self, user: User, consultation: Consultation) -> bool:
+        """A clinician of an institution one of the consultation's referrals went to (up or down)."""
+        if user.role not in (Role.clinic_doctor, Role.specialist) or user.organisation_id is None:
+            return False
+        referrals = await self._services.store.list_referrals(consultation_id=consultation.id)
+        return any(r.to_org_id == user.organisation_id for r in referrals)
+
+    async def record(self, actor: Actor, consultation_id: int) -> Consultation:
+        """The record page: whoever may see the consultation, and the institution its referral went to, which
+        receives the patient with the record (and its results)."""
+        consultation = await self._services.store.get_consultation(consultation_id)
+        if consultation is not None and await self._receives(actor.user, consultation):
+            return consultation
+        return await self.consultation(actor, consultation_id)
+
+    async def patient_results(self, actor: Actor, patient_id: int, *, write: bool) -> Patient:
+        """The test results in a patient's record. Seen by those who may see one of the patient's consultations
+        and by clinicians of an institution the patient was referred to; recorded by clinicians only: the
+        patient's own clinic, the specialist of one of the patient's consultations, the receiving institution."""
+        store = self._services.store
+        patient = await store.get_patient(patient_id)
+        if patient is None:
+            raise TelehealthError(ErrorCode.not_found, "no such patient")
+        user = actor.user
+        clinician = user.role in (Role.clinic_doctor, Role.specialist)
+        if write and not clinician:
+            raise TelehealthError(ErrorCode.forbidden, "your role may not do this")
+        if user.role is Role.clinic_doctor and user.organisation_id == patient.organisation_id:
+            return patient
+        for consultation in await store.list_patient_consultations(patient.id):
+            if is_participant(user, consultation) or (not write and await self.may_see(user, consultation)):
+                return patient
+        if clinician and user.organisation_id in await store.list_patient_referral_orgs(patient.id):
+            return patient
+        await self._services.audit(actor, "result.view_denied", f"patient:{patient.id}")
+        raise TelehealthError(ErrorCode.forbidden, "this patient's record is not shared with your institution")

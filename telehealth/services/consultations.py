@@ -4,7 +4,7 @@ decision that closes the record."""
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from telehealth.domain import SPECIALTIES, ConsultationState, Role, Title, Urgency
@@ -146,6 +146,8 @@ class Home:
     recent: list[Consultation]
     to_decide: list[Consultation]
     referrals: list[Referral]
+    # Referrals up to the specialist's hospital: the patients it receives, with their record and results.
+    received: list[Referral] = field(default_factory=list)
 
 
 class Consultations:
@@ -324,7 +326,9 @@ class Consultations:
         store = self._s.store
         active = await store.list_consultations(specialist_id=actor.id, states=[S.accepted, S.in_call, S.ended],
                                                 limit=50)
-        return Home(active, [], await store.list_referrals(created_by=actor.id, limit=20))
+        received = await store.list_referrals(to_org_id=actor.user.organisation_id, direction="up", open_only=True,
+                                              limit=20) if actor.user.organisation_id is not None else []
+        return Home(active, [], await store.list_referrals(created_by=actor.id, limit=20), received)
 
     async def authorize_decision(self, actor: Actor, consultation_id: int) -> Consultation:
         consultation = await self._s.access.participant_consultation(actor, consultation_id)

@@ -26,6 +26,7 @@ from telehealth.services.oversight import Oversight
 from telehealth.services.prechecks import Prechecks
 from telehealth.services.records import Records
 from telehealth.services.referrals import Referrals
+from telehealth.services.results import Results
 from telehealth.services.slots import Slots
 
 
@@ -78,6 +79,7 @@ class Services:
         self.oversight: Oversight = Oversight(self)
         self.slots: Slots = Slots(self)
         self.prechecks: Prechecks = Prechecks(self)
+        self.results: Results = Results(self)
         self.records: Records = Records(self)
 
     def now(self) -> dt.datetime:

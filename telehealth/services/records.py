@@ -14,6 +14,7 @@ from telehealth.errors import ErrorCode, TelehealthError
 from telehealth.records.durations import Durations, derive_durations
 from telehealth.records.fhir import RecordParts, export_bundle
 from telehealth.records.models import Consultation, Organisation, User
+from telehealth.services.results import PatientResults
 
 if TYPE_CHECKING:
     from telehealth.services.context import Actor, Services
@@ -42,6 +43,7 @@ class RecordPage:
     durations: Durations
     organisations: dict[int, Organisation]
     attachments: list[dict[str, Any]]
+    results: PatientResults
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,7 @@ class Records:
         booking = await store.get_booking(consultation.id)
         consent_document = next((a for a in await store.list_attachments(consultation.id)
                                  if a.get("kind") == "consent"), None)
+        results, sources = await self._s.results.list_results(consultation)
         return RecordParts(
             consultation=consultation, patient=await store.get_patient_summary(consultation.patient_id) or {},
             clinic=clinic, requester=requester, specialist=specialist,
@@ -79,10 +82,11 @@ class Records:
             referrals=await store.list_referrals(consultation_id=consultation.id),
             consent_document=consent_document,
             base=self._s.node.split(":")[0] or "telehealth",
+            results=results, result_sources=sources,
         )
 
     async def page(self, actor: Actor, consultation_id: int) -> RecordPage:
-        consultation = await self._s.access.consultation(actor, consultation_id)
+        consultation = await self._s.access.record(actor, consultation_id)
         await self._s.audit(actor, "record.view", f"consultation:{consultation.id}")
         store = self._s.store
         parts = await self._parts(consultation)
@@ -100,10 +104,11 @@ class Records:
         accompanying = await store.get_user(consultation.accompanying_doctor_id)
         return RecordPage(parts, accompanying, handovers, derive_durations(events, parts.sessions),
                           {o.id: o for o in await store.list_organisations()},
-                          await store.list_attachments(consultation.id))
+                          await store.list_attachments(consultation.id),
+                          await self._s.results.for_consultation(actor, consultation))
 
     async def fhir(self, actor: Actor, consultation_id: int) -> dict[str, Any]:
-        consultation = await self._s.access.consultation(actor, consultation_id)
+        consultation = await self._s.access.record(actor, consultation_id)
         await self._s.audit(actor, "record.export_fhir", f"consultation:{consultation.id}")
         return export_bundle(await self._parts(consultation), now=self._s.now())
 

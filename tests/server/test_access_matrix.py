@@ -95,6 +95,12 @@ HTTP: dict[tuple[str, str], set[str]] = {
     ("POST", "/api/me/password"): ANY_USER, ("GET", "/api/tokens"): ANY_USER,
     ("DELETE", "/api/tokens/{k}"): ANY_USER, ("GET", "/api/admin/users/{u}/tokens"): {"admin"},
     ("DELETE", "/api/admin/users/{u}/tokens/{i}"): {"admin"},
+    # The test results of the consultation's patient ({n}), and the alliance's ({l}) recognised items.
+    ("GET", "/api/patients/{n}/results"): PARTIES, ("POST", "/api/patients/{n}/results"): {"clinic", "spec"},
+    ("POST", "/api/patients/{n}/results/fhir"): {"clinic", "spec"},
+    ("POST", "/clinic/consultations/{c}/results"): {"clinic"},
+    ("GET", "/api/alliances/{l}/recognised-items"): ANY_USER, ("PUT", "/api/alliances/{l}/recognised-items"): {"admin"},
+    ("GET", "/admin/recognised-items"): ADMINS, ("POST", "/admin/recognised-items"): ADMINS,
 }
 
 # WebSocket commands: callers allowed, and whether the command is about the consultation (own vs other).
@@ -161,7 +167,7 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
         spare = sorted(t.id for t in await store.list_api_tokens(clinic.id, ttl=dt.timedelta(days=1)))[-2:]
         group = await store.get_alliance_by_name(ALLIANCE_NAME)
         ids = {"c": consultation.id, "a": attachment["id"], "r": 999_999, "t": 1, "u": clinic.id, "o": city.id,
-               "l": group.id,
+               "n": consultation.patient_id, "l": group.id,
                "g": agreement, "d": duty_day.id, "p": "0" * 32,
                "k": 999_999, "j": spare[0], "i": spare[1]}
         yield World(node, tokens, ids)
@@ -193,7 +199,8 @@ async def test_every_route_for_every_caller(world: World) -> None:
              .replace("{r}", "{referral_id}").replace("{t}", "{task_id}").replace("{u}", "{user_id}")
              .replace("{o}", "{org_id}").replace("{g}", "{agreement_id}").replace("{d}", "{duty_id}")
              .replace("{p}", "{check_id}").replace("{k}", "{token_id}")
-             .replace("{j}", "{token_id}").replace("{i}", "{token_id}").replace("{l}", "{alliance_id}"))
+             .replace("{j}", "{token_id}").replace("{i}", "{token_id}").replace("{n}", "{patient_id}")
+             .replace("{l}", "{alliance_id}"))
             for m, p in HTTP}
     assert routes == spec, ("routes without a row", routes - spec, "rows without a route", spec - routes)
 
