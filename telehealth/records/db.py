@@ -37,7 +37,7 @@ def safe_error_text(error: BaseException) -> str:
             + (f" ({', '.join(names)})" if names else ""))
 
 
-def _scrub_error(context: ExceptionContext) -> None:
+def scrub_error(context: ExceptionContext) -> None:
     """Rewrite a failed statement's error in place before it is raised, so that no traceback logged anywhere
     shows what the statement carried. The error keeps its class (IntegrityError is still IntegrityError) and
     its SQLSTATE; the driver's own exception, which prints its DETAIL, is no longer chained to it."""
@@ -55,7 +55,7 @@ def _scrub_error(context: ExceptionContext) -> None:
 
 
 def _guard_errors(engine: AsyncEngine) -> AsyncEngine:
-    event.listen(engine.sync_engine, "handle_error", _scrub_error)
+    event.listen(engine.sync_engine, "handle_error", scrub_error)
     return engine
 
 
@@ -81,7 +81,7 @@ def create_engine(url: str) -> AsyncEngine:
     # connection the database dropped fails its first statement, which answers `unavailable`, and SQLAlchemy
     # then discards every pooled connection older than that failure, so the next request gets fresh ones.
     # Statement parameters are patient data: never in an error's text (hide_parameters), nor in what the
-    # database said about them (_scrub_error).
+    # database said about them (scrub_error).
     return _guard_errors(create_async_engine(
         url, pool_size=10, max_overflow=20, pool_pre_ping=False, pool_timeout=10, hide_parameters=True,
         connect_args={"timeout": 5, "command_timeout": 30}))

@@ -87,6 +87,7 @@ async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
         app[keys.STORE] = store
         yield
     finally:
+        store.close_readers()
         await engine.dispose()
 
 

@@ -42,13 +42,11 @@ class AccountStore(StoreBase):
         return user
 
     async def get_user(self, user_id: int) -> User | None:
-        async with self._tx() as conn:
-            row = (await conn.execute(sa.select(t.users).where(t.users.c.id == user_id))).first()
+        row = await self._first(sa.select(t.users).where(t.users.c.id == user_id))
         return as_user(row) if row else None
 
     async def get_user_by_username(self, username: str) -> User | None:
-        async with self._tx() as conn:
-            row = (await conn.execute(sa.select(t.users).where(t.users.c.username == username))).first()
+        row = await self._first(sa.select(t.users).where(t.users.c.username == username))
         return as_user(row) if row else None
 
     async def list_users(self, *, role: Role | None = None, organisation_ids: Iterable[int] | None = None,
@@ -114,9 +112,8 @@ class AccountStore(StoreBase):
 
     async def get_web_session(self, token_hash: str, now: dt.datetime) -> WebSession | None:
         ws = t.web_sessions
-        async with self._tx() as conn:
-            row = (await conn.execute(sa.select(ws).where(ws.c.token_hash == token_hash,
-                                                          ws.c.expires_at > now))).first()
+        row = await self._first(sa.select(ws).where(ws.c.token_hash == token_hash,
+                                                          ws.c.expires_at > now))
         return WebSession(row.user_id, row.csrf_token, row.expires_at) if row else None
 
     async def delete_web_session(self, token_hash: str) -> None:
@@ -130,11 +127,10 @@ class AccountStore(StoreBase):
 
     async def get_user_for_api_token(self, token_hash: str) -> User | None:
         a, u = t.api_tokens, t.users
-        async with self._tx() as conn:
-            row = (await conn.execute(
+        row = await self._first(
                 sa.select(u).join(a, a.c.user_id == u.c.id).where(a.c.token_hash == token_hash,
                                                                   a.c.revoked_at.is_(None),
-                                                                  u.c.active.is_(True)))).first()
+                                                                  u.c.active.is_(True)))
         return as_user(row) if row else None
 
     async def get_api_token_owner(self, token_hash: str, *,
@@ -144,8 +140,7 @@ class AccountStore(StoreBase):
         query = sa.select(u, a.c.created_at.label("token_created_at")).join(a, a.c.user_id == u.c.id).where(
             a.c.token_hash == token_hash, a.c.revoked_at.is_(None), u.c.active.is_(True),
             a.c.created_at > issued_after)
-        async with self._tx() as conn:
-            row = (await conn.execute(query)).first()
+        row = await self._first(query)
         return (as_user(row), row.token_created_at) if row else None
 
     # Ending access: a new password, a deactivation, a revoked token.

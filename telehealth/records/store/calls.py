@@ -46,13 +46,11 @@ class CallSessionStore(ConsultationStore):
         return consultation, session
 
     async def get_call_session(self, session_id: int) -> CallSession | None:
-        async with self._tx() as conn:
-            row = (await conn.execute(_CALL_SESSION, {"w_id": session_id})).first()
+        row = await self._first(_CALL_SESSION, {"w_id": session_id})
         return as_call_session(row) if row else None
 
     async def get_open_call_session(self, consultation_id: int) -> CallSession | None:
-        async with self._tx() as conn:
-            row = (await conn.execute(_OPEN_CALL_SESSION, {"w_consultation": consultation_id})).first()
+        row = await self._first(_OPEN_CALL_SESSION, {"w_consultation": consultation_id})
         return as_call_session(row) if row else None
 
     async def list_call_sessions(self, consultation_id: int) -> list[CallSession]:

@@ -171,13 +171,11 @@ class ConsultationStore(StoreBase):
         return as_consultation(row)
 
     async def get_consultation(self, consultation_id: int) -> Consultation | None:
-        async with self._tx() as conn:
-            row = (await conn.execute(_CONSULTATION, {"w_id": consultation_id})).first()
+        row = await self._first(_CONSULTATION, {"w_id": consultation_id})
         return as_consultation(row) if row else None
 
     async def get_patient_summary(self, patient_id: int) -> dict[str, Any] | None:
-        async with self._tx() as conn:
-            row = (await conn.execute(sa.select(t.patients).where(t.patients.c.id == patient_id))).first()
+        row = await self._first(sa.select(t.patients).where(t.patients.c.id == patient_id))
         if row is None:
             return None
         return {"name": row.name, "sex": row.sex, "birth_year": row.birth_year, "local_id": row.local_id}
