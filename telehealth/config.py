@@ -113,11 +113,13 @@ class SignalingSettings:
 class IceSettings:
     stun_urls: tuple[str, ...] = ()
     turn_urls: tuple[str, ...] = ()
-    turn_ttl_s: int = 3600
+    # The expected length of a call: a TURN credential, given to a participant of a call that is to come or in
+    # progress, lasts this long.
+    call_length_s: int = 1800
     secret: str = ""
 
     def __post_init__(self) -> None:
-        _positive(self, "turn_ttl_s")
+        _positive(self, "call_length_s")
         for url in self.stun_urls:
             if not url.startswith(("stun:", "stuns:")):
                 raise ConfigError(f"ice.stun_urls: {url!r} is not a stun: or stuns: URL")
