@@ -271,6 +271,13 @@ async def _check(settings: Settings) -> int:
             await client.aclose()
     else:
         print("broker: in-process (single node)")
+    if settings.audit_key:
+        key_from = "keyed with TELEHEALTH_AUDIT_KEY"
+    elif settings.mode == "production":
+        key_from = "audit key MISSING"
+    else:
+        key_from = "keyed with audit.key in the data directory (development only)"
+    print(f"audit: {key_from}; anchor {settings.audit_anchor_path.resolve()}")
     ice = settings.ice
     print(f"ice: {len(ice.stun_urls)} STUN URL(s), {len(ice.turn_urls)} TURN URL(s)"
           + ("; TURN secret set" if ice.secret else ""))
