@@ -9,6 +9,7 @@ import hmac
 import json
 import logging
 import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -75,14 +76,20 @@ class AuditAnchor:
             log.error("audit anchor not written to %s for entry %s: %s", self.path, seq,
                       exc.strerror or type(exc).__name__)
 
-    def read(self) -> AnchorReading:
-        """The furthest point sealed with this key, and every line that is unreadable or sealed otherwise."""
+    def size(self) -> int | None:
+        """The file's length now, or None if there is none: a check reads this much, so lines appended while it
+        runs (for entries it may not have seen) are left for the next one."""
         try:
-            text = self.path.read_text(encoding="utf-8")
+            return self.path.stat().st_size
         except FileNotFoundError:
-            return AnchorReading(exists=False)
-        reading = AnchorReading(exists=True)
-        for number, raw in enumerate(text.splitlines(), start=1):
+            return None
+
+    def points(self, reading: AnchorReading, upto: int) -> Iterator[AnchorPoint]:
+        """Every point sealed with this key in the first `upto` bytes, in file order; what is wrong with the
+        other lines goes into `reading`, as does the furthest point."""
+        with self.path.open("rb") as fh:
+            data = fh.read(upto)
+        for number, raw in enumerate(data.split(b"\n")[:-1], start=1):
             if not raw.strip():
                 continue
             reading.lines += 1
@@ -100,17 +107,33 @@ class AuditAnchor:
                 reading.problems.append(f"anchor line {number} (entry {seq}) is not sealed by the audit key: "
                                         "the anchor was edited")
                 continue
+            point = AnchorPoint(seq, entry_hash, number)
             if reading.last is None or seq > reading.last.seq:
-                reading.last = AnchorPoint(seq, entry_hash, number)
+                reading.last = point
+            yield point
         if reading.foreign:
             reading.problems.append(
                 f"{reading.foreign} of {reading.lines} anchor line(s) were sealed with another key than the one "
                 "given: the audit key is wrong (or the anchor belongs to another deployment)")
+
+    def read(self) -> AnchorReading:
+        """The whole file read: its furthest point, and every line that is unreadable or sealed otherwise."""
+        size = self.size()
+        reading = AnchorReading(exists=size is not None)
+        if size is not None:
+            for _ in self.points(reading, size):
+                pass
         return reading
 
 
 class ChainChecker(Protocol):
-    async def check_audit_chain(self, *, at_seq: int | None = None) -> AuditChainCheck: ...
+    async def check_audit_chain(self) -> AuditChainCheck: ...
+
+    async def list_audit_hashes(self, seqs: Sequence[int]) -> dict[int, str]: ...
+
+
+# Anchor points looked up in the log at a time: memory stays bounded however long the anchor is.
+BATCH = 500
 
 
 @dataclass(frozen=True)
@@ -121,6 +144,17 @@ class AuditVerdict:
     anchor: AnchorReading
     problems: tuple[str, ...]
     notes: tuple[str, ...]
+    # The chain is whole but shorter than the anchor's furthest point: how many entries are missing at its end.
+    removed: int = 0
+    # The first anchored entry the log holds otherwise, or no longer holds below its end (the chain rewritten
+    # without the key, or entries removed and others written in their place).
+    rewritten_at: int | None = None
+    # No anchor point to compare with although keyed entries exist.
+    unanchored: bool = False
+
+    @property
+    def wrong_key(self) -> bool:
+        return self.anchor.foreign > 0
 
     @property
     def ok(self) -> bool:
@@ -128,33 +162,60 @@ class AuditVerdict:
 
 
 async def verify_audit(store: ChainChecker, anchor: AuditAnchor) -> AuditVerdict:
-    """Check the chain entry by entry with the key, then its length and head against the anchor's furthest
-    point: a removed tail leaves the chain shorter than the anchor says, and a chain rewritten without the
-    key has another hash at the anchored entry."""
-    reading = anchor.read()
-    point = reading.last
-    check = await store.check_audit_chain(at_seq=point.seq if point else None)
-    problems = list(reading.problems)
+    """Check the chain entry by entry with the key, then every anchor point against it: a chain shorter than the
+    furthest point lost its tail, and an anchored entry the log holds otherwise (or not at all, below its end)
+    means the chain was rewritten without the key, or cut and written on."""
+    size = anchor.size()
+    reading = AnchorReading(exists=size is not None)
+    check = await store.check_audit_chain()
+    problems: list[str] = []
     notes: list[str] = []
+    first_wrong: AnchorPoint | None = None
+
+    async def compare(batch: list[AnchorPoint]) -> None:
+        nonlocal first_wrong
+        found = await store.list_audit_hashes(sorted({p.seq for p in batch}))
+        for point in batch:
+            held = found.get(point.seq)
+            if point.seq > check.checked and check.broken_id is None:
+                continue  # past the end: counted as removed below
+            if held is None or not hmac.compare_digest(held, point.entry_hash):
+                if first_wrong is None or point.seq < first_wrong.seq:
+                    first_wrong = point
+
+    if size is not None:
+        batch: list[AnchorPoint] = []
+        for point in anchor.points(reading, size):
+            batch.append(point)
+            if len(batch) >= BATCH:
+                await compare(batch)
+                batch = []
+        if batch:
+            await compare(batch)
+    problems.extend(reading.problems)
+    furthest = reading.last
+    removed, unanchored = 0, False
     if check.broken_id is not None:
         problems.append(f"entry {check.broken_id} (after {check.checked} good entries) is wrong: {check.problem}")
+    if first_wrong is not None:
+        problems.append(f"entry {first_wrong.seq} is not the one the anchor recorded (line {first_wrong.line}): "
+                        "the log was rewritten from there, or cut and written on")
     keyed = check.checked - check.legacy
-    if point is not None:
-        if check.broken_id is None and check.checked < point.seq:
+    if furthest is not None:
+        if check.broken_id is None and check.checked < furthest.seq:
+            removed = furthest.seq - check.checked
             problems.append(
-                f"the log ends at entry {check.checked} but the anchor recorded entry {point.seq} (line {point.line}):"
-                f" the last {point.seq - check.checked} entries were removed")
-        elif check.hash_at_seq is not None and not hmac.compare_digest(check.hash_at_seq, point.entry_hash):
-            problems.append(f"entry {point.seq} is not the one the anchor recorded (line {point.line}): "
-                            "the log was rewritten up to it")
-        elif check.broken_id is None and check.checked > point.seq:
-            notes.append(f"{check.checked - point.seq} entries after the anchor's last point (line {point.line}): "
+                f"the log ends at entry {check.checked} but the anchor recorded entry {furthest.seq} (line {furthest.line}):"
+                f" the last {removed} entries were removed")
+        elif check.broken_id is None and check.checked > furthest.seq:
+            notes.append(f"{check.checked - furthest.seq} entries after the anchor's last point (line {furthest.line}): "
                          "written since, or their anchor line was not written")
-    elif not reading.exists and (keyed > 0 or check.broken_id is not None):
-        problems.append(f"there is no anchor at {anchor.path}: a removed tail cannot be found without it")
-    elif reading.exists and not reading.foreign and not reading.problems and keyed > 0:
-        problems.append(f"the anchor at {anchor.path} has no point: a removed tail cannot be found without it")
+    elif not reading.foreign and not reading.problems and (keyed > 0 or check.broken_id is not None):
+        unanchored = True
+        where = "there is no anchor at" if size is None else "no point in the anchor at"
+        problems.append(f"{where} {anchor.path}: a removed tail cannot be found without it")
     if check.legacy:
         notes.append(f"{check.legacy} entries written before the audit key are hashed the old, unkeyed way "
                      "and checked as written" + ("; the keyed entries after them seal them" if keyed else ""))
-    return AuditVerdict(check, reading, tuple(problems), tuple(notes))
+    return AuditVerdict(check, reading, tuple(problems), tuple(notes), removed,
+                        first_wrong.seq if first_wrong else None, unanchored)

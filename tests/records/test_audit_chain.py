@@ -177,7 +177,30 @@ async def test_an_edit_with_every_hash_recomputed_is_found(database_url: str, tm
         assert (check.checked, check.legacy, check.broken_id) == (5, 5, None)
         verdict = await verify_audit(store, anchor)
         assert not verdict.ok
-        assert any("entry 5 is not the one the anchor recorded" in p for p in verdict.problems)
+        assert verdict.rewritten_at == 1
+        assert any("entry 1 is not the one the anchor recorded" in p for p in verdict.problems)
+    finally:
+        await engine.dispose()
+
+
+async def test_a_tail_removed_and_written_on_is_found(database_url: str, tmp_path: Path) -> None:
+    settings = settings_for(database_url, tmp_path)
+    engine = create_engine(database_url)
+    try:
+        await migrate(engine)
+        store = open_store(engine, settings)
+        anchor = AuditAnchor(settings.audit_anchor_path, KEY.encode())
+        await write_entries(store, 5)
+        async with engine.begin() as conn:
+            await conn.execute(sa.text("DELETE FROM audit_log WHERE seq >= 4"))
+        # The server goes on: entries 4 to 7 are written anew, each link and keyed hash right, the anchor's
+        # furthest point (7) matching the log.
+        await write_entries(store, 4)
+        check = await store.check_audit_chain()
+        assert (check.checked, check.broken_id) == (7, None)
+        verdict = await verify_audit(store, anchor)
+        assert not verdict.ok and verdict.rewritten_at == 4 and verdict.removed == 0
+        assert any("entry 4 is not the one the anchor recorded" in p for p in verdict.problems)
     finally:
         await engine.dispose()
 

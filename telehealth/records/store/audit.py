@@ -13,7 +13,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,8 +64,6 @@ class AuditChainCheck:
     legacy: int = 0
     # The hash of the last checked entry (GENESIS_HASH for none).
     head_hash: str = GENESIS_HASH
-    # The hash of the entry numbered as asked (`at_seq`), if the check reached it.
-    hash_at_seq: str | None = None
 
 
 class AuditStore(StoreBase):
@@ -118,13 +116,11 @@ class AuditStore(StoreBase):
             else:
                 write_anchor()
 
-    async def check_audit_chain(self, *, at_seq: int | None = None) -> AuditChainCheck:
-        """Recompute every entry's hash (keyed ones with the audit key) and link, up to the first wrong one;
-        note the hash of entry number `at_seq` on the way."""
+    async def check_audit_chain(self) -> AuditChainCheck:
+        """Recompute every entry's hash (keyed ones with the audit key) and link, up to the first wrong one."""
         a = t.audit_log
         checked = legacy = 0
         prev = GENESIS_HASH
-        hash_at: str | None = None
         async with self.engine.connect() as conn:
             result = await conn.stream(sa.select(a).order_by(a.c.id))
             async for row in result:
@@ -150,14 +146,19 @@ class AuditStore(StoreBase):
                     problem = ("its keyed hash does not match its content: the entry was edited, "
                                "or the audit key is not the one it was written with")
                 if problem:
-                    return AuditChainCheck(checked, row.id, problem, legacy, prev, hash_at)
+                    return AuditChainCheck(checked, row.id, problem, legacy, prev)
                 if row.hash_version == LEGACY_HASH_VERSION:
                     legacy += 1
                 prev = row.hash
                 checked += 1
-                if checked == at_seq:
-                    hash_at = row.hash
-        return AuditChainCheck(checked, None, "", legacy, prev, hash_at)
+        return AuditChainCheck(checked, None, "", legacy, prev)
+
+    async def list_audit_hashes(self, seqs: Sequence[int]) -> dict[int, str]:
+        """The hashes of the keyed entries with these numbers (those the log holds)."""
+        a = t.audit_log
+        async with self._tx(single_statement=True) as conn:
+            rows = await conn.execute(sa.select(a.c.seq, a.c.hash).where(a.c.seq.in_(list(seqs))))
+            return {int(r.seq): r.hash for r in rows}
 
     async def verify_audit_chain(self) -> tuple[int, int | None]:
         """(entries checked, id of the first entry whose hash or link is wrong, or None)."""
