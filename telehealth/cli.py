@@ -77,10 +77,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     audit = sub.add_parser("audit", help="audit trail tools")
     audit_sub = audit.add_subparsers(dest="audit_command", metavar="ACTION", required=True)
-    verify = audit_sub.add_parser("verify", help="check the audit log's hash chain",
-                                  description="Recompute the hash chain of the audit log and report the first "
-                                              "broken link. Exit status 1 if the chain is broken.")
+    verify = audit_sub.add_parser(
+        "verify", help="check the audit log's keyed hash chain against its anchor",
+        description="Recompute the keyed hash chain of the audit log with the audit key (TELEHEALTH_AUDIT_KEY or "
+                    "TELEHEALTH_AUDIT_KEY_FILE) and compare its length and head with the anchor file. Reports an "
+                    "edited entry, removed entries at the end, and a wrong key. Exit status 1 on any problem.")
     _common(verify)
+    verify.add_argument("--anchor", metavar="FILE",
+                        help="the anchor file to compare with (default: audit.anchor_path, or audit-anchor.jsonl "
+                             "in the data dir), e.g. the copy kept elsewhere")
     return parser
 
 
@@ -102,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "check":
             return asyncio.run(_check(_settings(args)))
         if args.command == "audit":
-            return asyncio.run(_audit_verify(_settings(args)))
+            return asyncio.run(_audit_verify(_settings(args), args.anchor))
     except ConfigError as exc:
         print(f"telehealth: configuration error: {exc}", file=sys.stderr)
         return 2
@@ -177,7 +182,7 @@ async def _create_user(args: argparse.Namespace, settings: Settings) -> int:
     from telehealth.matching.memory import MemoryBroker
     from telehealth.matching.service import Matcher
     from telehealth.records.db import create_engine, migrate
-    from telehealth.records.store import Store
+    from telehealth.records.store import open_store
     from telehealth.schema import InputError, parse
     from telehealth.services.accounts import NewUserInput
     from telehealth.services.context import Services
@@ -196,7 +201,7 @@ async def _create_user(args: argparse.Namespace, settings: Settings) -> int:
     engine = create_engine(settings.effective_database_url)
     try:
         await migrate(engine) if settings.uses_embedded_database else None
-        store = Store(engine)
+        store = open_store(engine, settings)
         broker = MemoryBroker()
         services = Services(store, broker, Matcher(store, broker, settings.matching), settings)
         org_id = None
@@ -266,6 +271,13 @@ async def _check(settings: Settings) -> int:
             await client.aclose()
     else:
         print("broker: in-process (single node)")
+    if settings.audit_key:
+        key_from = "keyed with TELEHEALTH_AUDIT_KEY"
+    elif settings.mode == "production":
+        key_from = "audit key MISSING"
+    else:
+        key_from = "keyed with audit.key in the data directory (development only)"
+    print(f"audit: {key_from}; anchor {settings.audit_anchor_path.resolve()}")
     ice = settings.ice
     print(f"ice: {len(ice.stun_urls)} STUN URL(s), {len(ice.turn_urls)} TURN URL(s)"
           + ("; TURN secret set" if ice.secret else ""))
@@ -273,19 +285,34 @@ async def _check(settings: Settings) -> int:
     return 0 if ok else 1
 
 
-async def _audit_verify(settings: Settings) -> int:
-    from telehealth.records.db import create_engine
-    from telehealth.records.store import Store
+async def _audit_verify(settings: Settings, anchor_file: str | None) -> int:
+    from pathlib import Path
 
+    from telehealth.config import audit_key_of
+    from telehealth.records.anchor import AuditAnchor, verify_audit
+    from telehealth.records.db import create_engine
+    from telehealth.records.store import audit_anchor, open_store
+
+    settings, _ = finalize_secrets(settings)
     engine = create_engine(settings.effective_database_url)
     try:
-        checked, broken = await Store(engine).verify_audit_chain()
+        store = open_store(engine, settings)
+        anchor = audit_anchor(settings)
+        if anchor_file:
+            anchor = AuditAnchor(Path(anchor_file), audit_key_of(settings))
+        verdict = await verify_audit(store, anchor)
     finally:
         await engine.dispose()
-    if broken is None:
-        print(f"audit chain intact: {checked} entries")
+    for note in verdict.notes:
+        print(f"  note: {note}")
+    if verdict.ok:
+        point = verdict.anchor.last
+        print(f"audit chain intact: {verdict.check.checked} entries"
+              + (f", matching the anchor at entry {point.seq}" if point else ""))
         return 0
-    print(f"audit chain BROKEN at entry {broken} (after {checked} good entries)")
+    print(f"audit chain BROKEN ({verdict.check.checked} good entries from the start):")
+    for problem in verdict.problems:
+        print(f"  - {problem}")
     return 1
 
 

@@ -21,8 +21,12 @@ from telehealth.records.quota import SharePolicy
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 ENV_PREFIX = "TELEHEALTH_"
 MODES = ("development", "production", "test")
+# In the data directory: the default anchor of the audit chain, and the audit key made up outside production.
+ANCHOR_FILE = "audit-anchor.jsonl"
+DEVELOPMENT_AUDIT_KEY_FILE = "audit.key"
 # Read separately (secrets) or by other parts (profile, log level, a new user's password).
-SPECIAL_VARIABLES = frozenset({"TELEHEALTH_PROFILE", "TELEHEALTH_SECRET_KEY", "TELEHEALTH_TURN__SECRET",
+SPECIAL_VARIABLES = frozenset({"TELEHEALTH_PROFILE", "TELEHEALTH_SECRET_KEY", "TELEHEALTH_AUDIT_KEY",
+                               "TELEHEALTH_TURN__SECRET",
                                "TELEHEALTH_ICE__SECRET", "TELEHEALTH_LOG_LEVEL", "TELEHEALTH_NEW_PASSWORD"})
 
 
@@ -111,17 +115,27 @@ class SignalingSettings:
 class IceSettings:
     stun_urls: tuple[str, ...] = ()
     turn_urls: tuple[str, ...] = ()
-    turn_ttl_s: int = 3600
+    # The expected length of a call: a TURN credential, given to a participant of a call that is to come or in
+    # progress, lasts this long.
+    call_length_s: int = 1800
     secret: str = ""
 
     def __post_init__(self) -> None:
-        _positive(self, "turn_ttl_s")
+        _positive(self, "call_length_s")
         for url in self.stun_urls:
             if not url.startswith(("stun:", "stuns:")):
                 raise ConfigError(f"ice.stun_urls: {url!r} is not a stun: or stuns: URL")
         for url in self.turn_urls:
             if not url.startswith(("turn:", "turns:")):
                 raise ConfigError(f"ice.turn_urls: {url!r} is not a turn: or turns: URL")
+
+
+@dataclass(frozen=True)
+class AuditSettings:
+    # The append-only file the head of the audit chain is written to after each commit that adds entries;
+    # empty: audit-anchor.jsonl in the data directory. Keep it (or a copy) where the database's editors
+    # cannot rewrite it.
+    anchor_path: str = ""
 
 
 @dataclass(frozen=True)
@@ -191,11 +205,14 @@ class Settings:
     # Log lines as JSON objects (one per line, for a log collector) or as text (for a terminal).
     log_format: str = "text"
     secret_key: str = ""
+    # The key of the audit chain's HMACs: from TELEHEALTH_AUDIT_KEY or TELEHEALTH_AUDIT_KEY_FILE, never TOML.
+    audit_key: str = ""
     demo: bool = False
     security: SecuritySettings = field(default_factory=SecuritySettings)
     matching: MatchingSettings = field(default_factory=MatchingSettings)
     signaling: SignalingSettings = field(default_factory=SignalingSettings)
     ice: IceSettings = field(default_factory=IceSettings)
+    audit: AuditSettings = field(default_factory=AuditSettings)
     uploads: UploadSettings = field(default_factory=UploadSettings)
     slots: SlotSettings = field(default_factory=SlotSettings)
     precheck: PrecheckSettings = field(default_factory=PrecheckSettings)
@@ -221,6 +238,10 @@ class Settings:
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{Path(self.data_dir).resolve() / 'telehealth.sqlite3'}"
+
+    @property
+    def audit_anchor_path(self) -> Path:
+        return Path(self.audit.anchor_path) if self.audit.anchor_path else Path(self.data_dir) / ANCHOR_FILE
 
     @property
     def uses_embedded_database(self) -> bool:
@@ -324,7 +345,7 @@ def _read_secret(env: Mapping[str, str], name: str) -> str | None:
 
 
 def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
-    sections = {"security", "matching", "signaling", "ice", "uploads", "slots", "precheck"}
+    sections = {"security", "matching", "signaling", "ice", "audit", "uploads", "slots", "precheck"}
     data: dict[str, Any] = {}
     for key, value in env.items():
         if not key.startswith(ENV_PREFIX) or key.endswith("_FILE") or key in SPECIAL_VARIABLES:
@@ -370,6 +391,9 @@ def load_settings(
     secret = _read_secret(env, "TELEHEALTH_SECRET_KEY")
     if secret is not None:
         data["secret_key"] = secret
+    audit_key = _read_secret(env, "TELEHEALTH_AUDIT_KEY")
+    if audit_key is not None:
+        data["audit_key"] = audit_key
     turn_secret = _read_secret(env, "TELEHEALTH_TURN__SECRET")
     if turn_secret is None:
         turn_secret = _read_secret(env, "TELEHEALTH_ICE__SECRET")
@@ -385,11 +409,17 @@ def finalize_secrets(settings: Settings) -> tuple[Settings, list[str]]:
     notes: list[str] = []
     if settings.secret_key and len(settings.secret_key) < 16:
         raise ConfigError("TELEHEALTH_SECRET_KEY must be at least 16 characters long")
+    if settings.audit_key and len(settings.audit_key) < 16:
+        raise ConfigError("TELEHEALTH_AUDIT_KEY must be at least 16 characters long")
     if settings.mode == "production":
         if not settings.secret_key:
             raise ConfigError(
                 "production mode needs a secret key: set TELEHEALTH_SECRET_KEY "
                 "(or TELEHEALTH_SECRET_KEY_FILE) to a long random string")
+        if not settings.audit_key:
+            raise ConfigError(
+                "production mode needs an audit key: set TELEHEALTH_AUDIT_KEY (or TELEHEALTH_AUDIT_KEY_FILE) "
+                "to a long random string, kept outside the database and kept for as long as the audit log")
         if settings.ice.turn_urls and not settings.ice.secret:
             raise ConfigError(
                 "ice.turn_urls is set but the TURN shared secret is missing: set TELEHEALTH_TURN__SECRET "
@@ -399,7 +429,44 @@ def finalize_secrets(settings: Settings) -> tuple[Settings, list[str]]:
         settings = settings.with_overrides(secret_key=secrets.token_urlsafe(32))
         notes.append("no TELEHEALTH_SECRET_KEY set: generated a random one for this run "
                      "(sessions end when the server restarts)")
+    if not settings.audit_key:
+        # The key file itself is made when the store first needs it (`audit_key_of`).
+        notes.append(f"no TELEHEALTH_AUDIT_KEY set: the audit chain is keyed with {DEVELOPMENT_AUDIT_KEY_FILE} "
+                     "in the data directory, beside the database (fine for development, not for production)")
     if settings.ice.turn_urls and not settings.ice.secret:
         raise ConfigError("ice.turn_urls is set but the TURN shared secret is missing: "
                           "set TELEHEALTH_TURN__SECRET to coturn's static-auth-secret")
     return settings, notes
+
+
+def development_audit_key(data_dir: str) -> str:
+    """Outside production, the audit key kept in the data directory, made on first use: one made up per run
+    would make every earlier entry fail the check after a restart."""
+    path = Path(data_dir) / DEVELOPMENT_AUDIT_KEY_FILE
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise ConfigError(f"cannot read the audit key {path}: {exc.strerror}") from None
+    key = secrets.token_urlsafe(32)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Exclusive creation: two processes starting at once keep the one key the first wrote.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise ConfigError(f"cannot write the audit key {path}: {exc.strerror}") from None
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(key + "\n")
+    return key
+
+
+def audit_key_of(settings: Settings) -> bytes:
+    """The audit chain's key as bytes: the configured one; outside production, the data directory's."""
+    if settings.audit_key:
+        return settings.audit_key.encode()
+    if settings.mode == "production":
+        raise ConfigError("production mode needs an audit key: set TELEHEALTH_AUDIT_KEY or TELEHEALTH_AUDIT_KEY_FILE")
+    return development_audit_key(settings.data_dir).encode()

@@ -37,6 +37,7 @@ class ErrorCode(enum.StrEnum):
     note_signed = "note_signed"
     slot_taken = "slot_taken"
     colleague_in_call = "colleague_in_call"
+    no_call = "no_call"
     too_large = "too_large"
     unsupported_type = "unsupported_type"
     busy = "busy"
@@ -76,6 +77,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.note_signed: 409,
     ErrorCode.slot_taken: 409,
     ErrorCode.colleague_in_call: 409,
+    ErrorCode.no_call: 409,
     ErrorCode.unavailable: 503,
     ErrorCode.internal_error: 500,
 }

@@ -23,6 +23,7 @@ from telehealth.server.app import create_app
 
 PG_URL = os.environ.get("TELEHEALTH_TEST_DATABASE_URL", "")
 TEST_SECRET = "test-secret-key-0123456789abcdef"
+TEST_AUDIT_KEY = "test-audit-key-0123456789abcdef"
 
 DATABASES = ["sqlite"] + (["postgresql"] if PG_URL else [])
 
@@ -68,7 +69,7 @@ async def store(database_url: str) -> AsyncIterator[Store]:
     engine = create_engine(database_url)
     await migrate(engine)
     try:
-        yield Store(engine)
+        yield Store(engine, audit_key=TEST_AUDIT_KEY.encode())
     finally:
         await engine.dispose()
 

@@ -62,9 +62,20 @@ def test_development_generates_a_secret_and_says_so() -> None:
 def test_secret_from_file(tmp_path: Path) -> None:
     path = tmp_path / "secret"
     path.write_text("a-secret-from-a-file-of-enough-length\n")
-    s = load_settings(env={"TELEHEALTH_SECRET_KEY_FILE": str(path), "TELEHEALTH_MODE": "production"})
+    key = tmp_path / "audit-key"
+    key.write_text("an-audit-key-from-a-file-of-enough-length\n")
+    s = load_settings(env={"TELEHEALTH_SECRET_KEY_FILE": str(path), "TELEHEALTH_AUDIT_KEY_FILE": str(key),
+                           "TELEHEALTH_MODE": "production"})
     s, notes = finalize_secrets(s)
     assert s.secret_key == "a-secret-from-a-file-of-enough-length" and notes == []
+    assert s.audit_key == "an-audit-key-from-a-file-of-enough-length"
+
+
+def test_production_without_an_audit_key_stops_with_a_clear_message() -> None:
+    s = load_settings(env={"TELEHEALTH_MODE": "production", "TELEHEALTH_SECRET_KEY": "s" * 32})
+    with pytest.raises(ConfigError) as info:
+        finalize_secrets(s)
+    assert "TELEHEALTH_AUDIT_KEY" in str(info.value)
 
 
 def test_turn_urls_need_the_shared_secret() -> None:

@@ -307,6 +307,10 @@ audit_log = sa.Table(
     sa.Column("detail", sa.JSON, nullable=False, server_default="{}"),
     sa.Column("prev_hash", sa.String(64), nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
+    # 1: plain SHA-256 (entries written before the audit key); 2: HMAC-SHA256 with the audit key.
+    sa.Column("hash_version", sa.SmallInteger, nullable=False, server_default="1"),
+    # The entry's number in the chain (1, 2, ...), which the anchor names; empty for version 1 entries.
+    sa.Column("seq", sa.Integer, nullable=True, index=True, unique=True),
 )
 
 # Senior-doctor coverage of the grassroots: the days a clinician was on outpatient duty at an institution

@@ -18,7 +18,7 @@ from telehealth.matching.broker import Broker
 from telehealth.matching.service import Matcher
 from telehealth.records.db import create_engine, migrate, schema_status
 from telehealth.records.seed import seed_demo, seed_demo_slots
-from telehealth.records.store import Store
+from telehealth.records.store import open_store
 from telehealth.server import (
     account_pages,
     admin_pages,
@@ -68,7 +68,7 @@ def make_broker(settings: Settings, node: str) -> Broker:
 async def _store_ctx(app: web.Application) -> AsyncIterator[None]:
     settings = app[keys.SETTINGS]
     engine = create_engine(settings.effective_database_url)
-    store = Store(engine)
+    store = open_store(engine, settings)
     try:
         if settings.uses_embedded_database:
             # The embedded default sets itself up on first start; PostgreSQL is migrated explicitly.

@@ -38,8 +38,12 @@ async def handle_audit_page(request: web.Request) -> web.StreamResponse:
 
 @page(Role.admin)
 async def handle_verify(request: web.Request) -> web.StreamResponse:
-    checked, broken = await request.app[keys.SERVICES].oversight.verify_audit(actor_of(request))
-    return await _render(request, verified={"checked": checked, "broken": broken})
+    verdict = await request.app[keys.SERVICES].oversight.verify_audit(actor_of(request))
+    point = verdict.anchor.last
+    return await _render(request, verified={
+        "ok": verdict.ok, "checked": verdict.check.checked, "broken": verdict.check.broken_id,
+        "removed": verdict.removed, "anchored": point.seq if point else None, "rewritten_at": verdict.rewritten_at,
+        "wrong_key": verdict.wrong_key, "unanchored": verdict.unanchored})
 
 
 def add_routes(app: web.Application) -> None:

@@ -12,7 +12,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 from telehealth.domain import SPECIALTIES, ConsultationState, EndReason, OrgLevel, Role, Title, Urgency
 from telehealth.errors import ErrorCode, TelehealthError
 from telehealth.records import quota, stats
+from telehealth.records.anchor import AuditVerdict, verify_audit
 from telehealth.records.models import CallSession, Consultation, DutyDay, Event, Organisation, User
+from telehealth.records.store import audit_anchor
 from telehealth.schema import Items, Range, Text, require, shown
 
 if TYPE_CHECKING:
@@ -302,8 +304,11 @@ class Oversight:
         return AuditPage(rows, names, total, query.page, max(1, (total + PAGE_SIZE - 1) // PAGE_SIZE),
                          await store.list_audit_actions())
 
-    async def verify_audit(self, actor: Actor) -> tuple[int, int | None]:
+    async def verify_audit(self, actor: Actor) -> AuditVerdict:
+        """The keyed chain checked and compared with this node's anchor, as `telehealth audit verify` does."""
         await self._s.access.admin_alliance(actor)
-        checked, broken = await self._s.store.verify_audit_chain()
-        await self._s.audit(actor, "admin.audit_verify", "audit_log", {"checked": checked, "broken": broken})
-        return checked, broken
+        store = self._s.store
+        verdict = await verify_audit(store, store.audit_anchor or audit_anchor(self._s.settings))
+        await self._s.audit(actor, "admin.audit_verify", "audit_log", {
+            "checked": verdict.check.checked, "broken": verdict.check.broken_id, "ok": verdict.ok})
+        return verdict

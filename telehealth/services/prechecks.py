@@ -24,6 +24,9 @@ MAX_SDP = 32 * 1024
 CANDIDATE_TYPES = ("host", "srflx", "prflx", "relay")
 # How long a report waits for the node that ran the check to write the server's side.
 REPORT_GRACE_S = 30
+# A check's TURN credential lasts its media time and this much more: the page fetches the configuration, gathers
+# (a TURN allocation over a slow line), offers and waits for the worker's answer before media flows.
+CHECK_SETUP_S = 60
 
 
 @dataclass(frozen=True)
@@ -77,9 +80,11 @@ class Prechecks:
         return actor.user.organisation_id
 
     def ice(self, actor: Actor) -> list[dict[str, Any]]:
-        """The ICE servers of a real call, TURN included, for the check's own connection."""
+        """The ICE servers of a real call, TURN included, for the check's own connection: the clinic doctor is a
+        participant of that call with the server, and the credential lasts as long as a check may take."""
         self._clinic(actor)
-        return ice_servers(self._s.settings.ice, actor.id, self._s.clock())
+        settings = self._s.settings
+        return ice_servers(settings.ice, actor.id, self._s.clock(), ttl_s=int(settings.precheck.seconds) + CHECK_SETUP_S)
 
     async def begin(self, actor: Actor, body: OfferBody) -> Started:
         org_id = self._clinic(actor)

@@ -15,7 +15,7 @@ from telehealth.services import Actor, Services
 from telehealth.services.consultations import ConsultationRef, CreateConsultation
 from telehealth.signaling.connection import Connection
 from telehealth.signaling.hub import Hub
-from telehealth.signaling.ice import ice_servers
+from telehealth.signaling.ice import ice_servers, may_relay
 from telehealth.signaling.sessions import ICE_STATES, QUALITY_LEVELS, SIGNAL_KINDS, SessionManager
 from telehealth.views import consultation_view
 
@@ -56,10 +56,12 @@ CALL_AHEAD = frozenset({ConsultationState.requested, ConsultationState.queued, C
 
 def waiting_reply(ctx: Context, consultation: Consultation, status: QueueStatus) -> dict[str, Any]:
     """The consultation as its watcher sees it; while a call is still to come, with the ICE servers, so that a
-    page waiting for its call makes its peer connection (TURN allocation included) beforehand."""
+    page waiting for its call makes its peer connection beforehand: STUN while it waits, TURN too once it is a
+    participant of an accepted call (`session_ready` brings TURN to a page that waited)."""
     reply: dict[str, Any] = {"consultation": consultation_view(consultation, status)}
     if consultation.state in CALL_AHEAD:
-        reply["ice_servers"] = ice_servers(ctx.sessions.settings.ice, ctx.user.id, ctx.sessions.clock())
+        reply["ice_servers"] = ice_servers(ctx.sessions.settings.ice, ctx.user.id, ctx.sessions.clock(),
+                                           turn=may_relay(consultation, ctx.user.id))
     return reply
 
 
@@ -263,6 +265,10 @@ async def handle_session_join(ctx: Context, body: JoinBody) -> dict[str, Any]:
     return await ctx.sessions.join(ctx.conn, body.consultation_id, fresh=body.fresh, take_over=body.take_over)
 
 
+async def handle_ice_servers(ctx: Context, body: ConsultationRef) -> dict[str, Any]:
+    return {"ice_servers": await ctx.sessions.ice_for(ctx.user, body.consultation_id)}
+
+
 async def handle_signal(ctx: Context, body: SignalBody) -> dict[str, Any]:
     await ctx.sessions.relay(ctx.conn, body.session_id, body.kind, body.payload)
     return {}
@@ -314,6 +320,8 @@ COMMANDS: tuple[Command, ...] = (
             "Follow a consultation's state and queue position."),
     Command("session.join", JoinBody, ALL_ROLES - {Role.admin}, handle_session_join,
             "Enter the call of a consultation."),
+    Command("call.ice_servers", ConsultationRef, ALL_ROLES - {Role.admin}, handle_ice_servers,
+            "Fresh ICE servers (TURN included) for a participant of a call to come or in progress."),
     Command("session.signal", SignalBody, ALL_ROLES - {Role.admin}, handle_signal,
             "Relay SDP or ICE to the other participant."),
     Command("session.ice_state", IceStateBody, ALL_ROLES - {Role.admin}, handle_ice_state,

@@ -31,7 +31,7 @@ from telehealth.records.models import CallSession, Consultation, User
 from telehealth.records.store import Store
 from telehealth.signaling.connection import Connection
 from telehealth.signaling.hub import Hub
-from telehealth.signaling.ice import ice_servers
+from telehealth.signaling.ice import call_participant, ice_servers
 
 log = logging.getLogger("telehealth.sessions")
 
@@ -170,6 +170,15 @@ class SessionManager:
                 "role": role_of(session, uid),
                 "ice_servers": ice_servers(self.settings.ice, uid, now)})
         return session
+
+    async def ice_for(self, user: User, consultation_id: int) -> list[dict[str, Any]]:
+        """Fresh ICE servers, TURN included, for a participant of the consultation's call to come or in progress
+        (a call longer than its expected length renews its credentials so); refused to anyone else."""
+        consultation = await self.store.get_consultation(consultation_id)
+        if consultation is None:
+            raise TelehealthError(ErrorCode.not_found, "consultation {id} does not exist", id=consultation_id)
+        call_participant(consultation, user.id)
+        return ice_servers(self.settings.ice, user.id, self.clock())
 
     async def get_session(self, session_id: int) -> CallSession:
         session = self._cache.get(session_id)

@@ -109,7 +109,7 @@ WS: dict[str, set[str]] = {
     "consultation.take_next": SPECIALISTS, "consultation.take": SPECIALISTS, "offer.accept": SPECIALISTS,
     "offer.decline": SPECIALISTS, "consultation.create": CLINICS, "consultation.cancel": {"clinic"},
     "consultation.requeue": {"clinic", "spec"}, "consultation.watch": {"clinic", "spec"},
-    "session.join": {"clinic", "spec"}, "session.signal": {"clinic", "spec"},
+    "session.join": {"clinic", "spec"}, "session.signal": {"clinic", "spec"}, "call.ice_servers": {"clinic", "spec"},
     "session.ice_state": {"clinic", "spec"}, "session.quality": {"clinic", "spec"},
     "session.chat": {"clinic", "spec"}, "session.hangup": {"clinic", "spec"},
 }
@@ -234,6 +234,7 @@ async def test_every_command_for_every_caller(world: World) -> None:
                                 "specialty": "cardiology", "urgency": "routine", "chief_complaint": "c"},
         "consultation.cancel": {"consultation_id": cid}, "consultation.requeue": {"consultation_id": cid},
         "consultation.watch": {"consultation_id": cid}, "session.join": {"consultation_id": cid},
+        "call.ice_servers": {"consultation_id": cid},
         "session.signal": {"session_id": 1, "kind": "candidate", "payload": {
             "candidate": "candidate:1 1 udp 1 127.0.0.1 9 typ host", "sdpMid": "0", "sdpMLineIndex": 0}},
         "session.ice_state": {"session_id": 1, "state": "checking"},

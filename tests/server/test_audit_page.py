@@ -4,6 +4,7 @@ hash chain checked from the page, broken by an edited row."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 
 import sqlalchemy as sa
@@ -73,3 +74,47 @@ async def test_filters_pages_scope_and_the_chain(client: TestClient) -> None:  #
     client.session.cookie_jar.clear()
     await login(client, "cardio.chief")
     assert (await client.get("/admin/audit")).status == 403
+
+
+async def test_the_page_finds_a_removed_tail_and_a_rewritten_chain_by_the_anchor(
+        client: TestClient) -> None:  # type: ignore[type-arg]
+    from telehealth.records.store import audit_entry_hash
+
+    store = client.app[keys.STORE]  # type: ignore[index]
+    day = dt.datetime(2026, 10, 5, 9, 0, tzinfo=dt.UTC)
+    for i in range(6):
+        await store.insert_audit("record.view", actor_id=None, target=f"consultation:{i}", remote="10.0.0.8",
+                                 now=day + dt.timedelta(minutes=i))
+    await login(client, "admin")
+    csrf = csrf_from(await (await client.get("/admin/audit")).text(), "/admin/audit/verify")
+
+    async def status() -> tuple[bool, str]:
+        text = await (await client.post("/admin/audit/verify", data={"csrf_token": csrf})).text()
+        found = re.search(r'id="chain-status" data-ok="(true|false)">([^<]*)<', text)
+        assert found
+        return found.group(1) == "true", found.group(2)
+
+    assert (await status())[0]
+    # The last two entries (the page's own `admin.audit_view` and `admin.audit_verify` among them) removed.
+    async with store.engine.begin() as conn:
+        last = (await conn.execute(sa.text("SELECT max(seq) FROM audit_log"))).scalar_one()
+        await conn.execute(sa.text("DELETE FROM audit_log WHERE seq > :n"), {"n": last - 2})
+    ok, text = await status()
+    assert not ok and "末尾的条目已被删除" in text and f"第 {last - 2} 条" in text and f"第 {last} 条" in text
+
+    # Every entry rewritten the old, unkeyed way: each link holds, the anchored head does not.
+    async with store.engine.connect() as conn:
+        entries = list(await conn.execute(sa.text(
+            "SELECT id, at, actor_id, action, target, remote, detail FROM audit_log ORDER BY id")))
+    prev = "0" * 64
+    async with store.engine.begin() as conn:
+        await conn.execute(sa.text("UPDATE audit_log SET seq = NULL, hash_version = 1"))
+        for row in entries:
+            at = dt.datetime.fromisoformat(row.at).replace(tzinfo=dt.UTC) if isinstance(row.at, str) else row.at
+            detail = json.loads(row.detail) if isinstance(row.detail, str) else row.detail
+            new = audit_entry_hash(prev, at, row.actor_id, row.action, row.target, row.remote, detail)
+            await conn.execute(sa.text("UPDATE audit_log SET hash = :h, prev_hash = :p WHERE id = :id"),
+                               {"h": new, "p": prev, "id": row.id})
+            prev = new
+    ok, text = await status()
+    assert not ok and "与锚点记录的不符" in text

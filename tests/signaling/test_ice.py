@@ -17,7 +17,7 @@ def test_turn_credentials_follow_the_shared_secret_scheme() -> None:
 
 def test_ice_servers_in_the_browser_shape() -> None:
     settings = IceSettings(stun_urls=("stun:127.0.0.1:3478",), turn_urls=("turn:127.0.0.1:3478?transport=udp",),
-                           turn_ttl_s=60, secret="k")
+                           call_length_s=60, secret="k")
     servers = ice_servers(settings, 7, now=100.0)
     assert servers[0] == {"urls": ["stun:127.0.0.1:3478"]}
     assert servers[1]["urls"] == ["turn:127.0.0.1:3478?transport=udp"]

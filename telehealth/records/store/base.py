@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
 from contextvars import ContextVar
@@ -96,6 +96,9 @@ class StoreBase:
         # The transaction a service operation has open in this task: every store call made inside
         # `transaction()` joins it, so an operation's writes and its audit entry commit or fail together.
         self._open: ContextVar[AsyncConnection | None] = ContextVar(f"store-tx-{id(self)}", default=None)
+        # What runs once that transaction has committed (the audit anchor), and not at all if it rolled back.
+        self._after_commit: ContextVar[list[Callable[[], None]] | None] = ContextVar(
+            f"store-after-commit-{id(self)}", default=None)
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[None]:
@@ -106,13 +109,25 @@ class StoreBase:
         if self._open.get() is not None:
             yield
             return
+        hooks: list[Callable[[], None]] = []
         with _unavailable_on_connectivity():
             async with self.engine.begin() as conn:
-                token = self._open.set(conn)
+                token, hooks_token = self._open.set(conn), self._after_commit.set(hooks)
                 try:
                     yield
                 finally:
                     self._open.reset(token)
+                    self._after_commit.reset(hooks_token)
+        for hook in hooks:
+            hook()
+
+    def _on_commit(self, hook: Callable[[], None]) -> None:
+        """Run `hook` once the open `transaction()` commits; outside one, at once (the caller has committed)."""
+        hooks = self._after_commit.get()
+        if hooks is None:
+            hook()
+        else:
+            hooks.append(hook)
 
     @property
     def in_transaction(self) -> bool:

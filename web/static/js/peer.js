@@ -1,8 +1,8 @@
 // The call's RTCPeerConnection: one made in advance while a page waits for its call, a fresh one when the
 // call needs it, the local tracks on it, trickled candidates out, and the video sender's encoding.
 
-// A connection made in advance is used only while its TURN credentials are surely valid (they last an hour
-// by default); an older one is made again.
+// A connection made in advance is used only while its TURN credentials are surely valid (they last the expected
+// length of a call, 30 minutes by default); an older one is made again.
 export const STANDBY_MAX_AGE_MS = 20 * 60 * 1000;
 
 // A peer connection made while the page waits for its call: it gathers candidates at once (a TURN allocation
@@ -41,7 +41,13 @@ export const FLOWING = ["connected", "completed"];
 // exists, not only once the offer or answer is set: on a slow line that overlaps with the other side getting
 // ready.
 export function openPeer({ iceServers, stream, first, onTrack, onCandidate, onIceState }) {
-  const pc = (first && takeStandby()) || new RTCPeerConnection({ iceServers, iceCandidatePoolSize: 1 });
+  const standing = first && takeStandby();
+  // A page that waited was given STUN only (TURN goes to the participants of an accepted call): the call's
+  // servers, TURN included, replace those of the connection made in advance.
+  if (standing) {
+    try { standing.setConfiguration({ iceServers, iceCandidatePoolSize: 1 }); } catch (err) { /* kept as made */ }
+  }
+  const pc = standing || new RTCPeerConnection({ iceServers, iceCandidatePoolSize: 1 });
   for (const track of stream.getTracks()) pc.addTrack(track, stream);
   pc.ontrack = (ev) => onTrack(ev.streams[0] || new MediaStream([ev.track]), ev.track);
   pc.onicecandidate = (ev) => {
