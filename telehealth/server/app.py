@@ -42,7 +42,6 @@ from telehealth.server import (
 )
 from telehealth.server.i18n import Renderer, i18n_ctx, web_dir
 from telehealth.server.middlewares import edge_middleware, security_headers
-from telehealth.server.ratelimit import SlidingWindowLimiter
 from telehealth.services import Services
 from telehealth.signaling.hub import Hub
 from telehealth.signaling.sessions import SessionManager
@@ -169,8 +168,6 @@ def create_app(settings: Settings) -> web.Application:
     app[keys.WEBSOCKETS] = set()
     root = web_dir()
     app[keys.RENDERER] = Renderer(root / "templates", root / "translations")
-    app[keys.LOGIN_LIMITER] = SlidingWindowLimiter(settings.security.login_attempts,
-                                                   settings.security.login_window_s)
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.append(_broker_ctx)
     app.cleanup_ctx.append(_signaling_ctx)

@@ -21,6 +21,7 @@ from telehealth.accounts import (
 )
 from telehealth.domain import SPECIALTIES, OrgLevel, Role, Title
 from telehealth.errors import ErrorCode, TelehealthError
+from telehealth.login_limits import PASSWORD
 from telehealth.records.models import ApiToken, Organisation, User
 from telehealth.schema import InputError, Items, Range, Text, require
 
@@ -143,9 +144,12 @@ class Accounts:
 
     async def check_password(self, credentials: Credentials, remote: str) -> User:
         """The active account these credentials open; otherwise `auth_failed`, the same answer for an unknown
-        name, a wrong password and a deactivated account. Both outcomes are audited."""
+        name, a wrong password and a deactivated account. Both outcomes are audited. Past the login limits
+        (`telehealth/login_limits.py`) the answer is `login_rate_limited` with the seconds to wait, whatever the
+        password, and the password is not checked."""
         store = self._s.store
         username = credentials.username.strip()
+        self._begin_attempt(PASSWORD, username, remote)
         user = await store.get_user_by_username(username) if username else None
         ok = await verify_password_async(user.password_hash if user else None, credentials.password)
         if not ok or user is None or not user.active:
@@ -154,7 +158,14 @@ class Accounts:
             raise TelehealthError(ErrorCode.auth_failed, "wrong username or password")
         await store.insert_audit("login.ok", actor_id=user.id, target=f"user:{user.id}", remote=remote,
                                  now=self._s.now())
+        self._s.login_limits.succeeded(username, remote, self._s.clock())
         return user
+
+    def _begin_attempt(self, step: str, username: str, remote: str) -> None:
+        wait = self._s.login_limits.begin(step, username, remote, self._s.clock())
+        if wait:
+            raise TelehealthError(ErrorCode.login_rate_limited, "too many attempts: wait {seconds} s and try again",
+                                  seconds=wait)
 
     async def start_web_session(self, user: User) -> WebSession:
         settings = self._s.settings

@@ -11,6 +11,7 @@ from typing import Any
 
 from telehealth.config import Settings
 from telehealth.events import EventPublisher, Outbox
+from telehealth.login_limits import LoginLimits
 from telehealth.matching.broker import Broker
 from telehealth.matching.service import Matcher
 from telehealth.records.consent import attachments_root
@@ -68,6 +69,10 @@ class Services:
         # This node's name (host:port), which names the record's identifiers in exports.
         self.node = node
         self.events = EventPublisher(broker.publish)
+        security = settings.security
+        self.login_limits = LoginLimits(free=security.login_attempts, account_free=security.account_login_attempts,
+                                        delay=security.login_delay_s, max_delay=security.login_max_delay_s,
+                                        forget=security.login_window_s)
         self.files = FileStore(attachments_root(settings.data_dir))
         self.access: AccessPolicy = AccessPolicy(self)
         self.accounts: Accounts = Accounts(self)
