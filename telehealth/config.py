@@ -52,6 +52,9 @@ class SecuritySettings:
     websocket_origin: str = ""
     # Reverse proxies (addresses or networks) whose X-Forwarded-For and X-Forwarded-Host are believed.
     trusted_proxies: tuple[str, ...] = ()
+    # Roles whose accounts must sign in with a second factor (an authenticator app); an account without one
+    # enrols at its next sign-in.
+    second_factor_roles: tuple[str, ...] = ("admin",)
 
     def __post_init__(self) -> None:
         _positive(self, "session_ttl_s", "api_token_ttl_s", "login_attempts", "account_login_attempts",
@@ -64,6 +67,10 @@ class SecuritySettings:
             except ValueError:
                 raise ConfigError(f"security.trusted_proxies: {proxy!r} is not an address or a network such as "
                                   "10.0.0.0/8") from None
+        roles = ("clinic_doctor", "specialist", "admin")
+        for role in self.second_factor_roles:
+            if role not in roles:
+                raise ConfigError(f"security.second_factor_roles: {role!r} is not a role ({', '.join(roles)})")
         if self.websocket_origin:
             match = _WS_ORIGIN.fullmatch(self.websocket_origin)
             if match is None or int(match.group(1) or 0) > 65535:

@@ -36,6 +36,7 @@ from telehealth.server import (
     precheck_api,
     record_pages,
     referrals_api,
+    second_factor_pages,
     slot_pages,
     stats_pages,
     ws,
@@ -196,6 +197,7 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/metrics", metrics.handle_metrics)
     api.add_routes(app)
     account_pages.add_routes(app)
+    second_factor_pages.add_routes(app)
     consult_pages.add_routes(app)
     notes_api.add_routes(app)
     referrals_api.add_routes(app)

@@ -100,10 +100,15 @@ async def handle_login(request: web.Request) -> web.StreamResponse:
     if not pre_cookie or not hmac.compare_digest(pre_cookie, pre_form):
         return _login_page(request, "The form has expired. Please try again.", status=403, username=username)
     try:
-        user = await request.app[keys.SERVICES].accounts.check_password(
+        signed = await request.app[keys.SERVICES].accounts.check_password(
             Credentials(username, password), client_address(request))
     except TelehealthError as exc:
         return _refused(request, exc, username)
+    user = signed.user
+    if signed.step != "done":
+        from telehealth.server.second_factor_pages import next_step_redirect
+
+        return next_step_redirect(request, user, signed.step, local_path(str(form.get("next", ""))) or "")
     target = local_path(str(form.get("next", ""))) or home_path(user)
     response = see_other(target)
     await start_session(request, response, user)

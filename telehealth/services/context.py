@@ -27,6 +27,7 @@ from telehealth.services.oversight import Oversight
 from telehealth.services.prechecks import Prechecks
 from telehealth.services.records import Records
 from telehealth.services.referrals import Referrals
+from telehealth.services.second_factors import SecondFactors
 from telehealth.services.slots import Slots
 
 
@@ -76,6 +77,7 @@ class Services:
         self.files = FileStore(attachments_root(settings.data_dir))
         self.access: AccessPolicy = AccessPolicy(self)
         self.accounts: Accounts = Accounts(self)
+        self.second_factors: SecondFactors = SecondFactors(self)
         self.organisations: Organisations = Organisations(self)
         self.consultations: Consultations = Consultations(self)
         self.notes: Notes = Notes(self)

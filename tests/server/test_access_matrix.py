@@ -92,6 +92,14 @@ HTTP: dict[tuple[str, str], set[str]] = {
     ("POST", "/api/me/password"): ANY_USER, ("GET", "/api/tokens"): ANY_USER,
     ("DELETE", "/api/tokens/{k}"): ANY_USER, ("GET", "/api/admin/users/{u}/tokens"): {"admin"},
     ("DELETE", "/api/admin/users/{u}/tokens/{i}"): {"admin"},
+    # The code step and the enrolment at sign-in come before a session: without the password step's cookie
+    # they send everyone back to the login page.
+    ("GET", "/login/code"): EVERYONE, ("POST", "/login/code"): EVERYONE,
+    ("GET", "/login/enrol"): EVERYONE, ("POST", "/login/enrol"): EVERYONE,
+    ("GET", "/account/second-factor"): ANY_USER, ("POST", "/account/second-factor"): ANY_USER,
+    ("POST", "/account/second-factor/recovery-codes"): ANY_USER,
+    ("POST", "/admin/users/{u}/second-factor/reset"): {"admin"},
+    ("DELETE", "/api/admin/users/{u}/second-factor"): {"admin"},
 }
 
 # WebSocket commands: callers allowed, and whether the command is about the consultation (own vs other).
