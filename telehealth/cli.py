@@ -151,6 +151,9 @@ def serve(args: argparse.Namespace) -> int:
         if settings.demo:
             lines.append(f"demo logins (password for all: {DEMO_PASSWORD}):")
             lines.extend(f"  {user:<18} {what}" for user, what in demo_logins())
+            if settings.security.second_factor_roles:
+                lines.append(f"  accounts of the roles {', '.join(settings.security.second_factor_roles)} set up an "
+                             "authenticator app (second factor) at their first sign-in")
         print("\n".join(lines), flush=True)
 
     app.on_startup.append(announce)

@@ -17,6 +17,7 @@ from aiohttp.test_utils import TestClient
 
 from telehealth.config import load_settings
 from telehealth.records import schema as t
+from telehealth.records.db import create_engine, migrate
 from telehealth.records.seed import DEMO_PASSWORD
 from telehealth.second_factor import provisioning_uri
 from telehealth.server import keys
@@ -41,8 +42,14 @@ class Clock:
 
 
 @pytest.fixture
-async def world(aiohttp_client: Any, tmp_path: Path) -> tuple[TestClient, Clock]:  # type: ignore[type-arg]
-    settings = make_settings(tmp_path, security={"second_factor_roles": ["admin"]})
+async def world(aiohttp_client: Any, tmp_path: Path, database_url: str) -> tuple[TestClient, Clock]:  # type: ignore[type-arg]
+    # On SQLite, and on PostgreSQL when it is configured (migrated first: only the embedded database migrates
+    # itself at start).
+    if database_url.startswith("postgresql"):
+        engine = create_engine(database_url)
+        await migrate(engine)
+        await engine.dispose()
+    settings = make_settings(tmp_path, database_url=database_url, security={"second_factor_roles": ["admin"]})
     client = await aiohttp_client(create_app(settings))
     clock = Clock()
     client.app[keys.SERVICES].clock = clock  # type: ignore[index]
