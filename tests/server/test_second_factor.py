@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from aiohttp.test_utils import TestClient
 
 from telehealth.config import load_settings
+from telehealth.media.client import TelehealthClient
 from telehealth.records import schema as t
 from telehealth.records.db import create_engine, migrate
 from telehealth.records.seed import DEMO_PASSWORD
@@ -196,6 +197,14 @@ async def test_an_api_token_needs_the_code_of_an_account_that_has_one(
     assert resp.status == 401 and (await resp.json())["error"]["code"] == "auth_failed"
     resp = await client.post("/api/tokens", json={**credentials, "code": pyotp.TOTP(secret).at(clock.now)})
     assert resp.status == 201
+    # The Python client passes the code along.
+    clock.advance(30)
+    python_client = await TelehealthClient.login(str(client.make_url("")).rstrip("/"), "admin", DEMO_PASSWORD,
+                                                 code=pyotp.TOTP(secret).at(clock.now))
+    try:
+        assert python_client.user is not None and python_client.user["role"] == "admin"
+    finally:
+        await python_client.close()
     # An administrator without an app sets one up in the browser first; a clinic doctor needs none.
     resp = await client.post("/api/tokens", json={"username": "alliance.admin", "password": DEMO_PASSWORD})
     assert resp.status == 403 and (await resp.json())["error"]["code"] == "second_factor_enrolment_required"
