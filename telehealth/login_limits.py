@@ -17,7 +17,8 @@ spraying.
 
 An attempt is counted when it starts, before the password hash is checked, so a burst of parallel requests
 cannot all pass the check together; a success then clears the count. Counts are forgotten `forget` seconds
-after the last delay ended. The limits are kept in the memory of one node, bounded by `max_keys`.
+after the last delay ended. `LoginLimits` keeps them in one node's memory, bounded by `max_keys`; with Redis
+configured, every node shares them (`telehealth/server/redis_login_limits.py`, the same rules in one script).
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ from __future__ import annotations
 import collections
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from telehealth.config import SecuritySettings
 
 # An address that signed in to an account is trusted past the account's shared delay for this long.
 KNOWN_ADDRESS_S = 30 * 86400
@@ -150,3 +155,36 @@ class LoginLimits:
         self._known.move_to_end(known)
         while len(self._known) > self.max_keys:
             self._known.popitem(last=False)
+
+
+class LoginLimiter(Protocol):
+    """The login limits as the services use them, whichever node keeps them: this one's memory, or Redis for
+    every node together."""
+
+    async def begin(self, step: str, account: str, address: str, now: float) -> int: ...
+
+    async def passed(self, step: str, account: str, address: str) -> None: ...
+
+    async def succeeded(self, account: str, address: str, now: float) -> None: ...
+
+
+class MemoryLoginLimiter:
+    """The limits in this node's memory (a lone node, or the fallback while Redis does not answer)."""
+
+    def __init__(self, limits: LoginLimits) -> None:
+        self.limits = limits
+
+    @classmethod
+    def from_settings(cls, security: SecuritySettings) -> MemoryLoginLimiter:
+        return cls(LoginLimits(free=security.login_attempts, account_free=security.account_login_attempts,
+                               delay=security.login_delay_s, max_delay=security.login_max_delay_s,
+                               forget=security.login_window_s))
+
+    async def begin(self, step: str, account: str, address: str, now: float) -> int:
+        return self.limits.begin(step, account, address, now)
+
+    async def passed(self, step: str, account: str, address: str) -> None:
+        self.limits.passed(step, account, address)
+
+    async def succeeded(self, account: str, address: str, now: float) -> None:
+        self.limits.succeeded(account, address, now)

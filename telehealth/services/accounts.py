@@ -161,7 +161,7 @@ class Accounts:
         code of the account's authenticator app, or the enrolment of one its role requires."""
         store = self._s.store
         username = credentials.username.strip()
-        self._begin_attempt(PASSWORD, username, remote)
+        await self._begin_attempt(PASSWORD, username, remote)
         user = await store.get_user_by_username(username) if username else None
         ok = await verify_password_async(user.password_hash if user else None, credentials.password)
         if not ok or user is None or not user.active:
@@ -172,16 +172,16 @@ class Accounts:
         if step == "done":
             await store.insert_audit("login.ok", actor_id=user.id, target=f"user:{user.id}", remote=remote,
                                      now=self._s.now())
-            self._s.login_limits.succeeded(username, remote, self._s.clock())
+            await self._s.login_limits.succeeded(username, remote, self._s.clock())
         else:
             # The password's count starts again; the code's, which the second step counts, does not.
             await store.insert_audit("login.password_ok", actor_id=user.id, target=f"user:{user.id}",
                                      remote=remote, now=self._s.now(), detail={"next": step})
-            self._s.login_limits.passed(PASSWORD, username, remote)
+            await self._s.login_limits.passed(PASSWORD, username, remote)
         return SignIn(user, step)
 
-    def _begin_attempt(self, step: str, username: str, remote: str) -> None:
-        wait = self._s.login_limits.begin(step, username, remote, self._s.clock())
+    async def _begin_attempt(self, step: str, username: str, remote: str) -> None:
+        wait = await self._s.login_limits.begin(step, username, remote, self._s.clock())
         if wait:
             raise TelehealthError(ErrorCode.login_rate_limited, "too many attempts: wait {seconds} s and try again",
                                   seconds=wait)

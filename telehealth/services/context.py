@@ -11,7 +11,7 @@ from typing import Any
 
 from telehealth.config import Settings
 from telehealth.events import EventPublisher, Outbox
-from telehealth.login_limits import LoginLimits
+from telehealth.login_limits import LoginLimiter, MemoryLoginLimiter
 from telehealth.matching.broker import Broker
 from telehealth.matching.service import Matcher
 from telehealth.records.consent import attachments_root
@@ -60,7 +60,8 @@ class Services:
     """Every service of one node, built once by the app factory (and by tests and benchmarks alike)."""
 
     def __init__(self, store: Store, broker: Broker, matcher: Matcher, settings: Settings,
-                 clock: Callable[[], float] = time.time, node: str = "") -> None:
+                 clock: Callable[[], float] = time.time, node: str = "",
+                 login_limits: LoginLimiter | None = None) -> None:
 
         self.store = store
         self.broker = broker
@@ -70,10 +71,8 @@ class Services:
         # This node's name (host:port), which names the record's identifiers in exports.
         self.node = node
         self.events = EventPublisher(broker.publish)
-        security = settings.security
-        self.login_limits = LoginLimits(free=security.login_attempts, account_free=security.account_login_attempts,
-                                        delay=security.login_delay_s, max_delay=security.login_max_delay_s,
-                                        forget=security.login_window_s)
+        # This node's memory unless the app factory hands in the limits every node shares (Redis).
+        self.login_limits: LoginLimiter = login_limits or MemoryLoginLimiter.from_settings(settings.security)
         self.files = FileStore(attachments_root(settings.data_dir))
         self.access: AccessPolicy = AccessPolicy(self)
         self.accounts: Accounts = Accounts(self)

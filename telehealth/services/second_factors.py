@@ -126,7 +126,7 @@ class SecondFactors:
         from telehealth.services.context import Actor
 
         limits = self._s.login_limits
-        wait = limits.begin(CODE, user.username, remote, self._s.clock())
+        wait = await limits.begin(CODE, user.username, remote, self._s.clock())
         if wait:
             raise TelehealthError(ErrorCode.login_rate_limited, "too many attempts: wait {seconds} s and try again",
                                   seconds=wait)
@@ -135,7 +135,7 @@ class SecondFactors:
         if method is None:
             await self._s.audit(actor, "second_factor.failed", f"user:{user.id}")
             raise TelehealthError(ErrorCode.auth_failed, "the code is not right, or was used already")
-        limits.succeeded(user.username, remote, self._s.clock())
+        await limits.succeeded(user.username, remote, self._s.clock())
         async with self._s.unit(actor) as unit:
             unit.audit("second_factor.use", f"user:{user.id}", {"method": method})
             unit.audit("login.ok", f"user:{user.id}")
@@ -177,7 +177,7 @@ class SecondFactors:
         """The first code from the app confirms the enrolment; the recovery codes come back, to be shown once.
         A wrong code counts as a failed sign-in step."""
         user, store, limits = actor.user, self._s.store, self._s.login_limits
-        wait = limits.begin(CODE, user.username, actor.remote, self._s.clock())
+        wait = await limits.begin(CODE, user.username, actor.remote, self._s.clock())
         if wait:
             raise TelehealthError(ErrorCode.login_rate_limited, "too many attempts: wait {seconds} s and try again",
                                   seconds=wait)
@@ -190,7 +190,7 @@ class SecondFactors:
             raise TelehealthError(ErrorCode.invalid_input, "the code is not right: check the app and try again")
         codes = totp.new_recovery_codes()
         hashes = await asyncio.to_thread(_hash_codes, codes)
-        limits.passed(CODE, user.username, actor.remote)
+        await limits.passed(CODE, user.username, actor.remote)
         async with self._s.unit(actor) as unit:
             if not await store.update_second_factor_enrolled(user.id, step, now=unit.now):
                 raise TelehealthError(ErrorCode.conflict, "there is no enrolment waiting for a code: start again")
@@ -200,13 +200,13 @@ class SecondFactors:
 
     async def finish_enrolment_sign_in(self, actor: Actor) -> None:
         """An enrolment made between the password and the session ends that sign-in."""
-        self._s.login_limits.succeeded(actor.user.username, actor.remote, self._s.clock())
+        await self._s.login_limits.succeeded(actor.user.username, actor.remote, self._s.clock())
         await self._s.audit(actor, "login.ok", f"user:{actor.id}")
 
     async def renew_recovery_codes(self, actor: Actor, code: str) -> list[str]:
         """New recovery codes in place of the old ones, for a current code from the app."""
         user, limits = actor.user, self._s.login_limits
-        wait = limits.begin(CODE, user.username, actor.remote, self._s.clock())
+        wait = await limits.begin(CODE, user.username, actor.remote, self._s.clock())
         if wait:
             raise TelehealthError(ErrorCode.login_rate_limited, "too many attempts: wait {seconds} s and try again",
                                   seconds=wait)
@@ -215,7 +215,7 @@ class SecondFactors:
         if step is None or not await self._s.store.update_second_factor_step(user.id, step):
             await self._s.audit(actor, "second_factor.failed", f"user:{user.id}")
             raise TelehealthError(ErrorCode.invalid_input, "the code is not right: check the app and try again")
-        limits.passed(CODE, user.username, actor.remote)
+        await limits.passed(CODE, user.username, actor.remote)
         codes = totp.new_recovery_codes()
         hashes = await asyncio.to_thread(_hash_codes, codes)
         async with self._s.unit(actor) as unit:
