@@ -95,6 +95,13 @@ def _error_text(request: web.Request, error: TelehealthError) -> str:
     return fill(translator(request)(error.template), error.params)
 
 
+def _retry_after(response: web.Response, error: TelehealthError) -> web.Response:
+    """A step held by the login limits says when to come back, as the login page does."""
+    if error.code is ErrorCode.login_rate_limited and "seconds" in error.params:
+        response.headers["Retry-After"] = str(error.params["seconds"])
+    return response
+
+
 # -- the code step ----------------------------------------------------------------------------------------
 
 
@@ -123,10 +130,7 @@ async def handle_code(request: web.Request) -> web.StreamResponse:
         await request.app[keys.SERVICES].second_factors.verify(found.user, code, client_address(request))
     except TelehealthError as exc:
         status = 429 if exc.code is ErrorCode.login_rate_limited else 401
-        response = _code_page(request, found, _error_text(request, exc), status)
-        if "seconds" in exc.params:
-            response.headers["Retry-After"] = str(exc.params["seconds"])
-        return response
+        return _retry_after(_code_page(request, found, _error_text(request, exc), status), exc)
     return await _signed_in(request, found.user)
 
 
@@ -175,8 +179,8 @@ async def handle_enrol_at_sign_in(request: web.Request) -> web.StreamResponse:
     except TelehealthError as exc:
         enrolment = await services.second_factors.begin_enrolment(found.user)
         status = 429 if exc.code is ErrorCode.login_rate_limited else 400
-        return _enrol_page(request, enrolment, action=action, token=pre, status=status,
-                           error=_error_text(request, exc))
+        return _retry_after(_enrol_page(request, enrolment, action=action, token=pre, status=status,
+                                        error=_error_text(request, exc)), exc)
     await services.second_factors.finish_enrolment_sign_in(actor)
     # The session starts with this page: the codes are shown once, then the user goes on to their home.
     response = _codes_page(request, codes, local_path(request.query.get("next")) or home_path(found.user),
@@ -203,8 +207,9 @@ async def handle_enrol(request: web.Request) -> web.StreamResponse:
         if exc.code not in (ErrorCode.invalid_input, ErrorCode.login_rate_limited):
             raise
         enrolment = await services.second_factors.begin_enrolment(actor.user)
-        return _enrol_page(request, enrolment, action="/account/second-factor", token=request.get(keys.CSRF, ""),
-                           error=_error_text(request, exc), status=exc.http_status)
+        return _retry_after(_enrol_page(request, enrolment, action="/account/second-factor",
+                                        token=request.get(keys.CSRF, ""), error=_error_text(request, exc),
+                                        status=exc.http_status), exc)
     return _codes_page(request, codes, "/account", fresh=True)
 
 
@@ -219,8 +224,8 @@ async def handle_renew_recovery_codes(request: web.Request) -> web.StreamRespons
             raise
         from telehealth.server.account_pages import account_page  # it links here: import when needed
 
-        return await account_page(request, errors={"recovery_code": _error_text(request, exc)},
-                                  status=exc.http_status)
+        return _retry_after(await account_page(request, errors={"recovery_code": _error_text(request, exc)},
+                                               status=exc.http_status), exc)
     return _codes_page(request, codes, "/account", fresh=False)
 
 

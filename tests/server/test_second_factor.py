@@ -281,3 +281,34 @@ async def test_the_pages_in_english_and_at_phone_width(world: tuple[TestClient, 
     # The QR code scales with the page (no fixed size): the stylesheet caps it at 240 px.
     assert not re.search(r'<svg[^>]*\bwidth=', text)
     assert html.escape("otpauth") not in text  # the address itself is not printed, only drawn
+
+
+async def test_the_page_asked_for_is_reached_after_the_code_and_only_on_this_site(
+        world: tuple[TestClient, Clock]) -> None:  # type: ignore[type-arg]
+    client, clock = world
+    secret, _ = await enrol(client, clock, "admin")
+    for asked, reached in (("/admin/audit", "/admin/audit"), ("//evil.example/x", "/admin")):
+        clock.advance(30)
+        client.session.cookie_jar.clear()
+        page = await client.get("/login")
+        resp = await client.post("/login", data={"username": "admin", "password": DEMO_PASSWORD, "next": asked,
+                                                 "csrf_token": csrf_from(await page.text())}, allow_redirects=False)
+        step = resp.headers["Location"]
+        assert step == ("/login/code?next=/admin/audit" if reached != "/admin" else "/login/code")
+        resp = await post_code(client, step, pyotp.TOTP(secret).at(clock.now))
+        assert resp.status == 303 and resp.headers["Location"] == reached
+
+
+async def test_wrong_codes_at_enrolment_wait_too(world: tuple[TestClient, Clock]) -> None:  # type: ignore[type-arg]
+    client, clock = world
+    await password_step(client, "admin")
+    secret = secret_on(await (await client.get("/login/enrol")).text())
+    right = pyotp.TOTP(secret).at(clock.now)
+    wrong = "000000" if right != "000000" else "111111"
+    for _ in range(5):
+        assert (await post_code(client, "/login/enrol", wrong)).status == 400
+    resp = await post_code(client, "/login/enrol", right)
+    assert resp.status == 429 and resp.headers["Retry-After"] == "2"
+    assert len(await audited(client, "second_factor.enrol_failed")) == 5
+    clock.advance(2)
+    assert (await post_code(client, "/login/enrol", right)).status == 200
