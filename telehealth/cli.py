@@ -70,6 +70,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the interface language (default: follow the browser)")
     create.add_argument("--system-admin", action="store_true", help="an administrator who sees every alliance")
 
+    reset = sub.add_parser("reset-second-factor", help="remove an account's second factor (a lost phone)",
+                           description="Remove the account's authenticator app and recovery codes, as an "
+                                       "administrator can on the account's page; for when the one who would "
+                                       "do it is the one locked out. Audited. If the account's role requires a "
+                                       "second factor, it sets one up again at its next sign-in.")
+    _common(reset)
+    reset.add_argument("username")
+
     check = sub.add_parser("check", help="validate the configuration and reach the database and Redis",
                            description="Load and validate the settings, connect to the database (and Redis when "
                                        "configured), and print what was found. Exit status 1 on any problem.")
@@ -104,6 +112,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return asyncio.run(_migrate(_settings(args)))
         if args.command == "create-user":
             return asyncio.run(_create_user(args, _settings(args)))
+        if args.command == "reset-second-factor":
+            return asyncio.run(_reset_second_factor(args.username, _settings(args)))
         if args.command == "check":
             return asyncio.run(_check(_settings(args)))
         if args.command == "audit":
@@ -146,6 +156,9 @@ def serve(args: argparse.Namespace) -> int:
         if settings.demo:
             lines.append(f"demo logins (password for all: {DEMO_PASSWORD}):")
             lines.extend(f"  {user:<18} {what}" for user, what in demo_logins())
+            if settings.security.second_factor_roles:
+                lines.append(f"  accounts of the roles {', '.join(settings.security.second_factor_roles)} set up an "
+                             "authenticator app (second factor) at their first sign-in")
         print("\n".join(lines), flush=True)
 
     app.on_startup.append(announce)
@@ -228,6 +241,29 @@ async def _create_user(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         await engine.dispose()
     print(f"created {user.role.value} {user.username} (id {user.id})")
+    return 0
+
+
+async def _reset_second_factor(username: str, settings: Settings) -> int:
+    from telehealth.matching.memory import MemoryBroker
+    from telehealth.matching.service import Matcher
+    from telehealth.records.db import create_engine
+    from telehealth.records.store import open_store
+    from telehealth.services import Services
+
+    engine = create_engine(settings.effective_database_url)
+    try:
+        store = open_store(engine, settings)
+        user = await store.get_user_by_username(username)
+        if user is None:
+            print(f"telehealth: no account named {username!r}", file=sys.stderr)
+            return 2
+        broker = MemoryBroker()
+        services = Services(store, broker, Matcher(store, broker, settings.matching), settings)
+        removed = await services.second_factors.reset(None, user.id)
+    finally:
+        await engine.dispose()
+    print(f"second factor of {username} removed" if removed else f"{username} had no second factor")
     return 0
 
 

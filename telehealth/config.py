@@ -43,7 +43,14 @@ class SecuritySettings:
     session_ttl_s: int = 43200
     # API tokens stop working this long after they were issued.
     api_token_ttl_s: int = 90 * 86400
+    # Failed sign-ins for one account from one address before each further attempt waits; then the wait
+    # starts at login_delay_s and doubles with each failure, up to login_max_delay_s.
     login_attempts: int = 5
+    # The same for one account from every address together (one address adds at most login_attempts).
+    account_login_attempts: int = 20
+    login_delay_s: float = 2.0
+    login_max_delay_s: float = 900.0
+    # Failures are forgotten this long after the last wait ended.
     login_window_s: int = 300
     cookie_secure: str = "auto"
     # The pages open their WebSocket to their own host; set this (wss://host[:port]) only when it is served
@@ -51,9 +58,13 @@ class SecuritySettings:
     websocket_origin: str = ""
     # Reverse proxies (addresses or networks) whose X-Forwarded-For and X-Forwarded-Host are believed.
     trusted_proxies: tuple[str, ...] = ()
+    # Roles whose accounts must sign in with a second factor (an authenticator app); an account without one
+    # enrols at its next sign-in.
+    second_factor_roles: tuple[str, ...] = ("admin",)
 
     def __post_init__(self) -> None:
-        _positive(self, "session_ttl_s", "api_token_ttl_s", "login_attempts", "login_window_s")
+        _positive(self, "session_ttl_s", "api_token_ttl_s", "login_attempts", "account_login_attempts",
+                  "login_delay_s", "login_max_delay_s", "login_window_s")
         if self.cookie_secure not in ("auto", "true", "false"):
             raise ConfigError("security.cookie_secure must be auto, true or false")
         for proxy in self.trusted_proxies:
@@ -62,6 +73,10 @@ class SecuritySettings:
             except ValueError:
                 raise ConfigError(f"security.trusted_proxies: {proxy!r} is not an address or a network such as "
                                   "10.0.0.0/8") from None
+        roles = ("clinic_doctor", "specialist", "admin")
+        for role in self.second_factor_roles:
+            if role not in roles:
+                raise ConfigError(f"security.second_factor_roles: {role!r} is not a role ({', '.join(roles)})")
         if self.websocket_origin:
             match = _WS_ORIGIN.fullmatch(self.websocket_origin)
             if match is None or int(match.group(1) or 0) > 65535:

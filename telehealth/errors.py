@@ -23,6 +23,8 @@ class ErrorCode(enum.StrEnum):
     not_found = "not_found"
     csrf_failed = "csrf_failed"
     login_rate_limited = "login_rate_limited"
+    second_factor_required = "second_factor_required"
+    second_factor_enrolment_required = "second_factor_enrolment_required"
     # domain
     invalid_input = "invalid_input"
     invalid_transition = "invalid_transition"
@@ -57,6 +59,8 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.id_reused: 400,
     ErrorCode.rate_limited: 429,
     ErrorCode.login_rate_limited: 429,
+    ErrorCode.second_factor_required: 401,
+    ErrorCode.second_factor_enrolment_required: 403,
     ErrorCode.busy: 503,
     ErrorCode.auth_required: 401,
     ErrorCode.auth_failed: 401,

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import aiohttp
+import pyotp
 
 from tests.conftest import PG_URL, create_pg_database
 from tests.support.processes import ROOT, ServerProcess, free_port
@@ -23,7 +24,7 @@ def run(*args: str, env: dict[str, str] | None = None, cwd: Path = ROOT) -> subp
 def test_help_of_every_command_is_useful() -> None:
     top = run("--help")
     assert top.returncode == 0
-    for command in ("serve", "migrate", "create-user", "check", "audit"):
+    for command in ("serve", "migrate", "create-user", "check", "audit", "reset-second-factor"):
         assert command in top.stdout
         assert run(command, "--help").returncode == 0
     assert "--database-url" in run("serve", "--help").stdout
@@ -52,6 +53,9 @@ def test_migrate_create_user_and_check_on_sqlite(tmp_path: Path) -> None:
     assert "database: reachable" in check.stdout and "broker: in-process" in check.stdout
     verify = run("audit", "verify", *data)
     assert verify.returncode == 0 and "intact" in verify.stdout
+    reset = run("reset-second-factor", "root", *data)
+    assert reset.returncode == 0 and "root had no second factor" in reset.stdout
+    assert run("reset-second-factor", "nobody", *data).returncode == 2
 
 
 def test_check_reports_unreachable_services(tmp_path: Path) -> None:
@@ -107,6 +111,18 @@ async def test_serve_demo_prints_logins_and_every_role_lands_home(tmp_path: Path
                 assert token
                 resp = await http.post(node.base + "/login", data={
                     "username": username, "password": "demo-pass-2026", "csrf_token": token.group(1)})
+                if username == "admin":
+                    # Administrators sign in with a second factor by default: the demo administrator, who
+                    # has none yet, sets it up first, as the authenticator app would.
+                    assert resp.status == 200 and str(resp.url).endswith("/login/enrol")
+                    page = await resp.text()
+                    secret = re.search(r'id="secret"[^>]*>([A-Z2-7 ]+)</p>', page)
+                    form = re.search(r'action="/login/enrol".*?name="csrf_token" value="([^"]*)"', page, re.S)
+                    assert secret and form
+                    resp = await http.post(node.base + "/login/enrol", data={
+                        "code": pyotp.TOTP(secret.group(1).replace(" ", "")).now(), "csrf_token": form.group(1)})
+                    assert resp.status == 200 and "recovery-codes" in await resp.text()
+                    resp = await http.get(node.base + home)
                 assert resp.status == 200 and str(resp.url).endswith(home)
         assert (tmp_path / "data" / "telehealth.sqlite3").exists()
     finally:

@@ -44,11 +44,15 @@ class TelehealthClient:
         self.listeners: list[Callable[[str, dict[str, Any]], None]] = []
 
     @classmethod
-    async def login(cls, base_url: str, username: str, password: str, **kwargs: Any) -> TelehealthClient:
-        """Get an API token with a username and password, then connect."""
+    async def login(cls, base_url: str, username: str, password: str, *, code: str = "",
+                    **kwargs: Any) -> TelehealthClient:
+        """Get an API token with a username and password (and, for an account with a second factor, the
+        authenticator app's current code or a recovery code), then connect."""
+        credentials = {"username": username, "password": password, "label": "python client"}
+        if code:
+            credentials["code"] = code
         async with aiohttp.ClientSession() as http:
-            async with http.post(base_url.rstrip("/") + "/api/tokens",
-                                 json={"username": username, "password": password, "label": "python client"}) as resp:
+            async with http.post(base_url.rstrip("/") + "/api/tokens", json=credentials) as resp:
                 body = await resp.json()
                 if resp.status != 201:
                     error = body.get("error", {})

@@ -82,6 +82,23 @@ class WebSession:
 
 
 @dataclass(frozen=True)
+class SecondFactor:
+    """An account's authenticator app: its secret (the server computes codes from it) and whether a first code
+    has confirmed it."""
+
+    user_id: int
+    secret: str
+    created_at: dt.datetime
+    enrolled_at: dt.datetime | None
+    last_step: int | None
+    recovery_codes_left: int = 0
+
+    @property
+    def enrolled(self) -> bool:
+        return self.enrolled_at is not None
+
+
+@dataclass(frozen=True)
 class ApiToken:
     """An API token as its owner and administrators see it (never the token itself)."""
 

@@ -114,6 +114,29 @@ api_tokens = sa.Table(
     sa.Column("revoked_at", UTCDateTime, nullable=True),
 )
 
+second_factors = sa.Table(
+    "second_factors", metadata,
+    # One authenticator app per account (TOTP, RFC 6238).
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), primary_key=True),
+    # The shared secret, base32. The server must compute codes from it, so it cannot be hashed.
+    sa.Column("secret", sa.String(64), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    # NULL until a first code from the app confirms the enrolment.
+    sa.Column("enrolled_at", UTCDateTime, nullable=True),
+    # The 30-second step of the last code accepted: a code is good once, and no older one after it.
+    sa.Column("last_step", sa.BigInteger, nullable=True),
+)
+
+recovery_codes = sa.Table(
+    "recovery_codes", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), nullable=False, index=True),
+    # argon2 hash: the codes are shown once and a copy of this table opens nothing.
+    sa.Column("code_hash", sa.String(255), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("used_at", UTCDateTime, nullable=True),
+)
+
 agreements = sa.Table(
     "agreements", metadata,
     sa.Column("id", sa.Integer, primary_key=True),

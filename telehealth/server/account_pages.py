@@ -25,19 +25,22 @@ def token_view(token: ApiToken, now: float) -> dict[str, object]:
             "live": token.revoked_at is None and token.expires_at.timestamp() > now}
 
 
-async def _account_page(request: web.Request, *, errors: dict[str, str] | None = None,
+async def account_page(request: web.Request, *, errors: dict[str, str] | None = None,
                         status: int = 200) -> web.Response:
     services = request.app[keys.SERVICES]
-    tokens = await services.accounts.list_tokens(actor_of(request))
+    actor = actor_of(request)
+    tokens = await services.accounts.list_tokens(actor)
     now = services.clock()
     return render(request, "account.html", {
         "tokens": [token_view(t, now) for t in tokens], "errors": errors or {},
+        "second_factor": await services.second_factors.status(actor.id),
+        "second_factor_required": services.second_factors.required_for(actor.user),
         "saved": request.query.get("saved")}, status=status)
 
 
 @page(*EVERYONE)
 async def handle_account(request: web.Request) -> web.StreamResponse:
-    return await _account_page(request)
+    return await account_page(request)
 
 
 @page(*EVERYONE)
@@ -47,12 +50,12 @@ async def handle_change_password(request: web.Request) -> web.StreamResponse:
     body, errors = read_form(ChangePasswordInput, {"current_password": form.get("current_password", ""),
                                                    "new_password": form.get("new_password", "")}, translate)
     if body is None or errors:
-        return await _account_page(request, errors=errors, status=400)
+        return await account_page(request, errors=errors, status=400)
     try:
         await request.app[keys.SERVICES].accounts.change_own_password(actor_of(request), body,
                                                                       request.get(keys.SESSION_DIGEST))
     except InputError as exc:
-        return await _account_page(request, errors=beside(exc, translate), status=400)
+        return await account_page(request, errors=beside(exc, translate), status=400)
     return see_other("/account?saved=password")
 
 

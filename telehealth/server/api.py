@@ -44,18 +44,10 @@ async def handle_create_token(request: web.Request) -> web.StreamResponse:
     username, password = data.get("username"), data.get("password")
     if not isinstance(username, str) or not isinstance(password, str):
         raise TelehealthError(ErrorCode.invalid_input, "`username` and `password` are required strings")
-    label = data.get("label", "")
-    credentials = Credentials(username[:80], password[:1024], label[:200] if isinstance(label, str) else "")
-    limiter = request.app[keys.LOGIN_LIMITER]
-    limit_keys = (f"user:{username.lower()}", f"ip:{client_address(request)}")
-    if max(limiter.blocked(k) for k in limit_keys) > 0:
-        raise TelehealthError(ErrorCode.login_rate_limited, "too many attempts; wait a few minutes")
-    try:
-        token, user = await request.app[keys.SERVICES].accounts.mint_api_token(credentials, client_address(request))
-    except TelehealthError:
-        for k in limit_keys:
-            limiter.hit(k)
-        raise
+    label, code = data.get("label", ""), data.get("code", "")
+    credentials = Credentials(username[:80], password[:1024], label[:200] if isinstance(label, str) else "",
+                              code[:40] if isinstance(code, str) else "")
+    token, user = await request.app[keys.SERVICES].accounts.mint_api_token(credentials, client_address(request))
     return web.json_response({"token": token, "user": user_view(user)}, status=201)
 
 

@@ -37,13 +37,14 @@ from telehealth.server import (
     record_pages,
     referrals_api,
     results_api,
+    second_factor_pages,
     slot_pages,
     stats_pages,
     ws,
 )
 from telehealth.server.i18n import Renderer, i18n_ctx, web_dir
 from telehealth.server.middlewares import edge_middleware, security_headers
-from telehealth.server.ratelimit import SlidingWindowLimiter
+from telehealth.server.redis_login_limits import RedisLoginLimiter
 from telehealth.services import Services
 from telehealth.signaling.hub import Hub
 from telehealth.signaling.sessions import SessionManager
@@ -108,7 +109,8 @@ async def _signaling_ctx(app: web.Application) -> AsyncIterator[None]:
     matcher.tz = settings.slots.tz
     matcher.offer_latency_observer = app[keys.METRICS].offer_latency.observe
     matcher.claim_latency_observer = app[keys.METRICS].claim_latency.observe
-    app[keys.SERVICES] = Services(store, broker, matcher, settings, node=app[keys.NODE])
+    login_limits = _shared_login_limits(settings)
+    app[keys.SERVICES] = Services(store, broker, matcher, settings, node=app[keys.NODE], login_limits=login_limits)
     hub = Hub(broker)
     await hub.start()
     sessions = SessionManager(store, broker, hub, matcher, settings, app[keys.NODE])
@@ -133,6 +135,18 @@ async def _signaling_ctx(app: web.Application) -> AsyncIterator[None]:
             except Exception:
                 log.warning("could not close open sessions at shutdown", exc_info=True)
         await hub.close()
+        if login_limits is not None:
+            await login_limits.close()
+
+
+def _shared_login_limits(settings: Settings) -> RedisLoginLimiter | None:
+    """With Redis configured every node counts failed sign-ins together; a lone node counts in its memory."""
+    if not settings.redis_url:
+        return None
+    from telehealth.matching.redis_broker import redis_client
+
+    redis = redis_client(settings.redis_url, socket_timeout=5, socket_connect_timeout=5, retry_on_timeout=True)
+    return RedisLoginLimiter(redis, settings.security, prefix=settings.redis_prefix)
 
 
 async def _release_slots(services: Services, stop: asyncio.Event) -> None:
@@ -172,8 +186,6 @@ def create_app(settings: Settings) -> web.Application:
     app[keys.WEBSOCKETS] = set()
     root = web_dir()
     app[keys.RENDERER] = Renderer(root / "templates", root / "translations")
-    app[keys.LOGIN_LIMITER] = SlidingWindowLimiter(settings.security.login_attempts,
-                                                   settings.security.login_window_s)
     app.cleanup_ctx.append(_store_ctx)
     app.cleanup_ctx.append(_broker_ctx)
     app.cleanup_ctx.append(_signaling_ctx)
@@ -202,6 +214,7 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/metrics", metrics.handle_metrics)
     api.add_routes(app)
     account_pages.add_routes(app)
+    second_factor_pages.add_routes(app)
     consult_pages.add_routes(app)
     notes_api.add_routes(app)
     referrals_api.add_routes(app)

@@ -128,6 +128,12 @@ LABELS: dict[str, dict[str, str]] = {
     "alliance_kind": {"county_community": N_("County medical community"), "city_group": N_("City medical group")},
     "audit": {
         "login.ok": N_("Logged in"), "login.failed": N_("Failed login"),
+        "login.password_ok": N_("Signed in with the password (second step to come)"),
+        "second_factor.enrol": N_("Set up a second factor"),
+        "second_factor.enrol_failed": N_("Failed to set up a second factor"),
+        "second_factor.use": N_("Used the second factor"), "second_factor.failed": N_("Gave a wrong second-factor code"),
+        "second_factor.reset": N_("Reset a second factor"),
+        "second_factor.recovery_codes": N_("Made new recovery codes"),
         "admin.audit_verify": N_("Checked the audit trail"), "admin.audit_view": N_("Viewed the audit trail"),
         "admin.export_csv": N_("Exported the session log"), "admin.network": N_("Viewed clinic networks"),
         "admin.session_detail": N_("Viewed a session timeline"), "admin.session_log": N_("Viewed the session log"),

@@ -16,7 +16,6 @@ if TYPE_CHECKING:
     from telehealth.records.store import Store
     from telehealth.server.i18n import Renderer
     from telehealth.server.metrics import Metrics
-    from telehealth.server.ratelimit import SlidingWindowLimiter
     from telehealth.server.ws import QueueUpdates
     from telehealth.services import Services
     from telehealth.signaling.hub import Hub
@@ -31,7 +30,6 @@ HUB: web.AppKey[Hub] = web.AppKey("hub")
 PRECHECK: web.AppKey[PrecheckService] = web.AppKey("precheck")
 SESSIONS: web.AppKey[SessionManager] = web.AppKey("sessions")
 RENDERER: web.AppKey[Renderer] = web.AppKey("renderer")
-LOGIN_LIMITER: web.AppKey[SlidingWindowLimiter] = web.AppKey("login_limiter")
 STARTUP_NOTES: web.AppKey[list[str]] = web.AppKey("startup_notes")
 WEBSOCKETS: web.AppKey[set[web.WebSocketResponse]] = web.AppKey("websockets")
 QUEUE_UPDATES: web.AppKey[QueueUpdates] = web.AppKey("queue_updates")

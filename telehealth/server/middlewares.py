@@ -43,7 +43,10 @@ def wants_json(request: web.Request) -> bool:
 
 def error_response(request: web.Request, error: TelehealthError) -> web.StreamResponse:
     request.app[keys.METRICS].count_error(error.code)
-    return _error(request, error.http_status, error.code, error.template, error.params)
+    response = _error(request, error.http_status, error.code, error.template, error.params)
+    if error.code is ErrorCode.login_rate_limited and "seconds" in error.params:
+        response.headers["Retry-After"] = str(error.params["seconds"])
+    return response
 
 
 def _error(request: web.Request, status: int, code: ErrorCode, template: str,

@@ -142,9 +142,11 @@ def document() -> dict[str, Any]:
     components: dict[str, Any] = dict(SCHEMAS)
     paths: dict[str, Any] = {
         "/api/tokens": {"post": _op(
-            "Exchange a username and password for an API token", "201",
+            "Exchange a username and password (and, for an account with a second factor, its current code or a "
+            "recovery code as `code`) for an API token", "201",
             _obj({"token": STR, "user": _ref("User")}, ("token", "user")), auth=False,
-            body=_obj({"username": STR, "password": STR, "label": STR}, ("username", "password"), closed=True))},
+            body=_obj({"username": STR, "password": STR, "label": STR, "code": STR}, ("username", "password"),
+                      closed=True))},
         "/api/me": {"get": _op("The signed-in user", "200", _obj({"user": _ref("User")}, ("user",)))},
         "/api/consultations": {
             "get": _op("Consultations of your clinic, or taken by you", "200",

@@ -10,7 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from telehealth.domain import Role
-from telehealth.errors import TelehealthError
+from telehealth.errors import ErrorCode, TelehealthError, fill
 from telehealth.server import keys
 from telehealth.server.auth import (
     CSRF_FIELD,
@@ -61,15 +61,26 @@ async def handle_index(request: web.Request) -> web.StreamResponse:
 
 
 def _login_page(request: web.Request, error: str | None = None, status: int = 200,
-                username: str = "") -> web.Response:
+                username: str = "", **params: object) -> web.Response:
     pre = request.cookies.get(PRE_SESSION_COOKIE) or secrets.token_urlsafe(24)
     response = render(request, "login.html", {
-        "error": error, "pre_token": pre, "username": username,
+        "error": fill(translator(request)(error), params) if error else None, "pre_token": pre, "username": username,
         "next": local_path(request.query.get("next")) or "",
         "demo": request.app[keys.SETTINGS].demo}, status=status)
     response.set_cookie(PRE_SESSION_COOKIE, pre, httponly=True, samesite="Lax", path="/login",
                         secure=request.app[keys.SETTINGS].cookie_secure)
     return response
+
+
+def _refused(request: web.Request, error: TelehealthError, username: str) -> web.Response:
+    """A sign-in step refused: past the login limits, the seconds to wait (and Retry-After); otherwise the one
+    answer for every other reason."""
+    if error.code is ErrorCode.login_rate_limited:
+        response = _login_page(request, "Too many attempts: wait {seconds} s and try again.", status=429,
+                               username=username, seconds=error.params["seconds"])
+        response.headers["Retry-After"] = str(error.params["seconds"])
+        return response
+    return _login_page(request, "Wrong username or password.", status=401, username=username)
 
 
 @public
@@ -88,22 +99,16 @@ async def handle_login(request: web.Request) -> web.StreamResponse:
     pre_form = str(form.get(CSRF_FIELD, ""))
     if not pre_cookie or not hmac.compare_digest(pre_cookie, pre_form):
         return _login_page(request, "The form has expired. Please try again.", status=403, username=username)
-    limiter = request.app[keys.LOGIN_LIMITER]
-    # Both the account and the address are limited: guessing one password across many accounts
-    # from one address is as blocked as guessing many passwords for one account.
-    limit_keys = (f"user:{username.lower()}", f"ip:{client_address(request)}")
-    wait = max(limiter.blocked(k) for k in limit_keys)
-    if wait > 0:
-        return _login_page(request, "Too many attempts. Please wait a few minutes and try again.", status=429,
-                           username=username)
     try:
-        user = await request.app[keys.SERVICES].accounts.check_password(
+        signed = await request.app[keys.SERVICES].accounts.check_password(
             Credentials(username, password), client_address(request))
-    except TelehealthError:
-        for k in limit_keys:
-            limiter.hit(k)
-        return _login_page(request, "Wrong username or password.", status=401, username=username)
-    limiter.reset(limit_keys[0])
+    except TelehealthError as exc:
+        return _refused(request, exc, username)
+    user = signed.user
+    if signed.step != "done":
+        from telehealth.server.second_factor_pages import next_step_redirect
+
+        return next_step_redirect(request, user, signed.step, local_path(str(form.get("next", ""))) or "")
     target = local_path(str(form.get("next", ""))) or home_path(user)
     response = see_other(target)
     await start_session(request, response, user)

@@ -88,8 +88,10 @@ async def _user_page(request: web.Request, user_id: int, *, errors: dict[str, st
     _, orgs = await accounts.managed_organisations(actor)
     now = request.app[keys.SERVICES].clock()
     tokens = [token_view(t, now) for t in await accounts.list_tokens(actor, user.id)]
+    second_factors = request.app[keys.SERVICES].second_factors
     return render(request, "admin/user.html", {
-        "tokens": tokens,
+        "tokens": tokens, "second_factor": await second_factors.status(user.id),
+        "second_factor_required": second_factors.required_for(user),
         "account": user, "org": orgs.get(user.organisation_id) if user.organisation_id else None,
         "titles": [t.value for t in Title], "specialties": SPECIALTIES, "errors": errors or {},
         "notice": request.query.get("saved"), "is_self": user.id == current_user(request).id,

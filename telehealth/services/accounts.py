@@ -21,11 +21,13 @@ from telehealth.accounts import (
 )
 from telehealth.domain import SPECIALTIES, OrgLevel, Role, Title
 from telehealth.errors import ErrorCode, TelehealthError
+from telehealth.login_limits import PASSWORD
 from telehealth.records.models import ApiToken, Organisation, User
 from telehealth.schema import InputError, Items, Range, Text, require
 
 if TYPE_CHECKING:
     from telehealth.services.context import Actor, Services, Unit
+    from telehealth.services.second_factors import Step
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{2,79}$")
 # The institutions each role works at.
@@ -59,6 +61,16 @@ class Credentials:
     username: Annotated[str, Text(0, 80)]
     password: Annotated[str, Text(0, 1024)]
     label: Annotated[str, Text(0, 200)] = ""
+    # The second factor's code, for the API token of an account that has one.
+    code: Annotated[str, Text(0, 40)] = ""
+
+
+@dataclass(frozen=True)
+class SignIn:
+    """A right password, and what still stands before a session: nothing, the code, or an enrolment."""
+
+    user: User
+    step: Step
 
 
 @dataclass(frozen=True)
@@ -141,20 +153,38 @@ class Accounts:
 
     # -- signing in ----------------------------------------------------------------------------------
 
-    async def check_password(self, credentials: Credentials, remote: str) -> User:
+    async def check_password(self, credentials: Credentials, remote: str) -> SignIn:
         """The active account these credentials open; otherwise `auth_failed`, the same answer for an unknown
-        name, a wrong password and a deactivated account. Both outcomes are audited."""
+        name, a wrong password and a deactivated account. Both outcomes are audited. Past the login limits
+        (`telehealth/login_limits.py`) the answer is `login_rate_limited` with the seconds to wait, whatever the
+        password, and the password is not checked. What comes back says whether a second step follows: the
+        code of the account's authenticator app, or the enrolment of one its role requires."""
         store = self._s.store
         username = credentials.username.strip()
+        await self._begin_attempt(PASSWORD, username, remote)
         user = await store.get_user_by_username(username) if username else None
         ok = await verify_password_async(user.password_hash if user else None, credentials.password)
         if not ok or user is None or not user.active:
             await store.insert_audit("login.failed", actor_id=user.id if user else None,
                                      target=f"user:{user.id}" if user else "", remote=remote, now=self._s.now())
             raise TelehealthError(ErrorCode.auth_failed, "wrong username or password")
-        await store.insert_audit("login.ok", actor_id=user.id, target=f"user:{user.id}", remote=remote,
-                                 now=self._s.now())
-        return user
+        step = await self._s.second_factors.next_step(user)
+        if step == "done":
+            await store.insert_audit("login.ok", actor_id=user.id, target=f"user:{user.id}", remote=remote,
+                                     now=self._s.now())
+            await self._s.login_limits.succeeded(username, remote, self._s.clock())
+        else:
+            # The password's count starts again; the code's, which the second step counts, does not.
+            await store.insert_audit("login.password_ok", actor_id=user.id, target=f"user:{user.id}",
+                                     remote=remote, now=self._s.now(), detail={"next": step})
+            await self._s.login_limits.passed(PASSWORD, username, remote)
+        return SignIn(user, step)
+
+    async def _begin_attempt(self, step: str, username: str, remote: str) -> None:
+        wait = await self._s.login_limits.begin(step, username, remote, self._s.clock())
+        if wait:
+            raise TelehealthError(ErrorCode.login_rate_limited, "too many attempts: wait {seconds} s and try again",
+                                  seconds=wait)
 
     async def start_web_session(self, user: User) -> WebSession:
         settings = self._s.settings
@@ -205,8 +235,19 @@ class Accounts:
             "reason": reason, "keep": credential_id(keep) if keep else None})
 
     async def mint_api_token(self, credentials: Credentials, remote: str) -> tuple[str, User]:
-        """A new API token for the account these credentials open (shown once; the store keeps its hash)."""
-        user = await self.check_password(credentials, remote)
+        """A new API token for the account these credentials open (shown once; the store keeps its hash). An
+        account with an authenticator app sends its current code (or a recovery code) as well; one whose role
+        requires an app and has none enrols in the browser first."""
+        signed = await self.check_password(credentials, remote)
+        user = signed.user
+        if signed.step == "enrol":
+            raise TelehealthError(ErrorCode.second_factor_enrolment_required,
+                                  "your role signs in with a second factor: set it up in the browser first")
+        if signed.step == "code":
+            if not credentials.code.strip():
+                raise TelehealthError(ErrorCode.second_factor_required,
+                                      "this account signs in with a second factor: send its code as `code`")
+            await self._s.second_factors.verify(user, credentials.code, remote)
         token = new_token()
         async with self._s.unit(_actor(user, remote)) as unit:
             await self._s.store.insert_api_token(api_token_digest(token), user.id, credentials.label, unit.now)

@@ -11,6 +11,7 @@ from typing import Any
 
 from telehealth.config import Settings
 from telehealth.events import EventPublisher, Outbox
+from telehealth.login_limits import LoginLimiter, MemoryLoginLimiter
 from telehealth.matching.broker import Broker
 from telehealth.matching.service import Matcher
 from telehealth.records.consent import attachments_root
@@ -27,6 +28,7 @@ from telehealth.services.prechecks import Prechecks
 from telehealth.services.records import Records
 from telehealth.services.referrals import Referrals
 from telehealth.services.results import Results
+from telehealth.services.second_factors import SecondFactors
 from telehealth.services.slots import Slots
 
 
@@ -59,7 +61,8 @@ class Services:
     """Every service of one node, built once by the app factory (and by tests and benchmarks alike)."""
 
     def __init__(self, store: Store, broker: Broker, matcher: Matcher, settings: Settings,
-                 clock: Callable[[], float] = time.time, node: str = "") -> None:
+                 clock: Callable[[], float] = time.time, node: str = "",
+                 login_limits: LoginLimiter | None = None) -> None:
 
         self.store = store
         self.broker = broker
@@ -69,9 +72,12 @@ class Services:
         # This node's name (host:port), which names the record's identifiers in exports.
         self.node = node
         self.events = EventPublisher(broker.publish)
+        # This node's memory unless the app factory hands in the limits every node shares (Redis).
+        self.login_limits: LoginLimiter = login_limits or MemoryLoginLimiter.from_settings(settings.security)
         self.files = FileStore(attachments_root(settings.data_dir))
         self.access: AccessPolicy = AccessPolicy(self)
         self.accounts: Accounts = Accounts(self)
+        self.second_factors: SecondFactors = SecondFactors(self)
         self.organisations: Organisations = Organisations(self)
         self.consultations: Consultations = Consultations(self)
         self.notes: Notes = Notes(self)

@@ -101,6 +101,14 @@ HTTP: dict[tuple[str, str], set[str]] = {
     ("POST", "/clinic/consultations/{c}/results"): {"clinic"},
     ("GET", "/api/alliances/{l}/recognised-items"): ANY_USER, ("PUT", "/api/alliances/{l}/recognised-items"): {"admin"},
     ("GET", "/admin/recognised-items"): ADMINS, ("POST", "/admin/recognised-items"): ADMINS,
+    # The code step and the enrolment at sign-in come before a session: without the password step's cookie
+    # they send everyone back to the login page.
+    ("GET", "/login/code"): EVERYONE, ("POST", "/login/code"): EVERYONE,
+    ("GET", "/login/enrol"): EVERYONE, ("POST", "/login/enrol"): EVERYONE,
+    ("GET", "/account/second-factor"): ANY_USER, ("POST", "/account/second-factor"): ANY_USER,
+    ("POST", "/account/second-factor/recovery-codes"): ANY_USER,
+    ("POST", "/admin/users/{u}/second-factor/reset"): {"admin"},
+    ("DELETE", "/api/admin/users/{u}/second-factor"): {"admin"},
 }
 
 # WebSocket commands: callers allowed, and whether the command is about the consultation (own vs other).

@@ -28,6 +28,7 @@ from telehealth.records.store.organisations import OrganisationStore
 from telehealth.records.store.prechecks import PrecheckStore
 from telehealth.records.store.referrals import ReferralStore
 from telehealth.records.store.results import ResultStore
+from telehealth.records.store.second_factors import SecondFactorStore
 from telehealth.records.store.slots import SlotStore
 from telehealth.records.store.statistics import StatisticsStore
 
@@ -37,6 +38,7 @@ __all__ = ["CONFLICT_RETRIES", "GENESIS_HASH", "NOTE_FIELDS", "AuditChainCheck",
 
 class Store(OrganisationStore, AccountStore, CallSessionStore, NoteStore, ConsultationStore, ReferralStore,
             EventLogStore, SlotStore, AttachmentStore, AuditStore, PrecheckStore, ResultStore, StatisticsStore,
+            SecondFactorStore,
             StoreBase):
     """All durable reads and writes. Methods take `now` where time matters; none reads a clock."""
 
