@@ -68,15 +68,34 @@ def _error(request: web.Request, status: int, code: ErrorCode, template: str,
 
 @web.middleware
 async def edge_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Access control, then errors mapped to responses. One middleware, not two: a WebSocket lives inside
-    it for hours, and every middleware layer is a frame kept alive for each open connection.
+    """Access control, then errors mapped to responses, in one coroutine: a WebSocket lives inside it for hours,
+    and every coroutine still waiting on the handler is a frame kept alive for each open connection (the
+    access check has finished before the handler starts).
 
     Every request gets a correlation id (the balancer's `X-Request-ID` when it sends one), echoed in the
     response and carried by every log line written while it is handled."""
     request_id = logs.new_request_id(request.headers.get("X-Request-ID"))
     started = time.perf_counter()
     with logs.bound(request_id=request_id):
-        response = await _handle(request, handler)
+        try:
+            await check_access(request)
+            response = await handler(request)
+        except TelehealthError as exc:
+            response = error_response(request, exc)
+        except HttpProcessingError:
+            # A body the parser cannot read (a broken multipart part header, say): the client's fault, not ours.
+            response = error_response(request, TelehealthError(ErrorCode.invalid_input,
+                                                               "The request body is malformed."))
+        except web.HTTPException as exc:
+            mapped = _http_error(request, exc)
+            if mapped is None:
+                raise
+            response = mapped
+        except Exception:
+            # The traceback goes to the log; the client gets a code, never internals.
+            log.exception("unhandled error in %s %s", request.method, request.rel_url.path)
+            response = error_response(request, TelehealthError(ErrorCode.internal_error,
+                                                               "Something went wrong on the server."))
         if not response.prepared:
             response.headers["X-Request-ID"] = request_id
         user = request.get(keys.USER)
@@ -92,40 +111,30 @@ def _is_static(request: web.Request) -> bool:
     return isinstance(request.match_info.route.resource, StaticResource)
 
 
-async def _handle(request: web.Request, handler: Handler) -> web.StreamResponse:
-    try:
-        return await check_access(request, handler)
-    except TelehealthError as exc:
-        return error_response(request, exc)
-    except HttpProcessingError:
-        # A body the parser cannot read (a broken multipart part header, say): the client's fault, not ours.
-        return error_response(request, TelehealthError(ErrorCode.invalid_input, "The request body is malformed."))
-    except web.HTTPException as exc:
-        if exc.status == 404 and not wants_json(request) and request.method == "GET":
-            return error_response(request, TelehealthError(ErrorCode.not_found, "This page does not exist."))
-        if exc.status == 413:
-            return error_response(request, TelehealthError(ErrorCode.too_large, "The upload is too large."))
-        if exc.status >= 400 and wants_json(request) and exc.content_type != "application/json":
-            code = {404: ErrorCode.not_found, 405: ErrorCode.invalid_input}.get(exc.status, ErrorCode.invalid_input)
-            template = {404: "this address does not exist",
-                        405: "this address does not take {method} requests"}.get(exc.status, "the request was refused")
-            return _error(request, exc.status, code, template, {"method": request.method})
-        raise
-    except Exception:
-        # The traceback goes to the log; the client gets a code, never internals.
-        log.exception("unhandled error in %s %s", request.method, request.rel_url.path)
-        return error_response(request, TelehealthError(ErrorCode.internal_error,
-                                                       "Something went wrong on the server."))
+def _http_error(request: web.Request, exc: web.HTTPException) -> web.StreamResponse | None:
+    """aiohttp's own refusals (404, 405, 413) in the site's error shape; None for those that pass as they are
+    (redirects, and what already answers JSON)."""
+    if exc.status == 404 and not wants_json(request) and request.method == "GET":
+        return error_response(request, TelehealthError(ErrorCode.not_found, "This page does not exist."))
+    if exc.status == 413:
+        return error_response(request, TelehealthError(ErrorCode.too_large, "The upload is too large."))
+    if exc.status >= 400 and wants_json(request) and exc.content_type != "application/json":
+        code = {404: ErrorCode.not_found, 405: ErrorCode.invalid_input}.get(exc.status, ErrorCode.invalid_input)
+        template = {404: "this address does not exist",
+                    405: "this address does not take {method} requests"}.get(exc.status, "the request was refused")
+        return _error(request, exc.status, code, template, {"method": request.method})
+    return None
 
 
-async def check_access(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Deny by default: a handler without an access declaration is refused to everyone."""
+async def check_access(request: web.Request) -> None:
+    """Deny by default: a handler without an access declaration is refused to everyone. Returns when the
+    request may go to its handler; raises otherwise."""
     route = request.match_info.route
     if isinstance(route.resource, StaticResource):
-        return await handler(request)
+        return
     if request.match_info.http_exception is not None:
         await load_identity(request)
-        return await handler(request)
+        return
     access = access_of(getattr(route, "handler", None))
     if access is None:
         log.error("route %s has no access declaration; refusing", route.resource.canonical if route.resource else "?")
@@ -138,7 +147,7 @@ async def check_access(request: web.Request, handler: Handler) -> web.StreamResp
         refuse_unstorable(await request.post())
     await load_identity(request)
     if access.public:
-        return await handler(request)
+        return
     user = request.get(keys.USER)
     if user is None:
         if access.page:
@@ -155,7 +164,6 @@ async def check_access(request: web.Request, handler: Handler) -> web.StreamResp
             value: Any = form.get(CSRF_FIELD)
             submitted = value if isinstance(value, str) else None
         check_csrf(request, submitted)
-    return await handler(request)
 
 
 def refuse_unstorable(fields: Mapping[str, Any]) -> None:
@@ -167,6 +175,10 @@ def refuse_unstorable(fields: Mapping[str, Any]) -> None:
 
 
 async def security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    if isinstance(response, web.WebSocketResponse) and response.status == 101:
+        # A switch to the WebSocket protocol carries no document for these headers to govern, and its headers
+        # stay in memory as long as the socket is open: thousands of idle sockets would each keep a copy.
+        return
     headers = response.headers
     settings = request.app[keys.SETTINGS]
     headers.setdefault("Content-Security-Policy", content_security_policy(settings.security.websocket_origin))
