@@ -36,6 +36,7 @@ class ErrorCode(enum.StrEnum):
     no_agreement = "no_agreement"
     note_signed = "note_signed"
     slot_taken = "slot_taken"
+    bed_taken = "bed_taken"
     colleague_in_call = "colleague_in_call"
     too_large = "too_large"
     unsupported_type = "unsupported_type"
@@ -75,6 +76,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.no_agreement: 409,
     ErrorCode.note_signed: 409,
     ErrorCode.slot_taken: 409,
+    ErrorCode.bed_taken: 409,
     ErrorCode.colleague_in_call: 409,
     ErrorCode.unavailable: 503,
     ErrorCode.internal_error: 500,
