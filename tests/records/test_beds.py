@@ -198,3 +198,27 @@ async def test_unbooked_reserved_beds_are_released_at_the_cut_off(store: Store) 
         await store.book_bed(other, open_later.id, now=quota.bed_release_cutoff(later, TZ, 24), tz=TZ,
                              release_hours=24)
     assert info.value.code is ErrorCode.bed_taken
+
+
+def test_the_statistics_count_reserved_beds_against_the_floor_and_their_use() -> None:
+    from telehealth.records.models import BedDay
+    from telehealth.records.stats import StatsInput, compute
+
+    lead = Organisation(1, "City", "市医院", OrgLevel.city_hospital, 1, True, True, None, "")
+    member = Organisation(2, "County", "", OrgLevel.county_hospital, 1, False, False, None, "")
+    days = [
+        # The lead's cardiology ward: 10 beds with 3 reserved, then 8 with only 1 reserved (a quarter asks 2).
+        BedDay(1, "cardiology", DAY, 10, 3, 2, 1), BedDay(1, "cardiology", DAY + dt.timedelta(days=1), 8, 1, 0, 1),
+        BedDay(2, "cardiology", DAY, 6, 0, 0, 0),
+    ]
+    data = StatsInput(start=DAY, end=DAY + dt.timedelta(days=2), tz=TZ, sla_s={"emergency": 1, "urgent": 1,
+                      "routine": 1}, consultations=(), events=(), sessions=(), organisations=(lead, member),
+                      users=(), bed_days=days)
+    cardio, county = compute(data)["reserved_beds"]
+    # 4 of 18 is 22.2 %, below the quarter (4.5 beds); 2 of the 4 booked, 2 released unused.
+    assert (cardio["days"], cardio["published"], cardio["reserved"], cardio["booked"], cardio["released"]) == (
+        2, 18, 4, 2, 2)
+    assert (cardio["reserved_share"], cardio["floor"], cardio["meets_floor"], cardio["booked_share"]) == (
+        0.2222, 0.25, False, 0.5)
+    assert (county["floor"], county["floor_basis"], county["meets_floor"], county["booked_share"]) == (
+        0.0, "none", True, None)
