@@ -80,7 +80,7 @@ export function openNotes(consultationId, { onSigned = () => {} } = {}) {
     if (!data.slots.length && !data.booking) status.textContent = t("no_slots");
     showBooking(data.booking);
   };
-  const bedLabel = (b) => t("bed", { day: b.day, hospital: b.hospital, ward: b.ward, number: b.number });
+  const bedLabel = (b) => t("bed", { day: b.day, hospital: b.hospital, number: b.number });
   const loadBeds = async () => {
     const bedStatus = field("bed-status");
     let data;
