@@ -13,6 +13,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from aiohttp.test_utils import TestServer
 
+from telehealth.domain import ConsultationState, Role, Urgency
+from telehealth.records.models import NewConsultation
 from telehealth.records.store import Store
 from telehealth.server import keys
 from tests.conftest import make_settings
@@ -84,3 +86,33 @@ async def test_signing_a_referral_up_for_admission_books_the_chosen_reserved_bed
     [pool] = await store.list_bed_days(hospital_org_ids=[city.id], start=day, end=day + dt.timedelta(days=1))
     assert (pool.total, pool.reserved, pool.booked, pool.released) == (4, 1, 1, 0)
     assert "bed_booked" in [e.kind for e in await store.list_events(cid)]
+
+
+async def test_a_consultation_of_a_hospital_is_offered_no_bed_and_signs_none(node: Node) -> None:
+    store = store_of(node)
+    city = await store.get_organisation_by_name(CITY)
+    county = await store.get_organisation_by_name("Heping County People's Hospital")
+    chief = await store.get_user_by_username("neuro.chief")
+    assert city is not None and county is not None and chief is not None
+    day = dt.datetime.now(TZ).date() + dt.timedelta(days=3)
+    await store.publish_beds([(city.id, "neurology", day, 4)])
+    (bed,) = await store.list_beds(hospital_org_ids=[city.id], open_reserved=True)
+    now = dt.datetime.now(dt.UTC)
+    # The county hospital asks the city's neurologist: it is no grassroots institution.
+    doctor = await store.insert_user("county.doctor", "x", "County doctor", Role.clinic_doctor,
+                                     organisation_id=county.id, now=now)
+    c = await store.insert_consultation(NewConsultation(
+        patient_name="Patient Zhao", patient_sex="male", patient_birth_year=1950, patient_local_id="",
+        specialty="neurology", urgency=Urgency.urgent, chief_complaint="weakness", consent_by="patient",
+        consent_name="Patient Zhao"), clinic_org_id=county.id, doctor_id=doctor.id, now=now)
+    await store.transition_consultation(c.id, ConsultationState.queued, actor_id=None, now=now)
+    await store.transition_consultation(c.id, ConsultationState.accepted, actor_id=chief.id, now=now,
+                                        assigned_specialist_id=chief.id)
+    await store.transition_consultation(c.id, ConsultationState.ended, actor_id=chief.id, now=now)
+    status, body = await api(node, "GET", f"/api/consultations/{c.id}/beds", "neuro.chief")
+    assert status == 403 and body["error"]["code"] == "not_eligible"
+    status, _ = await api(node, "PUT", f"/api/consultations/{c.id}/note", "neuro.chief", admission(bed.id))
+    assert status == 200
+    status, body = await api(node, "POST", f"/api/consultations/{c.id}/note/sign", "neuro.chief", {})
+    assert status == 403 and body["error"]["code"] == "not_eligible"
+    assert (await store.get_bed(bed.id)).booked_consultation_id is None  # type: ignore[union-attr]

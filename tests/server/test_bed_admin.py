@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import aiohttp
 from aiohttp.test_utils import TestClient
 
-from telehealth.domain import Urgency
+from telehealth.domain import OrgLevel, Urgency
 from telehealth.records.models import NewConsultation
 from telehealth.server import keys
 from tests.conftest import csrf_from, login
@@ -59,6 +59,13 @@ async def test_publishing_a_wards_beds_holds_a_quarter_at_the_pilot_lead(client:
                                                   "date": day.isoformat(), "beds": "0"})
     assert resp.status == 400
     assert len(await store.list_beds(hospital_org_ids=[city.id])) == 10
+    # A hospital of another alliance is out of reach.
+    other = await store.insert_alliance("Other group", "county_community")
+    foreign = await store.insert_organisation("Far Hospital", OrgLevel.county_hospital, alliance_id=other.id)
+    resp = await client.post("/admin/beds", data={"csrf_token": csrf, "hospital": str(foreign.id),
+                                                  "ward": "cardiology", "date": day.isoformat(), "beds": "4"})
+    assert resp.status == 400 and "Far Hospital" not in await resp.text()
+    assert await store.list_beds(hospital_org_ids=[foreign.id]) == []
 
 
 async def test_a_csv_bed_table_imports_whole_or_not_at_all(client: TestClient) -> None:  # type: ignore[type-arg]
