@@ -58,6 +58,15 @@ async def test_specialist_refers_up_for_admission_with_a_reserved_bed(browsers: 
     assert held is not None and str(held.id) == first
     (ref,) = await store.list_referrals(consultation_id=cid)
     assert (ref.direction, ref.bed_id, ref.to_org_id, ref.department) == ("up", held.id, city.id, "cardiology")
+    # The clinic sees the bed on its consultation page and on the record.
+    await clinic.page.wait_for_selector("#bed", timeout=15_000)
+    bed = await clinic.page.inner_text("#bed")
+    assert day.isoformat() in bed and CITY in bed and f"bed {held.number}" in bed
+    await clinic.shot("bed")
+    await clinic.page.click("text=The full record")
+    await clinic.page.wait_for_url(f"**/records/{cid}")
+    assert f"bed {held.number}" in await clinic.page.inner_text("#record-bed")
+    await clinic.shot("record-page")
 
 
 @pytest.mark.parametrize("viewport", [(1280, 900), (390, 844)], ids=["pc", "phone"])
