@@ -150,6 +150,7 @@ LABELS: dict[str, dict[str, str]] = {
         "referral.view_denied": N_("Was refused a referral"), "slot.book": N_("Booked a slot"),
         "slot.cancel": N_("Cancelled a slot"), "slots.import": N_("Imported slots"),
         "slots.publish": N_("Published slots"), "beds.publish": N_("Published inpatient beds"),
+        "bed.book": N_("Booked a reserved bed"),
         "beds.import": N_("Imported inpatient beds"), "user.create": N_("Added an account"),
         "user.password": N_("Set a password"), "user.update": N_("Changed an account"),
     },

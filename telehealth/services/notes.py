@@ -154,6 +154,8 @@ class Notes:
                 consultation.id, actor.id, now=unit.now, referral=referral,
                 store_and_forward=body.store_and_forward or consultation.state is ConsultationState.accepted)
             unit.audit("note.sign", f"consultation:{consultation.id}")
+            if referral is not None and referral.bed_id is not None:
+                unit.audit("bed.book", f"consultation:{consultation.id}", {"bed": referral.bed_id})
             unit.outbox.to_user(consultation.requesting_doctor_id, "consultation_state", {
                 "consultation_id": consultation.id, "state": ConsultationState.signed.value})
         return note
@@ -192,7 +194,7 @@ class Notes:
     async def _admission(self, consultation: Consultation, disposition: dict[str, object], booking: Slot | None,
                          now: dt.datetime) -> NewReferral:
         """A referral up for admission: the chosen reserved bed is booked in the signing transaction (a bed
-        another referral took first fails the signing whole), at a partner hospital of the clinic, for a
+        another referral took first fails the signing whole), at a hospital of the clinic's alliance, for a
         grassroots institution's patient only (the store refuses any other too)."""
         store = self._s.store
         settings = self._s.settings.slots

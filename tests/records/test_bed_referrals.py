@@ -86,6 +86,9 @@ async def test_signing_a_referral_up_for_admission_books_the_chosen_reserved_bed
     [pool] = await store.list_bed_days(hospital_org_ids=[city.id], start=day, end=day + dt.timedelta(days=1))
     assert (pool.total, pool.reserved, pool.booked, pool.released) == (4, 1, 1, 0)
     assert "bed_booked" in [e.kind for e in await store.list_events(cid)]
+    audit, _ = await store.search_audit(actor_ids=None, action="bed.book", target=None, start=None, end=None,
+                                        limit=10, offset=0)
+    assert [(a["target"], a["detail"]) for a in audit] == [(f"consultation:{cid}", {"bed": bed["id"]})]
 
 
 async def test_a_consultation_of_a_hospital_is_offered_no_bed_and_signs_none(node: Node) -> None:
