@@ -38,6 +38,7 @@ class ErrorCode(enum.StrEnum):
     no_agreement = "no_agreement"
     note_signed = "note_signed"
     slot_taken = "slot_taken"
+    bed_taken = "bed_taken"
     colleague_in_call = "colleague_in_call"
     no_call = "no_call"
     too_large = "too_large"
@@ -80,6 +81,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.no_agreement: 409,
     ErrorCode.note_signed: 409,
     ErrorCode.slot_taken: 409,
+    ErrorCode.bed_taken: 409,
     ErrorCode.colleague_in_call: 409,
     ErrorCode.no_call: 409,
     ErrorCode.unavailable: 503,

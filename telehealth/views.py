@@ -8,6 +8,7 @@ from typing import Any
 from telehealth.matching.service import QueueStatus
 from telehealth.records.models import (
     Addendum,
+    Bed,
     CallSession,
     Consultation,
     Event,
@@ -70,6 +71,16 @@ def slot_view(slot: Slot, hospitals: dict[int, Organisation], tz: Any) -> dict[s
     }
 
 
+def bed_view(bed: Bed, hospitals: dict[int, Organisation]) -> dict[str, Any]:
+    org = hospitals.get(bed.hospital_org_id)
+    return {
+        "id": bed.id, "hospital_org_id": bed.hospital_org_id,
+        "hospital": org.name if org else "", "hospital_zh": org.name_zh if org else "",
+        "ward": bed.ward, "day": bed.day.isoformat(), "number": bed.number, "reserved": bed.reserved,
+        "released": bed.released_at is not None, "booked": bed.booked_consultation_id is not None,
+    }
+
+
 def referral_view(r: Referral, orgs: dict[int, Organisation]) -> dict[str, Any]:
     def name(org_id: int) -> str:
         org = orgs.get(org_id)
@@ -78,7 +89,7 @@ def referral_view(r: Referral, orgs: dict[int, Organisation]) -> dict[str, Any]:
     return {
         "id": r.id, "consultation_id": r.consultation_id, "direction": r.direction,
         "from_org_id": r.from_org_id, "from": name(r.from_org_id), "to_org_id": r.to_org_id, "to": name(r.to_org_id),
-        "department": r.department, "slot_id": r.slot_id, "priority": r.priority, "care_plan": r.care_plan,
+        "department": r.department, "slot_id": r.slot_id, "bed_id": r.bed_id, "priority": r.priority, "care_plan": r.care_plan,
         "status": r.status, "outcome": r.outcome, "created_at": r.created_at.isoformat(),
         "closed_at": r.closed_at.isoformat() if r.closed_at else None,
         "tasks": [{"id": k.id, "text": k.text, "due_date": k.due_date.isoformat() if k.due_date else None,

@@ -20,6 +20,7 @@ from typing import Any
 from telehealth.domain import ConsultationState, Urgency
 from telehealth.records.models import (
     Addendum,
+    Bed,
     CallSession,
     Consultation,
     Note,
@@ -59,6 +60,8 @@ class RecordParts:
     # The patient's test results, and the institutions known here that did them.
     results: list[Result] = field(default_factory=list)
     result_sources: dict[int, Organisation] = field(default_factory=dict)
+    # The reserved inpatient bed a referral up for admission booked (on the record page; not exported).
+    bed: Bed | None = None
 
 
 def _ref(kind: str, key: Any, base: str) -> str:

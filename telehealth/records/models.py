@@ -291,6 +291,35 @@ class SlotDay:
 
 
 @dataclass(frozen=True)
+class Bed:
+    """One inpatient bed a hospital ward makes available on a local day; reserved ones are for patients referred
+    up from grassroots institutions."""
+
+    id: int
+    hospital_org_id: int
+    ward: str
+    day: dt.date
+    number: int
+    reserved: bool
+    released_at: dt.datetime | None
+    booked_consultation_id: int | None
+    booked_at: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class BedDay:
+    """A ward's day of beds, counted: what the reserved-bed figures are made of."""
+
+    hospital_org_id: int
+    ward: str
+    day: dt.date
+    total: int
+    reserved: int
+    booked: int
+    released: int
+
+
+@dataclass(frozen=True)
 class ReferralTask:
     id: int
     referral_id: int
@@ -320,6 +349,8 @@ class Referral:
     created_at: dt.datetime
     closed_at: dt.datetime | None
     tasks: tuple[ReferralTask, ...] = ()
+    # A referral up for admission: the reserved inpatient bed it booked.
+    bed_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -332,6 +363,7 @@ class NewReferral:
     priority: bool = False
     care_plan: str = ""
     tasks: tuple[tuple[str, dt.date | None], ...] = ()
+    bed_id: int | None = None
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,10 @@ administrator sets, else its alliance's rule for member hospitals, else none; th
 `slots.floor_for_every_hospital` holds every hospital to at least 20 %. A hospital's own setting may raise
 its share above the floor, never lower it. The count is rounded **up**, so the share is never undershot:
 8 slots at 20 % reserve 2 (1.6 rounded up), 8 slots at one third reserve 3.
+
+Inpatient beds (see docs/records.md): the lead hospital of a tightly-knit city medical group pilot holds at
+least one quarter of each ward's beds on each day for patients referred up from its grassroots members, rounded
+up the same way (10 beds reserve 3: 2.5 rounded up); the policy sets no bed share for any other hospital.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from telehealth.records.models import Alliance, Organisation
 
 FLOOR_SHARE = Fraction(1, 5)
 PILOT_SHARE = Fraction(1, 3)
+PILOT_BED_SHARE = Fraction(1, 4)
 
 
 class FloorBasis(enum.StrEnum):
@@ -97,6 +102,14 @@ def reserved_share(org: Organisation, alliance: Alliance | None = None,
     return Share(floor, floor_basis, own, basis)
 
 
+def bed_floor(org: Organisation) -> tuple[Fraction, FloorBasis]:
+    """The share of a ward's beds a hospital holds for referrals up: one quarter at a city medical group
+    pilot's lead (the flag counts only on the hospital that leads its group), none elsewhere."""
+    if leads_alliance(org) and org.city_group_pilot:
+        return PILOT_BED_SHARE, FloorBasis.city_group_pilot_lead
+    return Fraction(0), FloorBasis.none
+
+
 def reserved_needed(total: int, share: Fraction) -> int:
     """Slots to reserve out of `total`, rounded up (exact arithmetic: no float error at the boundary)."""
     if total < 0:
@@ -130,4 +143,11 @@ def release_cutoff(starts_at: dt.datetime, tz: ZoneInfo, release_hours: float) -
     """When an unbooked reserved slot goes back to the general pool: `release_hours` before the start of
     its (local) day."""
     day_start, _ = day_bounds(local_day(starts_at, tz), tz)
+    return day_start - dt.timedelta(hours=release_hours)
+
+
+def bed_release_cutoff(day: dt.date, tz: ZoneInfo, release_hours: float) -> dt.datetime:
+    """When an unbooked reserved bed goes back to the general pool: `release_hours` before its (local) day
+    starts, as for slots."""
+    day_start, _ = day_bounds(day, tz)
     return day_start - dt.timedelta(hours=release_hours)

@@ -273,6 +273,24 @@ slots = sa.Table(
     sa.Index("ix_slots_department_day", "hospital_org_id", "department", "starts_at", unique=True),
 )
 
+# Inpatient beds a hospital ward makes available on a day, one row per bed; reserved ones are held for patients
+# referred up from grassroots institutions (a city medical group pilot's lead: at least one quarter).
+beds = sa.Table(
+    "beds", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("hospital_org_id", sa.Integer, sa.ForeignKey("organisations.id"), nullable=False, index=True),
+    sa.Column("ward", sa.String(60), nullable=False),
+    sa.Column("day", sa.Date, nullable=False, index=True),
+    # The bed's number in the ward's count for that day (1, 2, ...): a re-published count adds only the rest.
+    sa.Column("number", sa.Integer, nullable=False),
+    sa.Column("reserved", sa.Boolean, nullable=False),
+    sa.Column("released_at", UTCDateTime, nullable=True),
+    sa.Column("booked_consultation_id", sa.Integer, sa.ForeignKey("consultations.id"), nullable=True,
+              unique=True),
+    sa.Column("booked_at", UTCDateTime, nullable=True),
+    sa.Index("ix_beds_ward_day", "hospital_org_id", "ward", "day", "number", unique=True),
+)
+
 # Up (上转, to a hospital, usually with a reserved slot) or down (下转, to a member unit with a care plan).
 referrals = sa.Table(
     "referrals", metadata,
@@ -283,6 +301,8 @@ referrals = sa.Table(
     sa.Column("to_org_id", sa.Integer, sa.ForeignKey("organisations.id"), nullable=False, index=True),
     sa.Column("department", sa.String(60), nullable=False, server_default=""),
     sa.Column("slot_id", sa.Integer, sa.ForeignKey("slots.id"), nullable=True),
+    # A referral up for admission: the reserved inpatient bed booked for it.
+    sa.Column("bed_id", sa.Integer, sa.ForeignKey("beds.id"), nullable=True),
     # Referred from the grassroots: priority for visit, examination and admission.
     sa.Column("priority", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("care_plan", sa.Text, nullable=False, server_default=""),

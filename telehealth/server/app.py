@@ -25,6 +25,7 @@ from telehealth.server import (
     api,
     attachments_api,
     audit_pages,
+    bed_pages,
     consult_pages,
     health,
     keys,
@@ -150,13 +151,16 @@ def _shared_login_limits(settings: Settings) -> RedisLoginLimiter | None:
 
 
 async def _release_slots(services: Services, stop: asyncio.Event) -> None:
-    """Hand reserved slots past their cut-off back to the general pool, on every node."""
+    """Hand reserved slots and beds past their cut-off back to the general pool, on every node."""
     slots = services.settings.slots
     while not stop.is_set():
         try:
             released = await services.slots.release_unused()
             if released:
                 log.info("released %d unbooked reserved slots to the general pool", released)
+            beds = await services.beds.release_unused()
+            if beds:
+                log.info("released %d unbooked reserved beds to the general pool", beds)
         except TelehealthError:
             log.warning("slot release skipped: the records store is unavailable")
         with contextlib.suppress(TimeoutError):
@@ -220,6 +224,7 @@ def add_routes(app: web.Application) -> None:
     referrals_api.add_routes(app)
     record_pages.add_routes(app)
     slot_pages.add_routes(app)
+    bed_pages.add_routes(app)
     attachments_api.add_routes(app)
     admin_pages.add_routes(app)
     people_pages.add_routes(app)

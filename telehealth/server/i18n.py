@@ -155,7 +155,9 @@ LABELS: dict[str, dict[str, str]] = {
         "referral.close": N_("Closed a referral"), "referral.task_done": N_("Did a follow-up task"),
         "referral.view_denied": N_("Was refused a referral"), "slot.book": N_("Booked a slot"),
         "slot.cancel": N_("Cancelled a slot"), "slots.import": N_("Imported slots"),
-        "slots.publish": N_("Published slots"), "user.create": N_("Added an account"),
+        "slots.publish": N_("Published slots"), "beds.publish": N_("Published inpatient beds"),
+        "bed.book": N_("Booked a reserved bed"),
+        "beds.import": N_("Imported inpatient beds"), "user.create": N_("Added an account"),
         "user.password": N_("Set a password"), "user.update": N_("Changed an account"),
     },
 }
@@ -191,6 +193,7 @@ EVENT_SENTENCES: dict[str, str] = {
     "referral_opened": N_("A referral was opened"),
     "slot_booked": N_("An outpatient slot was booked"),
     "slot_cancelled": N_("The outpatient slot was cancelled"),
+    "bed_booked": N_("A reserved inpatient bed was booked for admission"),
     "referral_task_done": N_("A follow-up task was done"),
     "referral_closed": N_("The referral was closed with its outcome"),
     "acknowledged": N_("The clinic doctor recorded their decision"),

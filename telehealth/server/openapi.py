@@ -46,7 +46,9 @@ SCHEMAS: dict[str, Any] = {
     "Note": {"type": "object", "nullable": True, "properties": {
         "assessment": STR, "plan": STR, "signed_at": NULLABLE_STR, "diagnoses": {"type": "array"}}},
     "Slot": _obj({"id": INT, "hospital_org_id": INT, "department": STR, "starts_at": STR}, ("id", "starts_at")),
-    "Referral": _obj({"id": INT, "direction": STR, "status": STR}, ("id",)),
+    "Bed": _obj({"id": INT, "hospital_org_id": INT, "ward": STR, "day": STR, "number": INT}, ("id", "day")),
+    "Referral": _obj({"id": INT, "direction": STR, "status": STR, "bed_id": {"type": "integer", "nullable": True}},
+                     ("id",)),
     "HospitalShare": _obj({"org_id": INT, "name": STR, "leads_alliance": {"type": "boolean"},
                            "city_group_pilot": {"type": "boolean"}, "setting_pct": {"type": "integer", "nullable": True},
                            "floor_pct": {"type": "number"},
@@ -99,6 +101,7 @@ SCHEMAS: dict[str, Any] = {
         "disposition": {"type": "object", "nullable": True, "properties": {
             "kind": {"type": "string", "enum": ["manage_locally", "refer_up", "refer_down", "follow_up"]},
             "details": STR, "follow_up_date": STR, "to_org_id": INT,
+            "admission": {"type": "boolean"}, "bed_id": {"type": "integer", "minimum": 0},
             "tasks": {"type": "array", "items": _obj({"text": STR, "due_date": STR}, ("text",), closed=True)}},
             "required": ["kind"], "additionalProperties": False},
     }, closed=True),
@@ -181,6 +184,12 @@ def document() -> dict[str, Any]:
             "Reserved slots open to this referral", "200", _obj({"slots": {"type": "array", "items": _ref("Slot")}},
                                                                 ("slots",)),
             params=[*C, {"name": "department", "in": "query", "required": False,
+                         "schema": {"type": "string", "enum": list(SPECIALTIES)}}])},
+        "/api/consultations/{consultation_id}/beds": {"get": _op(
+            "Reserved inpatient beds open to this referral up for admission (signing books the note's bed)", "200",
+            _obj({"ward": STR, "beds": {"type": "array", "items": _ref("Bed")},
+                  "booking": {**_ref("Bed"), "nullable": True}}, ("ward", "beds")),
+            params=[*C, {"name": "ward", "in": "query", "required": False,
                          "schema": {"type": "string", "enum": list(SPECIALTIES)}}])},
         "/api/consultations/{consultation_id}/booking": {
             "get": _op("The booked reserved slot", "200", _obj({"booking": {**_ref("Slot"), "nullable": True}},

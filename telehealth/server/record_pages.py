@@ -12,7 +12,7 @@ from telehealth.server import keys
 from telehealth.server.api import path_id
 from telehealth.server.auth import actor_of, allow, page
 from telehealth.server.pages import render
-from telehealth.views import referral_view, result_view, slot_view
+from telehealth.views import bed_view, referral_view, result_view, slot_view
 
 
 @page(Role.clinic_doctor, Role.specialist, Role.admin)
@@ -28,6 +28,7 @@ async def handle_record_page(request: web.Request) -> web.StreamResponse:
         "requester": parts.requester, "specialist": parts.specialist, "sessions": parts.sessions,
         "durations": record.durations, "note": parts.note, "addenda": parts.addenda,
         "booking": slot_view(parts.booking, orgs, tz) if parts.booking else None,
+        "bed": bed_view(parts.bed, orgs) if parts.bed else None,
         "referrals": [referral_view(r, orgs) for r in parts.referrals],
         "attachments": record.attachments,
         "results": {"results": [result_view(r) for r in record.results.results]},

@@ -1,4 +1,5 @@
-"""Referrals over HTTP: booking a reserved outpatient slot for a referral up, the refer-down follow-up tasks
+"""Referrals over HTTP: booking a reserved outpatient slot for a referral up, the reserved beds open to a
+referral up for admission, the refer-down follow-up tasks
 and outcome at the receiving clinic, and the record's FHIR export."""
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from telehealth.server.api import path_id, read_body
 from telehealth.server.auth import actor_of, allow, page
 from telehealth.server.pages import see_other
 from telehealth.services.referrals import BookingInput, OutcomeInput
-from telehealth.views import referral_view, slot_view
+from telehealth.views import bed_view, referral_view, slot_view
 
 
 async def _orgs(request: web.Request) -> dict[int, Organisation]:
@@ -32,6 +33,17 @@ async def handle_open_slots(request: web.Request) -> web.StreamResponse:
         "slots": [slot_view(s, orgs, tz) for s in slots],
         "booking": slot_view(booking, orgs, tz) if booking else None,
     })
+
+
+@allow(Role.specialist)
+async def handle_open_beds(request: web.Request) -> web.StreamResponse:
+    """Reserved beds still open at the hospitals of the clinic's alliance, in the consultation's specialty's
+    ward unless `ward` says otherwise; signing a referral up for admission books the one the note names."""
+    ward, beds, held = await request.app[keys.SERVICES].referrals.open_beds(
+        actor_of(request), path_id(request), request.query.get("ward"))
+    orgs = await _orgs(request)
+    return web.json_response({"ward": ward, "beds": [bed_view(b, orgs) for b in beds],
+                              "booking": bed_view(held, orgs) if held else None})
 
 
 @allow(Role.clinic_doctor, Role.specialist, Role.admin)
@@ -101,6 +113,7 @@ def add_routes(app: web.Application) -> None:
     r.add_post("/clinic/referrals/{referral_id}/tasks/{task_id}/done", handle_task_done_form)
     r.add_post("/clinic/referrals/{referral_id}/outcome", handle_outcome_form)
     r.add_get("/api/consultations/{consultation_id}/slots", handle_open_slots)
+    r.add_get("/api/consultations/{consultation_id}/beds", handle_open_beds)
     r.add_get("/api/consultations/{consultation_id}/booking", handle_get_booking)
     r.add_put("/api/consultations/{consultation_id}/booking", handle_book)
     r.add_delete("/api/consultations/{consultation_id}/booking", handle_cancel_booking)

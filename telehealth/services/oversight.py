@@ -240,6 +240,7 @@ class Oversight:
             duty_days=await store.list_duty_days(org_ids=scope, start=start, end=end),
             presence_days=await store.list_presence_days(start, end),
             slot_days=await store.list_slot_days(hospital_org_ids=hospitals, start=start_at, end=end_at, tz=tz),
+            bed_days=await store.list_bed_days(hospital_org_ids=hospitals, start=start, end=end),
             scope_org_ids=scope, alliances=await store.list_alliances(), share_policy=settings.slots.share_policy)
         figures = stats.compute(data)
         await self._s.audit(actor, "admin.statistics", "statistics", {

@@ -82,7 +82,7 @@ class Records:
             referrals=await store.list_referrals(consultation_id=consultation.id),
             consent_document=consent_document,
             base=self._s.node.split(":")[0] or "telehealth",
-            results=results, result_sources=sources,
+            results=results, result_sources=sources, bed=await store.get_bed_booking(consultation.id),
         )
 
     async def page(self, actor: Actor, consultation_id: int) -> RecordPage:

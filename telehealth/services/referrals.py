@@ -1,5 +1,5 @@
-"""Referrals: booking a reserved outpatient slot for a referral up, and the refer-down follow-up tasks and
-outcome at the receiving clinic."""
+"""Referrals: booking a reserved outpatient slot for a referral up, the reserved inpatient beds offered to a
+referral up for admission, and the refer-down follow-up tasks and outcome at the receiving clinic."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 from telehealth.domain import ConsultationState, Role
 from telehealth.errors import ErrorCode, TelehealthError
 from telehealth.records import quota
-from telehealth.records.models import Consultation, Referral, Slot
+from telehealth.records.models import Bed, Consultation, Referral, Slot
 from telehealth.schema import Range, Text
 from telehealth.services.access import require_assigned_specialist
 
@@ -63,6 +63,26 @@ class Referrals:
         slots = [s for s in slots
                  if now < quota.release_cutoff(s.starts_at, settings.tz, settings.release_hours_before)]
         return department, slots, await store.get_booking(consultation.id)
+
+    async def open_beds(self, actor: Actor, consultation_id: int,
+                        ward: str | None) -> tuple[str, list[Bed], Bed | None]:
+        """Reserved beds still open at the clinic's partner hospitals, in the consultation's specialty's ward
+        unless `ward` says otherwise; with the bed the consultation holds. Signing a referral up for admission
+        books the chosen one."""
+        consultation = await self.authorize_booking(actor, consultation_id)
+        await self._require_grassroots(consultation)
+        store = self._s.store
+        settings = self._s.settings.slots
+        now = self._s.now()
+        # Held for the lead's own grassroots members: the hospitals of the clinic's alliance, not its other partners.
+        members_of, _ = await store.get_partner_hospitals(consultation.clinic_org_id, now)
+        ward = (ward or consultation.specialty)[:100]
+        today = now.astimezone(settings.tz).date()
+        beds = await store.list_beds(hospital_org_ids=members_of, ward=ward, start=today,
+                                     end=today + BOOKING_HORIZON, open_reserved=True, limit=300)
+        beds = [b for b in beds
+                if now < quota.bed_release_cutoff(b.day, settings.tz, settings.release_hours_before)]
+        return ward, beds, await store.get_bed_booking(consultation.id)
 
     async def _require_grassroots(self, consultation: Consultation) -> None:
         """Reserved slots are offered to, and booked for, the patients of grassroots institutions only (the

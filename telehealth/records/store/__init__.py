@@ -20,6 +20,7 @@ from telehealth.records.store.audit import (
     keyed_entry_hash,
 )
 from telehealth.records.store.base import StoreBase, StoreUnavailable
+from telehealth.records.store.beds import BedStore
 from telehealth.records.store.calls import CallSessionStore
 from telehealth.records.store.consultations import CONFLICT_RETRIES, ConsultationStore
 from telehealth.records.store.event_log import EventLogStore
@@ -37,7 +38,7 @@ __all__ = ["CONFLICT_RETRIES", "GENESIS_HASH", "NOTE_FIELDS", "AuditChainCheck",
 
 
 class Store(OrganisationStore, AccountStore, CallSessionStore, NoteStore, ConsultationStore, ReferralStore,
-            EventLogStore, SlotStore, AttachmentStore, AuditStore, PrecheckStore, ResultStore, StatisticsStore,
+            EventLogStore, SlotStore, BedStore, AttachmentStore, AuditStore, PrecheckStore, ResultStore, StatisticsStore,
             SecondFactorStore,
             StoreBase):
     """All durable reads and writes. Methods take `now` where time matters; none reads a clock."""

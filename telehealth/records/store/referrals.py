@@ -47,7 +47,8 @@ class ReferralStore(StoreBase):
         return Referral(
             row.id, row.consultation_id, row.direction, row.from_org_id, row.to_org_id, row.department, row.slot_id,
             row.priority, row.care_plan, row.status, row.outcome, row.created_by, row.created_at, row.closed_at,
-            tuple(ReferralTask(x.id, x.referral_id, x.text, x.due_date, x.done_at, x.done_by) for x in tasks))
+            tuple(ReferralTask(x.id, x.referral_id, x.text, x.due_date, x.done_at, x.done_by) for x in tasks),
+            row.bed_id)
 
     async def _open_referral(self, conn: AsyncConnection, consultation_id: int, referral: NewReferral,
                              created_by: int, now: dt.datetime) -> None:
@@ -56,10 +57,15 @@ class ReferralStore(StoreBase):
                 t.slots.c.id == referral.slot_id))).scalar()
             if held != consultation_id:
                 raise TelehealthError(ErrorCode.slot_taken, "the booked slot is no longer held; book one again")
+        if referral.bed_id is not None:
+            holder = (await conn.execute(sa.select(t.beds.c.booked_consultation_id).where(
+                t.beds.c.id == referral.bed_id))).scalar()
+            if holder != consultation_id:
+                raise TelehealthError(ErrorCode.bed_taken, "the reserved bed is no longer held; choose one again")
         res = await conn.execute(t.referrals.insert().values(
             consultation_id=consultation_id, direction=referral.direction, from_org_id=referral.from_org_id,
             to_org_id=referral.to_org_id, department=referral.department, slot_id=referral.slot_id,
-            priority=referral.priority, care_plan=referral.care_plan, status="open", created_by=created_by,
+            bed_id=referral.bed_id, priority=referral.priority, care_plan=referral.care_plan, status="open", created_by=created_by,
             created_at=now))
         referral_id = new_id(res)
         if referral.tasks:
@@ -67,7 +73,8 @@ class ReferralStore(StoreBase):
                 {"referral_id": referral_id, "text": text, "due_date": due} for text, due in referral.tasks])
         await conn.execute(t.events.insert().values(
             consultation_id=consultation_id, kind="referral_opened", actor_id=created_by, at=now,
-            data={"referral": referral_id, "direction": referral.direction, "slot": referral.slot_id}))
+            data={"referral": referral_id, "direction": referral.direction, "slot": referral.slot_id,
+                  **({"bed": referral.bed_id} if referral.bed_id is not None else {})}))
 
     async def complete_referral_task(self, referral_id: int, task_id: int, user_id: int, *, now: dt.datetime) -> bool:
         k = t.referral_tasks

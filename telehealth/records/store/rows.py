@@ -7,6 +7,7 @@ from typing import Any
 from telehealth.domain import ConsultationState, OrgLevel, Role, Title, Urgency
 from telehealth.records.models import (
     Alliance,
+    Bed,
     CallSession,
     Consultation,
     Diagnosis,
@@ -59,6 +60,11 @@ def as_note(row: Any) -> Note:
         diagnoses=tuple(Diagnosis(d["code"], d["description"]) for d in (row.diagnoses or [])), plan=row.plan,
         disposition=dict(row.disposition or {}), store_and_forward=row.store_and_forward,
         draft_saved_at=row.draft_saved_at, signed_at=row.signed_at, signed_by=row.signed_by)
+
+
+def as_bed(row: Any) -> Bed:
+    return Bed(row.id, row.hospital_org_id, row.ward, row.day, row.number, row.reserved, row.released_at,
+               row.booked_consultation_id, row.booked_at)
 
 
 def as_slot(row: Any) -> Slot:

@@ -18,6 +18,8 @@ export function openNotes(consultationId, { onSigned = () => {} } = {}) {
   let diagnoses = [];
   let timer = null;
   let signed = false;
+  // The bed the saved draft names, chosen again once the open beds have loaded.
+  let wantedBed = 0;
 
   const field = (id) => document.getElementById(id);
   const collect = () => {
@@ -28,7 +30,9 @@ export function openNotes(consultationId, { onSigned = () => {} } = {}) {
       diagnoses: diagnoses.map((d) => ({ code: d.code })),
       ...(kind ? { disposition: { kind, details: field("note-details").value,
         follow_up_date: field("note-follow-up").value,
-        ...(kind === "refer_down" ? { tasks: taskLines() } : {}) } } : {}),
+        ...(kind === "refer_down" ? { tasks: taskLines() } : {}),
+        ...(kind === "refer_up" && field("note-admission").checked
+          ? { admission: true, bed_id: Number(field("note-bed").value) || wantedBed || 0 } : {}) } } : {}),
     };
   };
   const fill = (note) => {
@@ -41,6 +45,8 @@ export function openNotes(consultationId, { onSigned = () => {} } = {}) {
     field("note-details").value = disp.details || "";
     field("note-follow-up").value = disp.follow_up_date || "";
     field("note-tasks").value = (disp.tasks || []).map((k) => k.text).join("\n");
+    field("note-admission").checked = Boolean(disp.admission);
+    wantedBed = Number(disp.bed_id) || 0;
     showDispositionPanels();
     diagnoses = note.diagnoses || [];
     renderDiagnoses();
@@ -74,13 +80,45 @@ export function openNotes(consultationId, { onSigned = () => {} } = {}) {
     if (!data.slots.length && !data.booking) status.textContent = t("no_slots");
     showBooking(data.booking);
   };
+  const bedLabel = (b) => t("bed", { day: b.day, hospital: b.hospital, number: b.number });
+  const loadBeds = async () => {
+    const bedStatus = field("bed-status");
+    let data;
+    try {
+      data = await getJSON(`/api/consultations/${consultationId}/beds`);
+    } catch (e) {
+      // Not a grassroots institution's patient: the server says why no reserved bed is offered.
+      bedStatus.textContent = e.message;
+      return;
+    }
+    const select = field("note-bed");
+    const keep = Number(select.value) || wantedBed;
+    select.replaceChildren();
+    const none = document.createElement("option");
+    none.value = "";
+    none.textContent = t("choose_bed");
+    select.append(none);
+    for (const b of [...(data.booking ? [data.booking] : []), ...data.beds]) {
+      const o = document.createElement("option");
+      o.value = b.id;
+      o.textContent = bedLabel(b);
+      select.append(o);
+    }
+    if (keep && [...select.options].some((o) => Number(o.value) === keep)) select.value = String(keep);
+    bedStatus.textContent = data.booking ? t("bed_held", { bed: bedLabel(data.booking) })
+      : (data.beds.length ? "" : t("no_beds"));
+  };
   const showDispositionPanels = () => {
     const kind = field("note-disposition").value;
     field("booking-panel").hidden = kind !== "refer_up";
     field("tasks-panel").hidden = kind !== "refer_down";
+    const admission = kind === "refer_up" && field("note-admission").checked;
+    field("bed-panel").hidden = !admission;
     if (kind === "refer_up" && !signed) loadSlots();
+    if (admission && !signed) loadBeds();
   };
   field("note-disposition").addEventListener("change", showDispositionPanels);
+  field("note-admission").addEventListener("change", showDispositionPanels);
   field("btn-book").addEventListener("click", async () => {
     const slotId = Number(field("booking-slot").value);
     if (!slotId) return;
