@@ -1,0 +1,34 @@
+"""An agreement whose period runs out stops routing at that instant, though nobody ended it: the matcher holds a
+clinic's partner hospitals only until the next start or end of one of its agreements (each broker backend)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from telehealth.domain import ConsultationState, DeclineReason, OrgLevel, Presence, Role
+from tests.matching.test_matcher import World, ask, available, state, world
+
+__all__ = ["world"]
+
+
+async def test_an_expiring_agreement_stops_routing_when_it_expires(world: World) -> None:
+    w = world
+    now = dt.datetime.fromtimestamp(w.clock.now, dt.UTC)
+    lone = (await w.store.insert_organisation("lone", OrgLevel.village_clinic, alliance_id=None)).id
+    doctor = await w.store.insert_user("lone.doc", "x", "Lone", Role.clinic_doctor, organisation_id=lone, now=now)
+    # The clinic's one agreement, with the "partner" hospital, runs out in ten seconds.
+    await w.store.insert_agreement(lone, w.orgs["partner"], valid_from=now - dt.timedelta(days=1),
+                                   valid_to=now + dt.timedelta(seconds=10), created_by=None, now=now)
+    before = await w.matcher.submit(ask(), doctor)  # the matcher now holds the clinic's partners
+    assert await state(w, before.id) is ConsultationState.queued
+    w.clock.advance(5)
+    await available(w, "far")  # still valid: the partner's specialist is rung
+    assert await state(w, before.id) is ConsultationState.offered
+    await w.matcher.decline(before.id, w.users["far"], reason=DeclineReason.other)
+    w.clock.advance(6)  # past the end of the period, well within the time the partners were held for
+    waiting = await w.matcher.submit(ask(), doctor)
+    await w.matcher.set_presence(w.users["far"], Presence.busy, "test")
+    await available(w, "far")
+    assert await state(w, waiting.id) is ConsultationState.queued
+    assert await state(w, before.id) is ConsultationState.queued
+    assert not any(e["consultation_id"] == waiting.id for e in w.events("far", "offer"))
