@@ -101,3 +101,35 @@ async def test_an_ended_agreement_stops_routing_on_every_node_for_new_and_waitin
     # Nor may the internist take one from the queue.
     assert await internist.error("consultation.take", consultation_id=first) == "not_eligible"
     assert (await internist.ok("consultation.take_next"))["consultation"] is None
+
+
+async def test_an_agreement_coming_into_effect_offers_the_waiting_requests_at_once(nodes: tuple[Node, Node]) -> None:
+    clinic_node, other_node = nodes
+    store = _store(clinic_node)
+    now = dt.datetime.now(dt.UTC)
+    lone = await store.insert_organisation("Lone village clinic", OrgLevel.village_clinic, alliance_id=None)
+    await store.insert_user("lone.doc", await hash_password_async(DEMO_PASSWORD), "Lone doctor", Role.clinic_doctor,
+                            organisation_id=lone.id, now=now)
+    quiet = await store.insert_organisation("Quiet hospital", OrgLevel.city_hospital, alliance_id=None)
+    await store.insert_agreement(lone.id, quiet.id, valid_from=now - dt.timedelta(days=1), valid_to=None,
+                                 created_by=None, now=now)
+    songxi = await store.get_organisation_by_name(HOSPITAL)
+    assert songxi is not None
+    internist = await other_node.connect("songxi.internist")
+    await internist.ok("presence.set", status="available")
+    doctor = await clinic_node.connect("lone.doc")
+    waiting = (await doctor.ok("consultation.create", **ASK))["consultation"]["id"]
+    # Songxi invites itself; until the clinic's side approves, the request is not offered there.
+    status, body = await api(other_node, "POST", "/api/admin/agreements", "songxi.admin", {
+        "clinic_org_id": lone.id, "hospital_org_id": songxi.id, "valid_from": (now - dt.timedelta(days=1)).date()
+        .isoformat()})
+    assert status == 201 and body["agreement"]["state"] == "hospital_approved", body
+    await internist.ok("presence.set", status="busy")
+    await internist.ok("presence.set", status="available")
+    assert await _state(clinic_node, waiting) is ConsultationState.queued
+    # The clinic is in no alliance: the system administrator speaks for it, and approves.
+    status, body = await api(clinic_node, "POST", f"/api/admin/agreements/{body['agreement']['id']}/approve",
+                             "admin")
+    assert status == 200 and body["agreement"]["state"] == "in_effect", body
+    assert await _state(other_node, waiting) is ConsultationState.offered
+    await internist.event("offer", consultation_id=waiting, timeout=10)
