@@ -13,7 +13,14 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated
 
-from telehealth.domain import AgreementSide, AgreementState, OrgLevel, Role, approved_state
+from telehealth.domain import (
+    AgreementSide,
+    AgreementState,
+    OrgLevel,
+    Role,
+    approved_state,
+    check_agreement_transition,
+)
 from telehealth.errors import ErrorCode, TelehealthError
 from telehealth.records.models import Agreement, Alliance, Organisation, User
 from telehealth.schema import Range, Text, require
@@ -268,6 +275,7 @@ class Organisations:
         async with self._s.unit(actor) as unit:
             for side in mine:
                 target = approved_state(state, side)
+                check_agreement_transition(state, target)
                 if not await self._s.store.approve_agreement(agreement_id, side, expected=state, target=target,
                                                              by=actor.id, now=unit.now):
                     raise TelehealthError(ErrorCode.conflict, "this agreement changed meanwhile: reload the page")
@@ -286,6 +294,7 @@ class Organisations:
                                                        "decline this agreement")
         if not agreement.state.is_pending:
             raise TelehealthError(ErrorCode.conflict, "this agreement is not awaiting approval")
+        check_agreement_transition(agreement.state, AgreementState.declined)
         reason = body.reason.strip()
         async with self._s.unit(actor) as unit:
             if not await self._s.store.decline_agreement(agreement_id, expected=agreement.state, by=actor.id,
@@ -302,6 +311,7 @@ class Organisations:
         if not sides:
             raise TelehealthError(ErrorCode.forbidden, "only the administrators of the two sides may end this "
                                                        "agreement")
+        check_agreement_transition(agreement.state, AgreementState.ended)
         reason = body.reason.strip()
         async with self._s.unit(actor) as unit:
             if not await self._s.store.end_agreement(agreement_id, now=unit.now, by=actor.id, reason=reason):
