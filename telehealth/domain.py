@@ -148,3 +148,56 @@ class DeclineReason(enum.StrEnum):
     busy_with_patient = "busy_with_patient"
     needs_senior = "needs_senior"
     other = "other"
+
+
+class AgreementState(enum.StrEnum):
+    """A remote-care agreement with a hospital outside the clinic's alliance is an invitation: it is in effect
+    only once the administrators of both sides have approved it (docs/records.md)."""
+
+    proposed = "proposed"                    # neither side has approved yet
+    clinic_approved = "clinic_approved"      # the clinic's side (the inviting, data-owning party) approved
+    hospital_approved = "hospital_approved"  # the hospital's side approved
+    in_effect = "in_effect"
+    declined = "declined"
+    ended = "ended"
+
+    @property
+    def is_pending(self) -> bool:
+        return self in (AgreementState.proposed, AgreementState.clinic_approved, AgreementState.hospital_approved)
+
+
+class AgreementSide(enum.StrEnum):
+    clinic = "clinic"
+    hospital = "hospital"
+
+
+A = AgreementState
+
+# Every legal move of an agreement. Either side may decline a pending invitation, or end one in effect.
+AGREEMENT_TRANSITIONS: dict[AgreementState, frozenset[AgreementState]] = {
+    A.proposed: frozenset({A.clinic_approved, A.hospital_approved, A.declined}),
+    A.clinic_approved: frozenset({A.in_effect, A.declined}),
+    A.hospital_approved: frozenset({A.in_effect, A.declined}),
+    A.in_effect: frozenset({A.ended}),
+    A.declined: frozenset(),
+    A.ended: frozenset(),
+}
+
+
+def approved_state(current: AgreementState, side: AgreementSide) -> AgreementState:
+    """The state after `side` approves an agreement in `current` (unchanged if that side had approved)."""
+    if current is A.proposed:
+        return A.clinic_approved if side is AgreementSide.clinic else A.hospital_approved
+    if current is A.clinic_approved:
+        return current if side is AgreementSide.clinic else A.in_effect
+    if current is A.hospital_approved:
+        return current if side is AgreementSide.hospital else A.in_effect
+    return current
+
+
+def check_agreement_transition(current: AgreementState, target: AgreementState) -> None:
+    """Raise unless an agreement in `current` may move to `target`."""
+    if target not in AGREEMENT_TRANSITIONS[current]:
+        raise TelehealthError(ErrorCode.invalid_transition,
+                              "an agreement in state {current} cannot become {target}",
+                              current=current, target=target)

@@ -18,6 +18,7 @@ from telehealth.records.models import (
     Slot,
 )
 from telehealth.records.result_types import RESULT_TYPES
+from telehealth.services.organisations import AgreementRow
 from telehealth.services.results import JudgedResult, RecognisedList
 
 
@@ -119,4 +120,27 @@ def recognised_items_view(listed: RecognisedList) -> dict[str, Any]:
         "items": [{"type_code": i.type_code, "validity_days": i.validity_days} for i in listed.items],
         "types": [{"code": k.code, "kind": k.kind, "name": k.name, "name_zh": k.name_zh, "unit": k.unit,
                    "recognised": k.code in days, "validity_days": days.get(k.code)} for k in RESULT_TYPES],
+    }
+
+
+def agreement_view(row: AgreementRow, people: dict[int, str]) -> dict[str, Any]:
+    """A remote-care agreement as either side's administrator sees it: its state, each step with who took it
+    and when (and why, for a decline or an end), and what the viewer may do now."""
+    a = row.agreement
+
+    def step(by: int | None, at: Any) -> dict[str, Any] | None:
+        return None if at is None else {"by": by, "by_name": people.get(by or 0, ""), "at": at.isoformat()}
+
+    return {
+        "id": a.id, "clinic_org_id": a.clinic_org_id, "hospital_org_id": a.hospital_org_id,
+        "clinic": row.clinic.name if row.clinic else "", "hospital": row.hospital.name if row.hospital else "",
+        "state": a.state.value, "valid_now": row.valid, "expired": row.expired,
+        "valid_from": a.valid_from.isoformat(), "valid_to": a.valid_to.isoformat() if a.valid_to else None,
+        "proposed": step(a.created_by, a.created_at),
+        "clinic_approved": step(a.clinic_approved_by, a.clinic_approved_at),
+        "hospital_approved": step(a.hospital_approved_by, a.hospital_approved_at),
+        "closed": None if a.closed_at is None else {**(step(a.closed_by, a.closed_at) or {}),
+                                                    "reason": a.closed_reason},
+        "your_sides": sorted(row.sides), "awaiting": sorted(row.awaiting),
+        "may_approve": row.may_approve, "may_decline": row.may_decline, "may_end": row.may_end,
     }

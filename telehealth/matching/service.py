@@ -8,11 +8,13 @@ WebSocket connections on whichever node holds them.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import logging
 import statistics
 import time
-from collections.abc import Callable, Iterable
+import uuid
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +43,14 @@ log = logging.getLogger("telehealth.matching")
 S = ConsultationState
 PICK_WINDOW = 200
 CLAIM_RETRIES = 8
+# A value in the broker that changes whenever a clinic's agreements change (one ended, or came into effect).
+# Every node reads it before trusting the partner hospitals it holds, so no node's copy outlives an ended
+# agreement; its time to live only bounds what the broker keeps (a missing value is a change too).
+AGREEMENTS_EPOCH_KEY = "agreements:epoch"
+AGREEMENTS_EPOCH_TTL_S = 7 * 86400.0
+# A clinic's partner hospitals are held at most this long, and never past the next start or end of one of its
+# agreements' validity periods (so an agreement that expires stops routing at that instant).
+PARTNERS_TTL_S = 30.0
 
 
 def _utc(ts: float) -> dt.datetime:
@@ -66,7 +76,8 @@ class Matcher:
         self.clock = clock
         self.events = EventPublisher(broker.publish)
         self._service_interval: dict[str, tuple[float, float | None]] = {}
-        self._partners: dict[int, tuple[float, frozenset[int], frozenset[int]]] = {}
+        # clinic -> (held until, the agreements epoch read before the lookup, alliance hospitals, all partners)
+        self._partners: dict[int, tuple[float, str | None, frozenset[int], frozenset[int]]] = {}
         self._names: dict[int, tuple[float, str, str]] = {}
         self.offer_latency_observer: Callable[[float], None] | None = None
         self.claim_latency_observer: Callable[[float], None] | None = None
@@ -81,19 +92,77 @@ class Matcher:
     async def _emit(self, channel: str, event: str, data: dict[str, Any]) -> None:
         await self.events.publish(channel, event, data)
 
-    async def _partner_orgs(self, clinic_org_id: int, now: float) -> tuple[frozenset[int], frozenset[int]]:
+    async def _agreements_epoch(self) -> str | None:
+        return await self.broker.fetch(AGREEMENTS_EPOCH_KEY)
+
+    async def _partner_orgs(self, clinic_org_id: int, now: float,
+                            epoch: str | None) -> tuple[frozenset[int], frozenset[int]]:
+        """(the clinic's alliance hospitals, every hospital it may consult now). `epoch` is read before the
+        lookup, so a change committed during it makes the next call look again."""
         cached = self._partners.get(clinic_org_id)
-        if cached and cached[0] > now:
-            return cached[1], cached[2]
+        if cached and cached[0] > now and cached[1] == epoch:
+            return cached[2], cached[3]
         primary, partners = await self.store.get_partner_hospitals(clinic_org_id, _utc(now))
-        result = (frozenset(primary), frozenset(partners))
-        self._partners[clinic_org_id] = (now + 30.0, *result)
+        change = await self.store.get_next_agreement_change(clinic_org_id, _utc(now))
+        until = now + PARTNERS_TTL_S if change is None else min(now + PARTNERS_TTL_S, change.timestamp())
+        result = (frozenset(primary), frozenset(partners) | frozenset(primary))
+        self._partners[clinic_org_id] = (until, epoch, *result)
         return result
 
+    async def _current(self, entries: Sequence[QueueEntry], now: float) -> list[QueueEntry]:
+        """The entries with their clinics' partner hospitals as they are now. The broker keeps those a request
+        was queued with; an agreement ended or expired since must not let it be rung or taken there."""
+        if not entries:
+            return []
+        epoch = await self._agreements_epoch()
+        current = []
+        for entry in entries:
+            primary, partners = await self._partner_orgs(entry.clinic_org_id, now, epoch)
+            if primary != entry.primary_org_ids or partners != entry.partner_org_ids:
+                entry = dataclasses.replace(entry, primary_org_ids=primary, partner_org_ids=partners)
+            current.append(entry)
+        return current
+
     async def entry_for(self, consultation: Consultation, enqueued_at: float) -> QueueEntry:
-        primary, partners = await self._partner_orgs(consultation.clinic_org_id, enqueued_at)
+        primary, partners = await self._partner_orgs(consultation.clinic_org_id, self.clock(),
+                                                     await self._agreements_epoch())
         return build_entry(consultation, enqueued_at=enqueued_at, primary_org_ids=primary,
                            partner_org_ids=partners, settings=self.settings)
+
+    async def agreements_changed(self, clinic_org_id: int) -> int:
+        """A clinic's agreements changed (one ended, or came into effect): from now on no node uses the partner
+        hospitals it held; rings open at a hospital the clinic may no longer consult are withdrawn (the request
+        goes on to whoever may take it), and its queued requests are offered to whoever may take them now.
+        Returns the number of rings withdrawn."""
+        self._partners.pop(clinic_org_id, None)
+        try:
+            await self.broker.put(AGREEMENTS_EPOCH_KEY, uuid.uuid4().hex, AGREEMENTS_EPOCH_TTL_S)
+        except Exception:
+            # The broker is unreachable, and matching with it: other nodes look again within PARTNERS_TTL_S.
+            log.warning("the agreements epoch was not changed: the broker did not take it", exc_info=True)
+            return 0
+        withdrawn = 0
+        for consultation in await self.store.list_consultations(states=[S.queued, S.offered], limit=1000):
+            if consultation.clinic_org_id != clinic_org_id:
+                continue
+            live = await self.broker.get(consultation.id)
+            if live is None:
+                continue
+            [entry] = await self._current([live.entry], self.clock())
+            if live.state is LiveState.queued:
+                await self.dispatch(entry, consultation)
+                continue
+            for uid in live.ringing:
+                user = await self.store.get_user(uid)
+                if user is not None and user.organisation_id in entry.partner_org_ids:
+                    continue
+                try:
+                    await self._release_ring(consultation.id, uid, kind="ring_withdrawn",
+                                             data={"reason": "agreement_ended"}, actor_id=None)
+                    withdrawn += 1
+                except TelehealthError:
+                    continue  # answered or timed out meanwhile
+        return withdrawn
 
     @staticmethod
     def presence_for(user: User, status: Presence, idle_since: float, node: str) -> SpecialistPresence:
@@ -240,7 +309,7 @@ class Matcher:
         for _ in range(CLAIM_RETRIES):
             best: QueueEntry | None = None
             for specialty in presence.specialties:
-                head = await self.broker.queue_head(specialty, PICK_WINDOW)
+                head = await self._current(await self.broker.queue_head(specialty, PICK_WINDOW), now)
                 candidate = pick_entry(head, presence, now)
                 if candidate and (best is None or (candidate.score, candidate.consultation_id)
                                   < (best.score, best.consultation_id)):
@@ -257,6 +326,7 @@ class Matcher:
     async def dispatch(self, entry: QueueEntry, consultation: Consultation | None = None) -> list[int]:
         """Ring the best idle eligible specialist for a queued request (all of them for an emergency)."""
         now = self.clock()
+        [entry] = await self._current([entry], now)
         for _ in range(CLAIM_RETRIES):
             candidates = await self.broker.available_specialists(entry.specialty)
             ranked = rank_specialists(entry, candidates, now)
@@ -336,6 +406,18 @@ class Matcher:
     async def accept(self, consultation_id: int, specialist: User) -> Consultation:
         # Read the rings first: the winning accept clears them, and the others must be told.
         before = await self.broker.get(consultation_id)
+        if before is not None:
+            # A ring that sounded before the clinic's agreement with this hospital ended or expired is not
+            # answered: the request goes on to whoever may take it.
+            [entry] = await self._current([before.entry], self.clock())
+            if specialist.organisation_id not in entry.partner_org_ids:
+                try:
+                    await self._release_ring(consultation_id, specialist.id, kind="ring_withdrawn",
+                                             data={"reason": "agreement_ended"}, actor_id=None)
+                except TelehealthError:
+                    pass  # no longer ringing them
+                raise TelehealthError(ErrorCode.not_eligible, "your hospital's agreement with this clinic is no "
+                                                              "longer in effect")
         outcome = await self.broker.accept(consultation_id, specialist.id)
         if outcome is not ClaimOutcome.won:
             raise self._claim_error(outcome)
@@ -347,7 +429,8 @@ class Matcher:
         if live is None:
             raise TelehealthError(ErrorCode.offer_gone, "this request is no longer waiting")
         presence = self.presence_for(specialist, Presence.available, 0.0, "")
-        if not eligible(live.entry, presence, self.clock()):
+        [entry] = await self._current([live.entry], self.clock())
+        if not eligible(entry, presence, self.clock()):
             raise TelehealthError(ErrorCode.not_eligible, "you may not take this request (specialty, alliance, "
                                                           "title or a named colleague)")
         outcome = await self.broker.claim(consultation_id, specialist.id)
@@ -365,7 +448,7 @@ class Matcher:
             now = self.clock()
             best: QueueEntry | None = None
             for specialty in specialist.specialties:
-                head = await self.broker.queue_head(specialty, PICK_WINDOW)
+                head = await self._current(await self.broker.queue_head(specialty, PICK_WINDOW), now)
                 candidate = pick_entry(head, presence, now, exclude=tried)
                 if candidate and (best is None or (candidate.score, candidate.consultation_id)
                                   < (best.score, best.consultation_id)):
@@ -477,6 +560,7 @@ class Matcher:
 
     async def _dispatch_excluding(self, entry: QueueEntry, exclude: Iterable[int]) -> list[int]:
         now = self.clock()
+        [entry] = await self._current([entry], now)
         candidates = await self.broker.available_specialists(entry.specialty)
         ranked = rank_specialists(entry, candidates, now, exclude=exclude)
         if not ranked:

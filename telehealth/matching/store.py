@@ -25,6 +25,11 @@ class MatchingStore(Protocol):
         """(hospitals of the clinic's own alliance, hospitals with any valid agreement incl. the alliance)."""
         ...
 
+    async def get_next_agreement_change(self, clinic_org_id: int, now: dt.datetime) -> dt.datetime | None:
+        """The next instant after `now` at which one of the clinic's agreements in effect starts or stops
+        being valid (None: none will)."""
+        ...
+
     async def insert_consultation(self, request: NewConsultation, *, clinic_org_id: int, doctor_id: int,
                                   now: dt.datetime, queue: bool = False) -> Consultation:
         """Record a new request (queued too with `queue`), atomically."""

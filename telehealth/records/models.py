@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from telehealth.domain import ConsultationState, OrgLevel, Role, Title, Urgency
+from telehealth.domain import AgreementState, ConsultationState, OrgLevel, Role, Title, Urgency
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,8 @@ class Organisation:
 
 @dataclass(frozen=True)
 class Agreement:
-    """A remote-care cooperation agreement between a grassroots institution and a hospital."""
+    """A remote-care cooperation agreement between a grassroots institution and a hospital: an invitation
+    until both sides' administrators approved it, then in effect until it is ended or its period is over."""
 
     id: int
     clinic_org_id: int
@@ -44,9 +45,30 @@ class Agreement:
     valid_from: dt.datetime
     valid_to: dt.datetime | None
     created_by: int | None
+    state: AgreementState = AgreementState.in_effect
+    created_at: dt.datetime | None = None
+    clinic_approved_by: int | None = None
+    clinic_approved_at: dt.datetime | None = None
+    hospital_approved_by: int | None = None
+    hospital_approved_at: dt.datetime | None = None
+    closed_by: int | None = None
+    closed_at: dt.datetime | None = None
+    closed_reason: str = ""
+
+    @property
+    def in_effect_since(self) -> dt.datetime | None:
+        """When the second approval came (None for one recorded before agreements needed both sides)."""
+        if self.clinic_approved_at is None or self.hospital_approved_at is None:
+            return None
+        return max(self.clinic_approved_at, self.hospital_approved_at)
 
     def valid_at(self, now: dt.datetime) -> bool:
-        return self.valid_from <= now and (self.valid_to is None or self.valid_to > now)
+        """Did it let the clinic consult the hospital at `now`? Only once in effect, within its period."""
+        if self.state not in (AgreementState.in_effect, AgreementState.ended):
+            return False
+        since = self.in_effect_since
+        return (self.valid_from <= now and (since is None or since <= now)
+                and (self.valid_to is None or self.valid_to > now))
 
 
 @dataclass(frozen=True)

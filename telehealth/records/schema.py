@@ -147,6 +147,17 @@ agreements = sa.Table(
     sa.Column("valid_to", UTCDateTime, nullable=True),
     sa.Column("created_by", sa.Integer, sa.ForeignKey("users.id"), nullable=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
+    # An invitation until both sides' administrators approved it (telehealth.domain.AgreementState); only
+    # one in effect routes consultations. The default is the state that routes nothing.
+    sa.Column("state", sa.String(20), nullable=False, server_default="proposed"),
+    sa.Column("clinic_approved_by", sa.Integer, sa.ForeignKey("users.id"), nullable=True),
+    sa.Column("clinic_approved_at", UTCDateTime, nullable=True),
+    sa.Column("hospital_approved_by", sa.Integer, sa.ForeignKey("users.id"), nullable=True),
+    sa.Column("hospital_approved_at", UTCDateTime, nullable=True),
+    # Who declined or ended it, when and why.
+    sa.Column("closed_by", sa.Integer, sa.ForeignKey("users.id"), nullable=True),
+    sa.Column("closed_at", UTCDateTime, nullable=True),
+    sa.Column("closed_reason", sa.String(500), nullable=False, server_default=""),
 )
 
 patients = sa.Table(

@@ -22,6 +22,7 @@ from telehealth.records.store import open_store
 from telehealth.server import (
     account_pages,
     admin_pages,
+    agreements_api,
     api,
     attachments_api,
     audit_pages,
@@ -232,4 +233,5 @@ def add_routes(app: web.Application) -> None:
     stats_pages.add_routes(app)
     precheck_api.add_routes(app)
     results_api.add_routes(app)
+    agreements_api.add_routes(app)
     openapi.add_routes(app)

@@ -15,6 +15,7 @@ from telehealth import __version__
 from telehealth.domain import SPECIALTIES, Title, Urgency
 from telehealth.schema import json_schema
 from telehealth.server.auth import public
+from telehealth.services.organisations import AgreementInput, ReasonInput
 from telehealth.services.results import RecognisedItemsInput, RecordResult
 
 ERRORS = ("400", "401", "403", "404", "409", "413", "415", "429", "503")
@@ -71,6 +72,21 @@ SCHEMAS: dict[str, Any] = {
                     "recognition": {"type": "string", "enum": ["recognised", "not_listed", "expired", "outside"]},
                     "valid_until": {"type": "string", "format": "date", "nullable": True}},
                    ("id", "type_code", "performed_on", "recognised", "recognition")),
+    "Agreement": _obj({
+        "id": INT, "clinic_org_id": INT, "hospital_org_id": INT, "clinic": STR, "hospital": STR,
+        "state": {"type": "string", "enum": ["proposed", "clinic_approved", "hospital_approved", "in_effect",
+                                             "declined", "ended"]},
+        "valid_now": {"type": "boolean"}, "expired": {"type": "boolean"}, "valid_from": STR,
+        "valid_to": NULLABLE_STR,
+        **{step: {"type": "object", "nullable": True, "properties": {"by": {"type": "integer", "nullable": True},
+                                                                      "by_name": STR, "at": STR}}
+           for step in ("proposed", "clinic_approved", "hospital_approved")},
+        "closed": {"type": "object", "nullable": True, "properties": {
+            "by": {"type": "integer", "nullable": True}, "by_name": STR, "at": STR, "reason": STR}},
+        "your_sides": {"type": "array", "items": {"type": "string", "enum": ["clinic", "hospital"]}},
+        "awaiting": {"type": "array", "items": {"type": "string", "enum": ["clinic", "hospital"]}},
+        "may_approve": {"type": "boolean"}, "may_decline": {"type": "boolean"}, "may_end": {"type": "boolean"}},
+        ("id", "clinic_org_id", "hospital_org_id", "state", "may_approve", "may_decline", "may_end")),
     "RecognisedItems": _obj({"alliance_id": INT, "items": {"type": "array", "items": _obj(
         {"type_code": STR, "validity_days": INT}, ("type_code", "validity_days"))},
         "types": {"type": "array", "items": _obj({"code": STR, "kind": STR, "name": STR, "name_zh": STR,
@@ -138,6 +154,7 @@ SHARE_BODY = _obj({"pct": {"type": "integer", "minimum": 0, "maximum": 100, "nul
 P = [_path_param("patient_id")]
 A = [_path_param("alliance_id")]
 R = [_path_param("referral_id"), _path_param("task_id")]
+G = [_path_param("agreement_id")]
 
 
 def document() -> dict[str, Any]:
@@ -286,6 +303,26 @@ def document() -> dict[str, Any]:
                        _ref("RecognisedItems"), params=A),
             "put": _op("Set the whole list (the alliance's administrator)", "200", _ref("RecognisedItems"),
                        params=A, body=json_schema(RecognisedItemsInput, components))},
+        "/api/admin/agreements": {
+            "get": _op("Remote-care agreements either side of which is yours, with each step and what you may do "
+                       "(administrators; see docs/records.md)", "200",
+                       _obj({"agreements": {"type": "array", "items": _ref("Agreement")}}, ("agreements",))),
+            "post": _op("Propose an agreement with an institution outside the alliance: your side has approved it, "
+                        "it waits for the other side's administrator; audited", "201",
+                        _obj({"agreement": _ref("Agreement")}, ("agreement",)),
+                        body=json_schema(AgreementInput, components))},
+        "/api/admin/agreements/{agreement_id}/approve": {"post": _op(
+            "Your side approves a waiting invitation; the second side's approval puts it in effect; audited", "200",
+            _obj({"agreement": _ref("Agreement")}, ("agreement",)), params=G)},
+        "/api/admin/agreements/{agreement_id}/decline": {"post": _op(
+            "Your side declines a waiting invitation, saying why (told to the other side); audited", "200",
+            _obj({"agreement": _ref("Agreement")}, ("agreement",)), params=G,
+            body=json_schema(ReasonInput, components))},
+        "/api/admin/agreements/{agreement_id}/end": {"post": _op(
+            "Your side ends an agreement in effect, saying why: no new offer goes there from this moment on any "
+            "node (calls in progress go on); audited", "200",
+            _obj({"agreement": _ref("Agreement")}, ("agreement",)), params=G,
+            body=json_schema(ReasonInput, components))},
         "/healthz": {"get": _op("The process answers", "200", _obj({"status": STR}, ("status",)), auth=False)},
         "/readyz": {"get": _op("Database and broker reachable (503 otherwise)", "200",
                                _obj({"status": STR, "checks": {"type": "object"}}, ("status",)), auth=False)},

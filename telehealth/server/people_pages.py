@@ -1,5 +1,6 @@
 """Administrators manage the people and institutions of their alliance: accounts (create, edit, deactivate,
-set a new password), organisations, and remote-care agreements with institutions outside the alliance.
+set a new password), organisations, and remote-care agreements with institutions outside the alliance:
+proposed by one side, approved or declined by the other, ended by either.
 
 An alliance administrator sees and changes only their alliance; a system administrator sees every
 alliance and alone may create organisations outside one or other system administrators.
@@ -21,7 +22,12 @@ from telehealth.server.auth import actor_of, current_user, page
 from telehealth.server.forms import beside, integer, read_form, text
 from telehealth.server.pages import render, see_other, translator
 from telehealth.services.accounts import NewUserInput, PasswordInput, ProfileInput
-from telehealth.services.organisations import AgreementInput, NewOrganisationInput, OrganisationInput
+from telehealth.services.organisations import (
+    AgreementInput,
+    NewOrganisationInput,
+    OrganisationInput,
+    ReasonInput,
+)
 
 # Schema fields whose form control has another name.
 CONTROLS = {"organisation_id": "organisation", "clinic_org_id": "clinic", "hospital_org_id": "hospital",
@@ -141,8 +147,9 @@ async def _orgs_page(request: web.Request, *, values: dict[str, Any] | None = No
     return render(request, "admin/organisations.html", {
         "organisations": view.organisations, "alliances": view.alliances, "staff": view.staff,
         "levels": [lv.value for lv in OrgLevel],
-        "agreements": [{"a": r.agreement, "clinic": r.clinic, "hospital": r.hospital, "valid": r.valid}
-                       for r in view.agreements],
+        "agreements": view.agreements, "people": view.people,
+        # Invitations waiting for this administrator's side, shown first with their buttons.
+        "pending": [r for r in view.agreements if r.may_approve],
         "clinics": view.clinics, "hospitals": view.hospitals, "values": values or {}, "errors": errors or {},
         "scope": view.alliance_id, "today": request.app[keys.SERVICES].now().date(),
         "saved": request.query.get("saved"),
@@ -206,16 +213,43 @@ async def handle_create_agreement(request: web.Request) -> web.StreamResponse:
     if body is None or errors:
         return await _orgs_page(request, values=values, errors=errors, status=400)
     try:
-        await request.app[keys.SERVICES].organisations.create_agreement(actor_of(request), body)
+        await request.app[keys.SERVICES].organisations.propose_agreement(actor_of(request), body)
     except InputError as exc:
         return await _orgs_page(request, values=values, errors=beside(exc, translate, CONTROLS), status=400)
     return see_other("/admin/organisations?saved=agreement")
 
 
 @page(Role.admin)
-async def handle_end_agreement(request: web.Request) -> web.StreamResponse:
-    await request.app[keys.SERVICES].organisations.end_agreement(actor_of(request), path_id(request, "agreement_id"))
+async def handle_approve_agreement(request: web.Request) -> web.StreamResponse:
+    await request.app[keys.SERVICES].organisations.approve_agreement(actor_of(request),
+                                                                     path_id(request, "agreement_id"))
     return see_other("/admin/organisations?saved=agreement")
+
+
+async def _with_reason(request: web.Request, decline: bool) -> web.StreamResponse:
+    organisations, actor = request.app[keys.SERVICES].organisations, actor_of(request)
+    agreement_id = path_id(request, "agreement_id")
+    await organisations.authorize_agreement(actor, agreement_id)  # an outsider hears no more than that
+    form = await request.post()
+    data = {"reason": text(form, "reason")}
+    body, errors = read_form(ReasonInput, data, translator(request))
+    if body is None or errors:
+        return await _orgs_page(request, values={"reason_for": agreement_id, **data}, errors=errors, status=400)
+    if decline:
+        await organisations.decline_agreement(actor, agreement_id, body)
+    else:
+        await organisations.end_agreement(actor, agreement_id, body)
+    return see_other("/admin/organisations?saved=agreement")
+
+
+@page(Role.admin)
+async def handle_decline_agreement(request: web.Request) -> web.StreamResponse:
+    return await _with_reason(request, decline=True)
+
+
+@page(Role.admin)
+async def handle_end_agreement(request: web.Request) -> web.StreamResponse:
+    return await _with_reason(request, decline=False)
 
 
 def add_routes(app: web.Application) -> None:
@@ -229,4 +263,6 @@ def add_routes(app: web.Application) -> None:
     r.add_post("/admin/organisations", handle_create_organisation)
     r.add_post("/admin/organisations/{org_id}", handle_update_organisation)
     r.add_post("/admin/agreements", handle_create_agreement)
+    r.add_post("/admin/agreements/{agreement_id}/approve", handle_approve_agreement)
+    r.add_post("/admin/agreements/{agreement_id}/decline", handle_decline_agreement)
     r.add_post("/admin/agreements/{agreement_id}/end", handle_end_agreement)

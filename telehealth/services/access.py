@@ -1,13 +1,14 @@
 """The access policy: who may see or act on a consultation, its record, its referrals and the test results in
-the patient's record. Every edge asks here, through the service operations; nothing else decides."""
+the patient's record, and which side of a remote-care agreement an administrator speaks for. Every edge asks
+here, through the service operations; nothing else decides."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from telehealth.domain import Role
+from telehealth.domain import AgreementSide, Role
 from telehealth.errors import ErrorCode, TelehealthError
-from telehealth.records.models import Consultation, Patient, Referral, User
+from telehealth.records.models import Agreement, Consultation, Organisation, Patient, Referral, User
 
 if TYPE_CHECKING:
     from telehealth.services.context import Actor, Services
@@ -57,6 +58,31 @@ class AccessPolicy:
         if org is None or org.alliance_id is None:
             raise TelehealthError(ErrorCode.forbidden, "this administrator account belongs to no alliance")
         return org.alliance_id
+
+    async def agreement_sides(self, actor: Actor, clinic: Organisation,
+                              hospital: Organisation) -> frozenset[AgreementSide]:
+        """The sides of an agreement this administrator speaks for: a side's institution is represented by the
+        administrator of its alliance; one in no alliance, which has none, by a system administrator. A system
+        administrator does not speak for an alliance: each alliance approves what touches its data itself."""
+        alliance = await self.admin_alliance(actor)
+        return frozenset(side for side, org in ((AgreementSide.clinic, clinic), (AgreementSide.hospital, hospital))
+                         if org.alliance_id == alliance)
+
+    async def agreement(self, actor: Actor,
+                        agreement_id: int) -> tuple[Agreement, Organisation, Organisation, frozenset[AgreementSide]]:
+        """An agreement the administrator may see (one side is theirs, or they administer every alliance), its
+        two institutions and the sides the administrator speaks for; `not_found` otherwise."""
+        store = self._services.store
+        alliance = await self.admin_alliance(actor)
+        agreement = await store.get_agreement(agreement_id)
+        clinic = await store.get_organisation(agreement.clinic_org_id) if agreement else None
+        hospital = await store.get_organisation(agreement.hospital_org_id) if agreement else None
+        if agreement is None or clinic is None or hospital is None:
+            raise TelehealthError(ErrorCode.not_found, "no such agreement")
+        sides = await self.agreement_sides(actor, clinic, hospital)
+        if not sides and alliance is not None:
+            raise TelehealthError(ErrorCode.not_found, "no such agreement")
+        return agreement, clinic, hospital, sides
 
     async def consultation(self, actor: Actor, consultation_id: int) -> Consultation:
         """A consultation the actor may see; otherwise `not_found` or `forbidden` (the refusal is audited)."""

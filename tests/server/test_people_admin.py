@@ -207,17 +207,36 @@ async def test_organisations_and_an_agreement_that_widens_matching(client: TestC
         "csrf_token": csrf, "clinic": str(willow.id), "hospital": str(outside.id),
         "valid_from": (now.date() - dt.timedelta(days=1)).isoformat()}, allow_redirects=False)
     assert resp.status == 303
-    _, partners = await store.get_partner_hospitals(willow.id, now)
-    assert outside.id in partners
+    # An invitation: the clinic's side approved by proposing it, the hospital's side has not.
     [agreement] = await store.list_agreements([willow.id])
+    assert agreement.state.value == "clinic_approved"
+    _, partners = await store.get_partner_hospitals(willow.id, now)
+    assert outside.id not in partners
     page = await (await client.get("/admin/organisations")).text()
-    assert f'data-agreement="{agreement.id}"' in page
-    resp = await client.post(f"/admin/agreements/{agreement.id}/end", data={"csrf_token": csrf},
+    assert f'data-agreement="{agreement.id}" data-state="clinic_approved"' in page
+    assert f'data-pending="{agreement.id}"' not in page  # nothing for this side to approve
+    # The hospital is in no alliance: the system administrator speaks for it, and approves.
+    client.session.cookie_jar.clear()
+    csrf = await admin_csrf(client, "/admin/organisations", username="admin")
+    page = await (await client.get("/admin/organisations")).text()
+    assert f'data-pending="{agreement.id}"' in page
+    resp = await client.post(f"/admin/agreements/{agreement.id}/approve", data={"csrf_token": csrf},
                              allow_redirects=False)
+    assert resp.status == 303
+    _, partners = await store.get_partner_hospitals(willow.id, dt.datetime.now(dt.UTC))
+    assert outside.id in partners
+    client.session.cookie_jar.clear()
+    csrf = await admin_csrf(client, "/admin/organisations")
+    # Ending it needs a reason, told to the other side.
+    resp = await client.post(f"/admin/agreements/{agreement.id}/end", data={"csrf_token": csrf})
+    assert resp.status == 400 and 'id="reason-error"' in await resp.text()
+    resp = await client.post(f"/admin/agreements/{agreement.id}/end", data={
+        "csrf_token": csrf, "reason": "the county hospital now covers cardiology"}, allow_redirects=False)
     assert resp.status == 303
     _, partners = await store.get_partner_hospitals(willow.id, dt.datetime.now(dt.UTC) + dt.timedelta(seconds=1))
     assert outside.id not in partners
-    resp = await client.post(f"/admin/agreements/{agreement.id}/end", data={"csrf_token": csrf})
+    resp = await client.post(f"/admin/agreements/{agreement.id}/end", data={"csrf_token": csrf, "reason": "again"})
     assert resp.status == 409
     actions = {e["action"] for e in await store.list_audit(limit=50)}
-    assert {"organisation.create", "organisation.update", "agreement.create", "agreement.end"} <= actions
+    assert {"organisation.create", "organisation.update", "agreement.propose", "agreement.approve",
+            "agreement.end"} <= actions

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from telehealth.domain import OrgLevel
+from telehealth.domain import AgreementSide, AgreementState, OrgLevel
 from telehealth.errors import ErrorCode, TelehealthError
 from telehealth.records import schema as t
 from telehealth.records.models import Agreement, Alliance, Organisation
@@ -87,18 +88,27 @@ class OrganisationStore(StoreBase):
         return org
 
     async def insert_agreement(self, clinic_org_id: int, hospital_org_id: int, *, valid_from: dt.datetime,
-                               valid_to: dt.datetime | None, created_by: int | None, now: dt.datetime) -> int:
+                               valid_to: dt.datetime | None, created_by: int | None, now: dt.datetime,
+                               state: AgreementState = AgreementState.in_effect,
+                               clinic_approved_by: int | None = None,
+                               hospital_approved_by: int | None = None) -> int:
+        """Record an agreement; the service records a new one as an invitation, with the approvals the
+        proposer gave (stamped `now`)."""
         async with self._tx() as conn:
             res = await conn.execute(t.agreements.insert().values(
                 clinic_org_id=clinic_org_id, hospital_org_id=hospital_org_id, valid_from=valid_from,
-                valid_to=valid_to, created_by=created_by, created_at=now))
+                valid_to=valid_to, created_by=created_by, created_at=now, state=state.value,
+                clinic_approved_by=clinic_approved_by,
+                clinic_approved_at=now if clinic_approved_by is not None else None,
+                hospital_approved_by=hospital_approved_by,
+                hospital_approved_at=now if hospital_approved_by is not None else None))
             return new_id(res)
 
     async def get_partner_hospitals(self, clinic_org_id: int, now: dt.datetime) -> tuple[set[int], set[int]]:
         """(hospitals of the clinic's own alliance, hospitals with any valid agreement incl. the alliance).
 
-        Alliance membership is itself a cooperation agreement; explicit agreements add partners with a
-        validity period.
+        Alliance membership is itself a cooperation agreement; explicit agreements add partners once in
+        effect (both sides approved), within their validity period.
         """
         o = t.organisations
         async with self._tx() as conn:
@@ -111,10 +121,21 @@ class OrganisationStore(StoreBase):
                 alliance = {r.id for r in rows}
             a = t.agreements
             rows = await conn.execute(sa.select(a.c.hospital_org_id).where(
-                a.c.clinic_org_id == clinic_org_id, a.c.valid_from <= now,
-                sa.or_(a.c.valid_to.is_(None), a.c.valid_to > now)))
+                a.c.clinic_org_id == clinic_org_id, a.c.state == AgreementState.in_effect.value,
+                a.c.valid_from <= now, sa.or_(a.c.valid_to.is_(None), a.c.valid_to > now)))
             partners = alliance | {r.hospital_org_id for r in rows}
         return alliance, partners
+
+    async def get_next_agreement_change(self, clinic_org_id: int, now: dt.datetime) -> dt.datetime | None:
+        """The next instant after `now` at which one of the clinic's agreements in effect starts or stops
+        being valid (None: none will), so that nothing holding its partners outlives that instant."""
+        a = t.agreements
+        async with self._tx() as conn:
+            rows = (await conn.execute(sa.select(a.c.valid_from, a.c.valid_to).where(
+                a.c.clinic_org_id == clinic_org_id, a.c.state == AgreementState.in_effect.value,
+                sa.or_(a.c.valid_from > now, a.c.valid_to > now)))).all()
+        moments = [m for r in rows for m in (r.valid_from, r.valid_to) if m is not None and m > now]
+        return min(moments, default=None)
 
     async def list_agreements(self, org_ids: Iterable[int] | None = None) -> list[Agreement]:
         """Explicit agreements that involve any of `org_ids` (every agreement when None), newest first."""
@@ -125,13 +146,49 @@ class OrganisationStore(StoreBase):
             query = query.where(sa.or_(a.c.clinic_org_id.in_(ids), a.c.hospital_org_id.in_(ids)))
         async with self._tx() as conn:
             rows = (await conn.execute(query)).all()
-        return [Agreement(r.id, r.clinic_org_id, r.hospital_org_id, r.valid_from, r.valid_to, r.created_by)
-                for r in rows]
+        return [_agreement(r) for r in rows]
 
-    async def end_agreement(self, agreement_id: int, *, now: dt.datetime) -> bool:
-        """End an agreement now (it stops new offers; calls in progress go on). False if it had ended."""
+    async def get_agreement(self, agreement_id: int) -> Agreement | None:
+        a = t.agreements
+        async with self._tx() as conn:
+            row = (await conn.execute(sa.select(a).where(a.c.id == agreement_id))).first()
+        return _agreement(row) if row else None
+
+    async def approve_agreement(self, agreement_id: int, side: AgreementSide, *, expected: AgreementState,
+                                target: AgreementState, by: int, now: dt.datetime) -> bool:
+        """Record one side's approval, moving `expected` to `target`; False if the agreement was no longer in
+        `expected` (another administrator acted first)."""
+        a = t.agreements
+        stamp = ({"clinic_approved_by": by, "clinic_approved_at": now} if side is AgreementSide.clinic
+                 else {"hospital_approved_by": by, "hospital_approved_at": now})
+        async with self._tx() as conn:
+            res = await conn.execute(a.update().where(a.c.id == agreement_id, a.c.state == expected.value)
+                                     .values(state=target.value, **stamp))
+        return bool(res.rowcount)
+
+    async def decline_agreement(self, agreement_id: int, *, expected: AgreementState, by: int, reason: str,
+                                now: dt.datetime) -> bool:
+        """A pending invitation declined; False if it was no longer in `expected`."""
+        a = t.agreements
+        async with self._tx() as conn:
+            res = await conn.execute(a.update().where(a.c.id == agreement_id, a.c.state == expected.value).values(
+                state=AgreementState.declined.value, closed_by=by, closed_at=now, closed_reason=reason))
+        return bool(res.rowcount)
+
+    async def end_agreement(self, agreement_id: int, *, now: dt.datetime, by: int | None = None,
+                            reason: str = "") -> bool:
+        """End an agreement in effect now (it stops new offers; calls in progress go on); its period ends now.
+        False if it was not in effect or its period was over."""
         a = t.agreements
         async with self._tx() as conn:
             res = await conn.execute(a.update().where(
-                a.c.id == agreement_id, sa.or_(a.c.valid_to.is_(None), a.c.valid_to > now)).values(valid_to=now))
+                a.c.id == agreement_id, a.c.state == AgreementState.in_effect.value,
+                sa.or_(a.c.valid_to.is_(None), a.c.valid_to > now)).values(
+                state=AgreementState.ended.value, valid_to=now, closed_by=by, closed_at=now, closed_reason=reason))
         return bool(res.rowcount)
+
+
+def _agreement(r: Any) -> Agreement:
+    return Agreement(r.id, r.clinic_org_id, r.hospital_org_id, r.valid_from, r.valid_to, r.created_by,
+                     AgreementState(r.state), r.created_at, r.clinic_approved_by, r.clinic_approved_at,
+                     r.hospital_approved_by, r.hospital_approved_at, r.closed_by, r.closed_at, r.closed_reason)
