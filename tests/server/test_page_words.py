@@ -251,3 +251,21 @@ def test_every_word_for_a_code_has_its_chinese() -> None:
     messages = {m for table in LABELS.values() for m in table.values()} | set(EVENT_SENTENCES.values()) \
         | set(WHO.values()) | set(VIDEO_LEVELS.values())
     assert sorted(m for m in messages if not translations.get(m)) == []
+
+
+async def test_every_administrators_page_has_the_navigation_with_its_own_page_marked(world: World) -> None:
+    admin_pages = [p for u, p in pages(world) if p.startswith("/admin")]
+    expected = {p: "/admin/consultations" if p.startswith("/admin/consultations/") else
+                "/admin/users" if p.startswith("/admin/users/") else p for p in admin_pages}
+    marked = {}
+    for path in admin_pages:
+        html = await page(world, "alliance.admin", path, "zh_CN")
+        nav = re.search(r'<nav class="admin-nav[^"]*" id="admin-nav".*?</nav>', html, re.S)
+        assert nav, path
+        links = re.findall(r'<a href="([^"]+)"', nav.group(0))
+        assert len(links) == 9 and set(expected.values()) <= set(links), (path, links)
+        marked[path] = re.findall(r'<a href="([^"]+)" aria-current="page">', nav.group(0))
+    assert marked == {p: [expected[p]] for p in admin_pages}
+    # Not on the pages of clinics and specialists, nor on an administrator's view of a record.
+    for user, path in (("village6", "/clinic"), ("neuro.chief", "/specialist"), ("alliance.admin", f"/records/{world.up}")):
+        assert 'id="admin-nav"' not in await page(world, user, path, "en"), path
