@@ -149,7 +149,8 @@ async def test_request_ring_accept_call_chat_hangup(browsers: Any, tmp_path: Pat
     # The clinic's record view shows the signed opinion.
     await clinic.page.wait_for_selector("#record", timeout=15_000)
     record = await clinic.page.inner_text("#record")
-    assert "Stable angina pectoris" in record and "I20.8" in record and "2026-12-08" in record
+    # The follow-up date as an English reader writes it (2026-12-08 was typed).
+    assert "Stable angina pectoris" in record and "I20.8" in record and "follow-up on 8 Dec 2026" in record
     await clinic.shot("record")
 
     # The clinic doctor decides, which closes the record.

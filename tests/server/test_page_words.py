@@ -269,3 +269,21 @@ async def test_every_administrators_page_has_the_navigation_with_its_own_page_ma
     # Not on the pages of clinics and specialists, nor on an administrator's view of a record.
     for user, path in (("village6", "/clinic"), ("neuro.chief", "/specialist"), ("alliance.admin", f"/records/{world.up}")):
         assert 'id="admin-nav"' not in await page(world, user, path, "en"), path
+
+
+def test_lengths_weeks_and_audit_details_in_words() -> None:
+    from telehealth.server import i18n
+
+    english = [i18n.format_duration(s) for s in (0, 1, 45, 150, 60 * 60 + 5 * 60)]
+    assert english == ["0 seconds", "1 second", "45 seconds", "2.5 minutes", "1 hour 5 minutes"]
+    assert i18n.format_week("2026-W49") == "Week 49, 2026" and i18n.format_week("later") == "later"
+    token = i18n._current.set(i18n.load_translations(i18n.web_dir() / "translations")["zh_CN"])
+    try:
+        assert [i18n.format_duration(s) for s in (45, 150, 3900)] == ["45 秒", "2.5 分钟", "1 小时 5 分钟"]
+        assert i18n.format_week("2026-W49") == "2026年第49周"
+        # 2026-11-30T20:00Z is 1 December 04:00 in Shanghai: the day moves with the zone.
+        details = {"from": "2026-11-06", "start": "2026-11-30T20:00:00+00:00", "level": "village_clinic", "page": 2}
+        assert i18n.audit_details(details, "zh_CN") == \
+            "自 2026年11月6日 · 自 2026年12月1日 04:00 · 类别 村卫生室 · 页码 2"
+    finally:
+        i18n._current.reset(token)
