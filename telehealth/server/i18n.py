@@ -330,8 +330,10 @@ def format_duration(seconds: float | None) -> str:
         text = f"{seconds / 60:.1f}".removesuffix(".0")
         return ngettext("%(n)s minute", "%(n)s minutes", 1 if text == "1" else 2) % {"n": text}
     hours, rest = divmod(int(seconds), 3600)
-    return (ngettext("%(n)s hour", "%(n)s hours", hours) % {"n": hours} + " "
-            + ngettext("%(n)s minute", "%(n)s minutes", rest // 60) % {"n": rest // 60})
+    text = ngettext("%(n)s hour", "%(n)s hours", hours) % {"n": hours}
+    if rest // 60:
+        text += " " + ngettext("%(n)s minute", "%(n)s minutes", rest // 60) % {"n": rest // 60}
+    return text
 
 
 def unit(symbol: str) -> str:

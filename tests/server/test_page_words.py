@@ -274,8 +274,8 @@ async def test_every_administrators_page_has_the_navigation_with_its_own_page_ma
 def test_lengths_weeks_and_audit_details_in_words() -> None:
     from telehealth.server import i18n
 
-    english = [i18n.format_duration(s) for s in (0, 1, 45, 150, 60 * 60 + 5 * 60)]
-    assert english == ["0 seconds", "1 second", "45 seconds", "2.5 minutes", "1 hour 5 minutes"]
+    english = [i18n.format_duration(s) for s in (0, 1, 45, 150, 60 * 60 + 5 * 60, 4 * 3600)]
+    assert english == ["0 seconds", "1 second", "45 seconds", "2.5 minutes", "1 hour 5 minutes", "4 hours"]
     assert i18n.format_week("2026-W49") == "Week 49, 2026" and i18n.format_week("later") == "later"
     token = i18n._current.set(i18n.load_translations(i18n.web_dir() / "translations")["zh_CN"])
     try:
@@ -287,3 +287,14 @@ def test_lengths_weeks_and_audit_details_in_words() -> None:
             "自 2026年11月6日 · 自 2026年12月1日 04:00 · 类别 村卫生室 · 页码 2"
     finally:
         i18n._current.reset(token)
+
+
+async def test_an_administrators_error_page_renders(world: World) -> None:
+    """The error page has no page path to mark: it is shown, not a server error."""
+    token = await world.node.token("alliance.admin")
+    async with world.node.http.get(world.node.url("/admin/consultations?page=0"),
+                                   headers={"Authorization": f"Bearer {token}"}) as resp:
+        assert resp.status == 400 and resp.content_type == "text/html"
+    async with world.node.http.get(world.node.url("/clinic"), headers={"Authorization": f"Bearer {token}"},
+                                   allow_redirects=False) as resp:
+        assert resp.status == 403
