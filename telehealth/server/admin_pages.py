@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 from typing import Any
 
@@ -9,7 +10,7 @@ from aiohttp import web
 
 from telehealth.domain import SPECIALTIES, ConsultationState, EndReason, Role, Urgency
 from telehealth.records.durations import derive_durations
-from telehealth.records.models import CallSession, Event
+from telehealth.records.models import CallSession, Consultation, Event
 from telehealth.schema import from_query
 from telehealth.server import keys
 from telehealth.server.api import path_id
@@ -62,8 +63,19 @@ async def handle_session_detail(request: web.Request) -> web.StreamResponse:
     return render(request, "admin/session.html", {
         "charts": quality_charts(quality, sessions),
         "consultation": timeline.consultation, "events": [e for e in events if e.kind != "quality"],
+        "sides": event_sides(timeline.consultation, events, sessions),
+        # "Call 2" is the consultation's second call, whatever the session's number in the database.
+        "call_numbers": {s.id: n for n, s in enumerate(sorted(sessions, key=lambda s: s.started_at), start=1)},
         "quality": quality, "sessions": sessions, "durations": derive_durations(events, sessions),
         "clinic": timeline.clinic})
+
+
+def event_sides(consultation: Consultation, events: list[Event], sessions: list[CallSession]) -> dict[int, str]:
+    """Which side did each event, so the timeline can say who: the clinic's doctors, else the specialist for
+    any other person (the one who took it, or one who was rung), else the server (no actor)."""
+    clinic = {consultation.requesting_doctor_id, consultation.accompanying_doctor_id,
+              *(s.clinic_user_id for s in sessions)}
+    return {e.id: "" if e.actor_id is None else "clinic" if e.actor_id in clinic else "specialist" for e in events}
 
 
 QUALITY_METRICS = (("rtt_ms", "ms"), ("loss_pct", "%"), ("bitrate_kbps", "kbit/s"))
@@ -88,6 +100,12 @@ def quality_charts(quality: list[Event], sessions: list[CallSession]) -> dict[st
     return charts
 
 
+def local_stamp(moment: dt.datetime, tz: dt.tzinfo) -> str:
+    """A moment as a spreadsheet reads a date and time: the alliance's local time, 24-hour, no offset."""
+    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
+
+
+# created_at is the alliance's local time (the time zone of [slots] tz), as on the pages.
 CSV_COLUMNS = ("consultation", "created_at", "clinic", "specialty", "urgency", "state", "waiting_s", "talking_s",
                "sessions", "end_reason")
 
@@ -97,6 +115,7 @@ async def handle_session_log_csv(request: web.Request) -> web.StreamResponse:
     """The filtered log as CSV, streamed a batch at a time: 100,000 rows never sit in memory at once."""
     # The filters are checked before the first byte: a bad one answers 400, not a broken download.
     orgs, pages = await request.app[keys.SERVICES].oversight.export(actor_of(request), log_query(request))
+    tz = request.app[keys.SETTINGS].slots.tz
     response = web.StreamResponse(headers={
         "Content-Type": "text/csv; charset=utf-8",
         "Content-Disposition": 'attachment; filename="telehealth-sessions.csv"'})
@@ -110,7 +129,7 @@ async def handle_session_log_csv(request: web.Request) -> web.StreamResponse:
             waiting = (c.accepted_at - c.queued_at).total_seconds() if c.accepted_at and c.queued_at else ""
             talking = sum((s.ended_at - s.connected_at).total_seconds() for s in sessions
                           if s.connected_at and s.ended_at)
-            writer.writerow((c.id, c.created_at.isoformat(), orgs.get(c.clinic_org_id, ""), c.specialty,
+            writer.writerow((c.id, local_stamp(c.created_at, tz), orgs.get(c.clinic_org_id, ""), c.specialty,
                              c.urgency.value, c.state.value, waiting, round(talking, 1), len(sessions),
                              sessions[-1].end_reason or "" if sessions else ""))
         await response.write(buffer.getvalue().encode())

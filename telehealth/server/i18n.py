@@ -113,7 +113,18 @@ LABELS: dict[str, dict[str, str]] = {
     "decline": {"outside_specialty": N_("Outside my specialty"), "busy_with_patient": N_("Busy with a patient"),
                 "needs_senior": N_("Needs a more senior colleague"), "other": N_("Other")},
     "end_reason": {"hangup": N_("Hung up"), "network": N_("Connection lost"), "timeout": N_("Timed out"),
-                   "server_shutdown": N_("Server restarted"), "connection_lost": N_("Connection lost")},
+                   "server_shutdown": N_("Server restarted"), "connection_lost": N_("Connection lost"),
+                   "cancelled": N_("Cancelled")},
+    "verdict": {"video_ok": N_("Video OK"), "audio_only": N_("Audio only"), "cannot_connect": N_("Cannot connect")},
+    "consent_by": {"patient": N_("The patient"), "guardian": N_("A guardian"), "relative": N_("A close relative")},
+    "sex": {"female": N_("Female"), "male": N_("Male"), "other": N_("Other")},
+    "referral_status": {"open": N_("Open"), "closed": N_("Closed")},
+    "precheck_cause": {"slow_link": N_("The connection is slow."), "packet_loss": N_("Many packets are lost on the way."),
+                       "long_delay": N_("The delay is long."),
+                       "camera_blocked": N_("The camera is blocked or missing: allow it in the browser."),
+                       "no_udp": N_("The network lets no UDP through (a firewall); ask for the relay server to be set up."),
+                       "turn_unreachable": N_("The relay server cannot be reached from this network."),
+                       "blocked": N_("The connection was blocked on the way.")},
     "disposition": {"manage_locally": N_("Manage at the clinic"),
                     "follow_up": N_("Manage at the clinic with a follow-up"),
                     "refer_up": N_("Refer up to a hospital"), "refer_down": N_("Refer down to a member unit")},
@@ -164,8 +175,33 @@ LABELS: dict[str, dict[str, str]] = {
         "bed.book": N_("Booked a reserved bed"),
         "beds.import": N_("Imported inpatient beds"), "user.create": N_("Added an account"),
         "user.password": N_("Set a password"), "user.update": N_("Changed an account"),
+        "api_token.revoke": N_("Revoked an API token"), "result.import": N_("Imported test results (FHIR)"),
+        "result.recognised_items": N_("Changed the mutually recognised test results"),
+        "result.record": N_("Recorded a test result"), "result.view": N_("Viewed test results"),
+        "result.view_denied": N_("Was refused test results"), "user.password_change": N_("Changed their password"),
+        "user.password_change_refused": N_("Was refused a password change"),
     },
 }
+
+# The audit page's filter by family of actions ("note." is every action on opinions).
+LABELS["audit_family"] = {
+    "admin.": N_("Administration (all)"), "record.": N_("Records (all)"), "note.": N_("Opinions (all)"),
+    "consultation.": N_("Consultations (all)"), "attachment.": N_("Attachments (all)"),
+    "referral.": N_("Referrals (all)"), "slot.": N_("Slot bookings (all)"), "slots.": N_("Slot publishing (all)"),
+    "user.": N_("Accounts (all)"), "organisation.": N_("Organisations (all)"), "agreement.": N_("Agreements (all)"),
+    "duty.": N_("Duty roster (all)"), "login.": N_("Sign-ins (all)"), "result.": N_("Test results (all)"),
+}
+
+# The names of an audit entry's details, and which table of words its value comes from.
+LABELS["audit_detail"] = {
+    "page": N_("page"), "results": N_("results"), "from": N_("from"), "to": N_("to"), "format": N_("format"),
+    "by": N_("consent by"), "level": N_("kind"), "changed": N_("changed"), "token": N_("token"), "user": N_("account"),
+    "days": N_("days"), "start": N_("from"), "end": N_("until"), "clinic": N_("clinic"), "hospital": N_("hospital"),
+    "clinic_org_id": N_("clinic"), "hospital_org_id": N_("hospital"), "specialist_id": N_("specialist"),
+    "specialty": N_("specialty"), "urgency": N_("urgency"), "state": N_("state"), "end_reason": N_("end reason"),
+}
+DETAIL_KINDS = {"by": "consent_by", "level": "level", "specialty": "specialty", "urgency": "urgency", "state": "state",
+                "end_reason": "end_reason"}
 
 # Each event of a consultation's timeline as a sentence; %(who)s is the side that acted.
 EVENT_SENTENCES: dict[str, str] = {
@@ -176,6 +212,7 @@ EVENT_SENTENCES: dict[str, str] = {
     "accepted": N_("The specialist accepted"),
     "declined": N_("A specialist declined: %(reason)s"),
     "ring_timeout": N_("A specialist did not answer in time"),
+    "ring_withdrawn": N_("The ring was withdrawn"),
     "given_back": N_("The specialist gave the consultation back to the queue"),
     "requeued": N_("Back in the queue"),
     "expired": N_("Expired: no specialist within the time limit"),
@@ -206,8 +243,9 @@ EVENT_SENTENCES: dict[str, str] = {
     "cancelled": N_("The clinic cancelled the consultation"),
 }
 WHO = {"clinic": N_("The clinic doctor"), "specialist": N_("The specialist"), "": N_("The server")}
-VIDEO_LEVELS = (N_("full video (900 kbit/s)"), N_("reduced video (350 kbit/s)"),
-                N_("lowest video (150 kbit/s)"), N_("audio only"))
+# The call's video ladder (web/static/js/adapt.js), by the rung's name as the page reports it.
+VIDEO_LEVELS = {"high": N_("full video (900 kbit/s)"), "medium": N_("reduced video (350 kbit/s)"),
+                "low": N_("lowest video (150 kbit/s)"), "audio_only": N_("audio only")}
 MONTHS_EN = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 WEEKDAYS_ZH = "一二三四五六日"
 WEEKDAYS_EN = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -226,7 +264,8 @@ def label(code: object, kind: str) -> str:
 def format_local(value: dt.datetime | dt.date | str | None, lang: str, tz: dt.tzinfo = DEFAULT_TZ,
                  style: str = "datetime") -> str:
     """A moment in the alliance's time zone, 24-hour: `2026年12月2日 14:29` or `2 Dec 2026, 14:29`.
-    Styles: datetime, date, day (date with the weekday), time, seconds (time with seconds), short (no year)."""
+    Styles: datetime, full (with seconds), date, day (date with the weekday), time, seconds (time with seconds),
+    short (no year), monthday (the day without year or time). A naive datetime is taken as UTC, as the store keeps them."""
     if value is None or value == "":
         return "—"
     if isinstance(value, str):
@@ -250,6 +289,8 @@ def format_local(value: dt.datetime | dt.date | str | None, lang: str, tz: dt.tz
         weekday = f"{WEEKDAYS_EN[day.weekday()]} "
     if style == "date":
         return date_text
+    if style == "monthday":
+        return short_text
     if style == "day":
         return f"{date_text}{weekday}" if zh else f"{weekday}{date_text}"
     if moment is None:
@@ -259,26 +300,59 @@ def format_local(value: dt.datetime | dt.date | str | None, lang: str, tz: dt.tz
         return clock
     if style == "seconds":
         return moment.strftime("%H:%M:%S")
+    if style == "full":
+        seconds = moment.strftime("%H:%M:%S")
+        return f"{date_text} {seconds}" if zh else f"{date_text}, {seconds}"
     if style == "short":
         return f"{short_text} {clock}" if zh else f"{short_text}, {clock}"
     return f"{date_text} {clock}" if zh else f"{date_text}, {clock}"
 
 
+def audit_details(detail: Mapping[str, Any] | None, lang: str, tz: dt.tzinfo = DEFAULT_TZ) -> str:
+    """An audit entry's details as words, `from 2026年11月6日 · to 2026年12月3日`, not as JSON: names from the
+    table, codes as their words, dates and times in the alliance's zone."""
+    parts = []
+    for key, value in (detail or {}).items():
+        name = label(key, "audit_detail")
+        if key in DETAIL_KINDS:
+            text = label(value, DETAIL_KINDS[key])
+        elif isinstance(value, str) and len(value) >= 10 and value[:4].isdigit() and value[4:5] == "-":
+            text = format_local(value, lang, tz, "date" if len(value) == 10 else "datetime")
+        else:
+            text = str(value)
+        parts.append(f"{name} {text}")
+    return " · ".join(parts)
+
+
+def format_week(code: str) -> str:
+    """An ISO week as people say it: `2026-W49` as `2026年第49周` / `Week 49, 2026`."""
+    year, _, week = str(code).partition("-W")
+    if not (year.isdigit() and week.isdigit()):
+        return str(code)
+    return gettext("Week %(week)s, %(year)s") % {"week": int(week), "year": year}
+
+
 def format_duration(seconds: float | None) -> str:
-    """Seconds as words: `45 秒`, `2.5 分钟` / `45 s`, `2.5 min`, `1 h 5 min`."""
+    """Seconds in words, never a bare `s` or `min`: `45 秒`, `2.5 分钟`, `1 小时 5 分钟` / `45 seconds`,
+    `2.5 minutes`, `1 hour 5 minutes`."""
     if seconds is None:
         return "—"
     if seconds < 120:
-        return gettext("%(n)s s") % {"n": f"{seconds:.0f}"}
+        n = round(seconds)
+        return ngettext("%(n)s second", "%(n)s seconds", n) % {"n": n}
     if seconds < 3600:
-        return gettext("%(n)s min") % {"n": f"{seconds / 60:.1f}".removesuffix(".0")}
+        text = f"{seconds / 60:.1f}".removesuffix(".0")
+        return ngettext("%(n)s minute", "%(n)s minutes", 1 if text == "1" else 2) % {"n": text}
     hours, rest = divmod(int(seconds), 3600)
-    return gettext("%(h)s h %(m)s min") % {"h": hours, "m": rest // 60}
+    text = ngettext("%(n)s hour", "%(n)s hours", hours) % {"n": hours}
+    if rest // 60:
+        text += " " + ngettext("%(n)s minute", "%(n)s minutes", rest // 60) % {"n": rest // 60}
+    return text
 
 
 def unit(symbol: str) -> str:
     """A measurement unit in the page's language."""
-    return gettext({"ms": N_("ms"), "%": "%", "kbit/s": N_("kbit/s"), "s": N_("s"), "min": N_("min")}
+    return gettext({"ms": N_("ms"), "%": "%", "kbit/s": N_("kbit/s"), "s": N_("seconds"), "min": N_("minutes")}
                    .get(symbol, symbol))
 
 
@@ -293,7 +367,9 @@ def event_sentence(kind: str, data: Mapping[str, Any] | None, side: str, session
             return gettext("State: %(state)s") % {"state": label(kind, "state")}
         return gettext("Other event")
     level = data.get("level")
-    level_text = gettext(VIDEO_LEVELS[level]) if isinstance(level, int) and 0 <= level < len(VIDEO_LEVELS) else "—"
+    if isinstance(level, int) and 0 <= level < len(VIDEO_LEVELS):
+        level = list(VIDEO_LEVELS)[level]
+    level_text = gettext(VIDEO_LEVELS[level]) if isinstance(level, str) and level in VIDEO_LEVELS else "—"
     specialists = data.get("specialists")
     reason = data.get("reason")
     values = {
@@ -324,12 +400,17 @@ class Renderer:
         )
         self.env.install_gettext_callables(gettext, ngettext, newstyle=True)  # type: ignore[attr-defined]
         self.env.filters.update(localtime=self._localtime, label=label, duration=format_duration, unit=unit,
+                                week=format_week, details=self._details,
                                 diagnosis=self._diagnosis)
         self.env.globals.update(event_sentence=event_sentence)
 
     @jinja2.pass_context
     def _localtime(self, context: jinja2.runtime.Context, value: Any, style: str = "datetime") -> str:
         return format_local(value, str(context.get("lang", "zh_CN")), self.tz, style)
+
+    @jinja2.pass_context
+    def _details(self, context: jinja2.runtime.Context, detail: Mapping[str, Any] | None) -> str:
+        return audit_details(detail, str(context.get("lang", "zh_CN")), self.tz)
 
     @jinja2.pass_context
     def _diagnosis(self, context: jinja2.runtime.Context, code: str, stored: str = "") -> str:
@@ -344,7 +425,9 @@ class Renderer:
     def render(self, template: str, language: str, context: Mapping[str, Any]) -> str:
         token = _current.set(self.translations.get(language, NullTranslations()))
         try:
-            return self.env.get_template(template).render(**context, lang=language)
+            # The pages' scripts format times in the same zone as the server (web/static/js/when.js).
+            zone = getattr(self.tz, "key", None) or str(self.tz)
+            return self.env.get_template(template).render(**context, lang=language, timezone_name=zone)
         finally:
             _current.reset(token)
 

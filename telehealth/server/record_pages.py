@@ -29,7 +29,9 @@ async def handle_record_page(request: web.Request) -> web.StreamResponse:
         "durations": record.durations, "note": parts.note, "addenda": parts.addenda,
         "booking": slot_view(parts.booking, orgs, tz) if parts.booking else None,
         "bed": bed_view(parts.bed, orgs) if parts.bed else None,
-        "referrals": [referral_view(r, orgs) for r in parts.referrals],
+        # The institutions themselves, so the page names them in its language.
+        "referrals": [{**referral_view(r, orgs), "from_org": orgs.get(r.from_org_id), "to_org": orgs.get(r.to_org_id)}
+                      for r in parts.referrals],
         "attachments": record.attachments,
         "results": {"results": [result_view(r) for r in record.results.results]},
     }

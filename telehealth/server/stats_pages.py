@@ -37,7 +37,7 @@ async def _page(request: web.Request, *, errors: list[str] | None = None, status
     roster = await oversight.roster(actor, start, end)
     by_day = figures["volume"]["by_day"]
     return render(request, "admin/statistics.html", {
-        "f": figures, "chart": bar_chart([(d["date"][5:], d["total"]) for d in by_day]),
+        "f": figures, "chart": bar_chart([(d["date"], d["total"]) for d in by_day]),
         "grassroots": roster.grassroots, "people": roster.people,
         "names": {u.id: u.display_name for u in roster.people}, "duty": roster.duty, "errors": errors or [],
         "urgencies": [u.value for u in Urgency], "specialties": SPECIALTIES,

@@ -207,7 +207,11 @@ async def test_the_record_page_shows_the_booking_and_is_audited(node: Node) -> N
         async with session.get(node.url(f"/records/{cid}")) as resp:
             assert resp.status == 200
             html = await resp.text()
-        assert 'id="record-booking"' in html and slot["local_time"] in html and "Probable ischaemic stroke" in html
+        # The booked time as the Chinese page writes it: 2026-12-05 08:30 is 2026年12月5日 08:30.
+        day, clock = slot["local_time"].split()
+        year, month, date = (int(part) for part in day.split("-"))
+        assert 'id="record-booking"' in html and f"{year}年{month}月{date}日 {clock}" in html
+        assert "Probable ischaemic stroke" in html
     finally:
         await session.close()
     outsider = await page_session(node, "village1")

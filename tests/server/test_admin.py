@@ -238,4 +238,4 @@ async def test_the_session_detail_draws_quality_over_time(client: Any) -> None:
         assert all(len(points.split()) == 6 for points, _ in lines)
     # The worst sample in the list: 2.5 % loss at 180 ms.
     listing = await (await client.get("/admin/consultations?from=2026-11-02&to=2026-11-02")).text()
-    assert "2.5 % · 180 ms" in listing
+    assert "2.5 % · 180 毫秒" in listing  # a Chinese page: the unit in words

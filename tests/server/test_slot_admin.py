@@ -42,7 +42,7 @@ async def test_publishing_a_day_reserves_the_share(client: TestClient) -> None: 
     # The county hospital does not lead the group: the group's rule of 10 % asks 0.6 of 6, rounded up to 1.
     assert resp.status == 303 and "published=6&reserved=1" in resp.headers["Location"]
     page = await (await client.get(resp.headers["Location"])).text()
-    assert 'id="slots-notice"' in page and day.isoformat() in page
+    assert 'id="slots-notice"' in page and f"{day.year}年{day.month}月{day.day}日" in page
     slots = await store.list_slots(hospital_org_ids=[county.id], department="dermatology")
     assert len(slots) == 6 and sum(s.reserved for s in slots) == 1
     resp = await client.post("/admin/slots", data={

@@ -9,6 +9,7 @@ import {
 import { postForm } from "./http.js";
 import { networkBars } from "./stats.js";
 import { texts } from "./texts.js";
+import { fileStamp } from "./when.js";
 
 const FADE_OK_MS = 4000; // a good-news notice steps back after this long; a warning stays
 const startedKey = (sessionId) => `telehealth-call-started-${sessionId}`;
@@ -302,7 +303,7 @@ export class CallView {
     this.notice(t("snapshot_sending"), "info", "snapshot_sending");
     try {
       const blob = await takeSnapshot(this.call);
-      const stamp = new Date().toISOString().replace(/[-:]/g, "").replace("T", "-").slice(0, 15);
+      const stamp = fileStamp();
       const name = `snapshot-${stamp}.jpg`;
       const body = new FormData();
       body.append("file", blob, name);

@@ -6,6 +6,7 @@ import { prepareConnection, releaseConnection } from "./peer.js";
 import { openAttachments } from "./attachments.js";
 import { sendJSON } from "./http.js";
 import { texts, showError } from "./texts.js";
+import { formatAmount } from "./when.js";
 
 const page = document.getElementById("page");
 const cid = Number(page.dataset.consultation);
@@ -40,7 +41,7 @@ function setPosition(position, seconds) {
   document.getElementById("position").textContent = position ?? "—";
   const est = document.getElementById("estimate");
   if (seconds === null || seconds === undefined) est.textContent = "—";
-  else est.textContent = seconds < 60 ? t("under_minute") : t("minutes", { n: Math.round(seconds / 60) });
+  else est.textContent = seconds < 60 ? t("under_minute") : t("about", { amount: formatAmount(Math.round(seconds / 60), "minute") });
 }
 
 function chime() {

@@ -3,6 +3,7 @@
 
 import { getJSON, sendJSON } from "./http.js";
 import { texts } from "./texts.js";
+import { formatWhen } from "./when.js";
 
 const SAVE_AFTER_MS = 800;
 
@@ -53,7 +54,8 @@ export function openNotes(consultationId, { onSigned = () => {} } = {}) {
   };
   const taskLines = () => field("note-tasks").value.split("\n").map((l) => l.trim()).filter(Boolean)
     .slice(0, 20).map((text) => ({ text: text.slice(0, 500) }));
-  const slotLabel = (s) => `${s.local_time} · ${s.hospital} · ${s.location || s.department}`;
+  const zh = document.body.dataset.lang === "zh_CN";
+  const slotLabel = (s) => `${formatWhen(s.starts_at)} · ${[(zh && s.hospital_zh) || s.hospital, s.location].filter(Boolean).join(" · ")}`;
   const showBooking = (booking) => {
     const current = field("booking-current");
     current.hidden = !booking;
@@ -151,7 +153,7 @@ export function openNotes(consultationId, { onSigned = () => {} } = {}) {
   const lock = (note) => {
     signed = true;
     for (const el of form.elements) el.disabled = true;
-    status.textContent = t("signed", { time: new Date(note.signed_at).toLocaleString() });
+    status.textContent = t("signed", { time: formatWhen(note.signed_at) });
     renderDiagnoses();
   };
   const keepLocally = () => {
@@ -171,7 +173,7 @@ export function openNotes(consultationId, { onSigned = () => {} } = {}) {
       return false;
     }
     localStorage.removeItem(key);
-    status.textContent = t("saved", { time: new Date(data.note.draft_saved_at).toLocaleTimeString() });
+    status.textContent = t("saved", { time: formatWhen(data.note.draft_saved_at, "seconds") });
     return true;
   };
   const changed = () => {

@@ -3,6 +3,7 @@
 
 import { getJSON, sendJSON } from "./http.js";
 import { texts } from "./texts.js";
+import { formatAmount } from "./when.js";
 
 const t = texts("precheck-texts");
 const state = document.getElementById("precheck-state");
@@ -119,7 +120,9 @@ async function run() {
     state.textContent = t(result.verdict) + (result.cause ? ` ${t(`cause_${result.cause}`)}` : "");
     state.className = `banner ${kind}`;
     state.dataset.state = result.verdict;
-    const fmt = (v, unit) => (v === null || v === undefined ? "—" : `${Math.round(v)} ${unit}`);
+    // Milliseconds in the page's words (毫秒); kbit/s is written alike in both languages.
+    const fmt = (v, unit) => (v === null || v === undefined ? "—"
+      : unit === "ms" ? formatAmount(Math.round(v), "millisecond") : `${Math.round(v)} ${unit}`);
     document.getElementById("fig-up").textContent = fmt(result.up && result.up.kbps, "kbit/s");
     // The download is a fixed-rate test stream: show how much of it arrived.
     document.getElementById("fig-down").textContent = result.down && result.probe_kbps

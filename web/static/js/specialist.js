@@ -2,6 +2,7 @@
 
 import { Signal } from "./signal.js";
 import { texts, showError } from "./texts.js";
+import { formatAmount } from "./when.js";
 
 const t = texts("dash-texts");
 const status = document.getElementById("connection");
@@ -46,7 +47,7 @@ async function refresh() {
     tr.dataset.consultation = item.consultation_id;
     const cells = [
       String(item.consultation_id), null, document.body.dataset.lang === "zh_CN" ? item.clinic_zh : item.clinic,
-      `${minutesSince(item.waiting_since)} ${t("min")}`, item.chief_complaint,
+      formatAmount(minutesSince(item.waiting_since), "minute"), item.chief_complaint,
     ];
     cells.forEach((text, i) => {
       const td = document.createElement("td");
@@ -94,7 +95,7 @@ function showOffer(data) {
   clearInterval(ringer);
   const tick = () => {
     const left = Math.max(0, Math.round(data.deadline - Date.now() / 1000));
-    document.getElementById("offer-countdown").textContent = `${left} s`;
+    document.getElementById("offer-countdown").textContent = formatAmount(left, "second");
   };
   tick();
   countdown = setInterval(tick, 500);
