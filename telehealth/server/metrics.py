@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter as Tally
+from collections.abc import Iterator
 
 from aiohttp import web
 from prometheus_client import (
@@ -14,6 +15,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from prometheus_client.core import CounterMetricFamily, Metric
 
 from telehealth.errors import ErrorCode
 from telehealth.server import keys
@@ -42,12 +44,24 @@ class Metrics:
                                        "Time to accept or take a request (broker claim and store write)",
                                        buckets=LATENCY_BUCKETS, registry=r)
         self.errors = Counter("telehealth_errors", "Errors returned to clients, by code", ["code"], registry=r)
-        self.messages = Counter("telehealth_websocket_messages", "WebSocket commands received", registry=r)
+        # Counted for every WebSocket message, so a plain integer (a Counter takes a lock for each), read when
+        # the metrics are scraped.
+        self.messages = 0
+        r.register(_MessageCount(self))
         for code in ErrorCode:
             self.errors.labels(code.value)
 
     def count_error(self, code: ErrorCode) -> None:
         self.errors.labels(code.value).inc()
+
+
+class _MessageCount:
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        yield CounterMetricFamily("telehealth_websocket_messages", "WebSocket commands received",
+                                  value=self._metrics.messages)
 
 
 @public

@@ -146,7 +146,7 @@ async def handle_ws(request: web.Request) -> web.StreamResponse:
                                            "too many messages; slow down"))
                     continue
                 reply = await dispatch(ctx, msg.data, sig.max_message_bytes, voice)
-                metrics.messages.inc()
+                metrics.messages += 1
                 if not reply["success"]:
                     metrics.count_error(ErrorCode(reply["error"]["code"]))
                 await conn.reply(encode_reply(reply))
