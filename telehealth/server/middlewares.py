@@ -171,7 +171,7 @@ def refuse_unstorable(fields: Mapping[str, Any]) -> None:
     surrogate: no handler has to wonder whether the database can store what it was given."""
     for key, value in fields.items():
         if not storable(key) or (isinstance(value, str) and not storable(value)):
-            raise TelehealthError(ErrorCode.invalid_input, UNSTORABLE)
+            raise TelehealthError(ErrorCode.invalid_message, UNSTORABLE)
 
 
 async def security_headers(request: web.Request, response: web.StreamResponse) -> None:

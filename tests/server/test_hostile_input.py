@@ -124,8 +124,11 @@ async def test_query_strings_and_forms_refuse_nul(app_client: TestClient) -> Non
     resp = await app_client.post("/login", data={"username": "village1\0", "password": DEMO_PASSWORD,
                                                  "csrf_token": token}, allow_redirects=False)
     assert resp.status == 400
+    resp = await app_client.post("/language", data={"language": "en\0", "csrf_token": token},
+                                 headers={"Accept": "application/json"}, allow_redirects=False)
+    assert resp.status == 400 and (await resp.json())["error"]["code"] == "invalid_message"
     await login(app_client, "admin")
     for path in ("/admin/audit?target=%00", "/admin/audit?actor=a%00", "/admin/consultations?x%00=1"):
         resp = await app_client.get(path, headers={"Accept": "application/json"})
-        assert resp.status == 400 and (await resp.json())["error"]["code"] == "invalid_input", path
+        assert resp.status == 400 and (await resp.json())["error"]["code"] == "invalid_message", path
     assert (await app_client.get("/admin/audit?target=user:1")).status == 200
