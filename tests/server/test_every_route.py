@@ -1,6 +1,7 @@
-"""Every JSON route of the HTTP API refuses NaN, Infinity, NUL characters and unpaired surrogates at parsing:
-400 / invalid_message for whoever may call it, never a success and never a 500, on SQLite and PostgreSQL.
-The routes are read from the application itself, so a route added later is held to the same rule."""
+"""Every route, read from the application itself so that a route added later is held to the same rules, on
+SQLite and PostgreSQL: each JSON route and WebSocket command refuses NaN, Infinity, NUL characters and unpaired
+surrogates at parsing (400 / invalid_message for whoever may call it, never a success, never a 500), and no
+page or API read answers 500 to a filter out of range."""
 
 from __future__ import annotations
 
@@ -24,6 +25,10 @@ HOSTILE = {
     "surrogate key": b'{"\\udfff": 1}',
 }
 CALLERS = ("village6", "neuro.chief", "admin", "alliance.admin")
+PAST_2_63 = "9223372036854775808"
+# Filters as the pages and the API name them, each out of range.
+OUT_OF_RANGE = [f"page={PAST_2_63}", f"limit={PAST_2_63}", f"offset=-{PAST_2_63}", "from=9999-12-31", "to=9999-12-31",
+                f"clinic={PAST_2_63}", f"specialist={PAST_2_63}", "day=9999-12-31"]
 # Routes that read no JSON body: their input is the path alone, or a multipart upload.
 NO_JSON_BODY = {("POST", "/api/consultations/{consultation_id}/attachments"),
                 ("POST", "/api/referrals/{referral_id}/tasks/{task_id}/done")}
@@ -81,3 +86,25 @@ async def test_every_websocket_command_refuses_them_at_parsing(node: Node) -> No
     assert wrong == {}
     for peer in peers:  # and the connections are still good for what is well formed
         await peer.ok("ping")
+
+
+async def test_no_read_answers_500_to_a_filter_out_of_range(node: Node) -> None:
+    assert not isinstance(node.server, str)
+    cid = await accepted_consultation(node)
+    tokens = {}
+    for username in CALLERS:
+        resp = await node.http.post(node.url("/api/tokens"), json={"username": username, "password": DEMO_PASSWORD})
+        tokens[username] = (await resp.json())["token"]
+    routes = sorted({r.resource.canonical for r in node.server.app.router.routes()
+                     if r.method == "GET" and r.resource is not None and not r.resource.canonical.startswith("/static")})
+    assert "/admin/consultations.csv" in routes and "/api/admin/statistics" in routes
+    failed = []
+    for route in routes:
+        url = re.sub(r"\{[a-z_]+\}", "1", route.replace("{consultation_id}", str(cid)))
+        for query in OUT_OF_RANGE:
+            for username, token in tokens.items():
+                resp = await node.http.get(node.url(f"{url}?{query}"), headers={"Authorization": f"Bearer {token}"},
+                                           allow_redirects=False)
+                if resp.status >= 500:
+                    failed.append((route, query, username, resp.status))
+    assert failed == []
