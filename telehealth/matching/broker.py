@@ -31,8 +31,11 @@ class LiveState(enum.StrEnum):
 class QueueEntry:
     """A waiting consultation and everything matching needs to judge it, without patient data.
 
-    `score` orders the queue (lower first): the time it entered the queue minus the head start of its
-    urgency class, so ordering needs no rescoring as time passes (see docs/matching.md).
+    `score` orders the queue (lower first): the time it first entered the queue minus the head start of
+    its urgency class, so ordering needs no rescoring as time passes, and a request that comes back to the
+    queue (declined, rung out, given back, rebuilt after a restart) keeps its place (see docs/matching.md).
+    `enqueued_at` is when it entered the queue this time: the alliance-first and named-specialist
+    windows and the service level count from it.
     """
 
     consultation_id: int
@@ -51,6 +54,8 @@ class QueueEntry:
     min_title_rank: int = 0
     complex_case: bool = False
     expires_at: float = 0.0
+    # When it first entered the queue (0: this time, `enqueued_at`); what the specialists see as waiting since.
+    first_queued_at: float = 0.0
 
     def __post_init__(self) -> None:
         if self.consultation_id <= 0:
@@ -59,6 +64,10 @@ class QueueEntry:
             raise ValueError("specialty must not be empty")
         if not self.partner_org_ids >= self.primary_org_ids:
             raise ValueError("partner_org_ids must include primary_org_ids")
+
+    @property
+    def waiting_since(self) -> float:
+        return self.first_queued_at or self.enqueued_at
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,13 @@ def queue_score(enqueued_at: float, urgency: str, settings: MatchingSettings) ->
 
 def build_entry(consultation: Consultation, *, enqueued_at: float, primary_org_ids: Iterable[int],
                 partner_org_ids: Iterable[int], settings: MatchingSettings) -> QueueEntry:
+    """The queue entry of a consultation entering the queue at `enqueued_at`.
+
+    Its score is by the time it first entered the queue (the store keeps it, never reset), so every return
+    to the queue keeps its place; the windows and the service level count from this entry.
+    """
+    first = consultation.first_queued_at.timestamp() if consultation.first_queued_at else enqueued_at
+    first = min(first, enqueued_at)
     primary = frozenset(primary_org_ids)
     partners = frozenset(partner_org_ids) | primary
     named = consultation.requested_specialist_id
@@ -32,7 +39,7 @@ def build_entry(consultation: Consultation, *, enqueued_at: float, primary_org_i
         consultation_id=consultation.id,
         specialty=consultation.specialty,
         urgency=consultation.urgency.value,
-        score=queue_score(enqueued_at, consultation.urgency.value, settings),
+        score=queue_score(first, consultation.urgency.value, settings),
         enqueued_at=enqueued_at,
         clinic_org_id=consultation.clinic_org_id,
         primary_org_ids=primary,
@@ -45,6 +52,7 @@ def build_entry(consultation: Consultation, *, enqueued_at: float, primary_org_i
         min_title_rank=-rank if consultation.title_fallback else rank,
         complex_case=consultation.complex_case,
         expires_at=enqueued_at + settings.sla(consultation.urgency.value),
+        first_queued_at=first,
     )
 
 

@@ -399,7 +399,7 @@ class Matcher:
             "consultation_id": entry.consultation_id, "specialty": entry.specialty, "urgency": entry.urgency,
             "complex_case": entry.complex_case, "clinic": name, "clinic_zh": name_zh,
             "chief_complaint": consultation.chief_complaint if consultation else "",
-            "waiting_since": entry.enqueued_at,
+            "waiting_since": entry.waiting_since,
             "deadline": deadline, "ring_timeout_s": self.settings.ring_timeout_s,
         }
 
@@ -614,6 +614,9 @@ class Matcher:
         waiting = await self.store.list_consultations(states=[S.queued, S.offered], limit=1_000_000)
         count = 0
         for consultation in reversed(waiting):
+            # Read before the ring is undone, which stamps a new queue time: the windows and the service
+            # level go on from this entry, and the place is by the first queue time (never reset).
+            queued_at = consultation.queued_at or consultation.created_at
             if consultation.state is S.offered:
                 try:
                     consultation = await self.store.transition_consultation(
@@ -621,7 +624,6 @@ class Matcher:
                         event_kind="requeued", event_data={"reason": "broker_rebuild"})
                 except TelehealthError:
                     continue
-            queued_at = consultation.queued_at or consultation.created_at
             entry = await self.entry_for(consultation, queued_at.timestamp())
             if await self.broker.enqueue(entry):
                 count += 1

@@ -214,6 +214,8 @@ class Consultation:
     consent_relation: str | None = field(repr=False, default=None)
     clinic_decision: str | None = None
     clinic_decision_note: str = field(repr=False, default="")
+    # When it first entered the queue (never reset): its place in the queue is by this time.
+    first_queued_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -198,6 +198,9 @@ consultations = sa.Table(
     sa.Column("version", sa.Integer, nullable=False, server_default="0"),
     sa.Column("created_at", UTCDateTime, nullable=False, index=True),
     sa.Column("queued_at", UTCDateTime, nullable=True),
+    # When it first entered the queue: set once, never reset, so a request that goes back to the queue
+    # (declined, rung out, given back, rebuilt after a restart) keeps its place (docs/matching.md).
+    sa.Column("first_queued_at", UTCDateTime, nullable=True),
     sa.Column("offered_at", UTCDateTime, nullable=True),
     sa.Column("accepted_at", UTCDateTime, nullable=True),
     sa.Column("in_call_at", UTCDateTime, nullable=True),

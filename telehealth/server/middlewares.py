@@ -155,6 +155,10 @@ async def check_access(request: web.Request) -> None:
         raise TelehealthError(ErrorCode.auth_required, "log in first")
     if user.role not in access.roles:
         raise TelehealthError(ErrorCode.forbidden, "your role may not open this")
+    if access.page and request.content_type == "multipart/form-data":
+        # A page's form with a file is read whole by its handler anyway (aiohttp keeps what it read); its text
+        # is held to the rule here whoever sent it, by token or with the CSRF header, not only with the field.
+        refuse_unstorable(await request.post())
     if request.method in UNSAFE_METHODS and request.get(keys.AUTH) == "cookie":
         submitted = request.headers.get(CSRF_HEADER)
         if submitted is None and request.content_type in ("application/x-www-form-urlencoded",
@@ -170,8 +174,9 @@ def refuse_unstorable(fields: Mapping[str, Any]) -> None:
     """Query strings and forms are refused, like JSON bodies, when a key or a value holds a NUL or an unpaired
     surrogate: no handler has to wonder whether the database can store what it was given."""
     for key, value in fields.items():
-        if not storable(key) or (isinstance(value, str) and not storable(value)):
-            raise TelehealthError(ErrorCode.invalid_input, UNSTORABLE)
+        text = value.filename if isinstance(value, web.FileField) else value  # of a file, its name
+        if not storable(key) or (isinstance(text, str) and not storable(text)):
+            raise TelehealthError(ErrorCode.invalid_message, UNSTORABLE)
 
 
 async def security_headers(request: web.Request, response: web.StreamResponse) -> None:

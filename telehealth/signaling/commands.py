@@ -194,7 +194,7 @@ async def handle_queue_list(ctx: Context, body: QueueListBody) -> dict[str, Any]
         for entry in await ctx.matcher.broker.queue_head(specialty, 200):
             if eligible(entry, presence, now):
                 items.append({"consultation_id": entry.consultation_id, "specialty": entry.specialty,
-                              "urgency": entry.urgency, "waiting_since": entry.enqueued_at,
+                              "urgency": entry.urgency, "waiting_since": entry.waiting_since,
                               "complex_case": entry.complex_case, "clinic_org_id": entry.clinic_org_id,
                               "score": entry.score})
     items.sort(key=lambda i: (i["score"], i["consultation_id"]))

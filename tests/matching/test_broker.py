@@ -389,3 +389,20 @@ def test_ageing_bound(routine_at: float, later: float, head_start: float) -> Non
     if abs(later - head_start) > 1e-6:  # at the boundary itself, float rounding decides
         assert routine_first == (later > head_start)
 
+
+
+async def test_an_entry_keeps_its_score_and_first_queue_time_through_claim_and_requeue(broker: Broker) -> None:
+    first = QueueEntry(consultation_id=1, specialty="cardiology", urgency="routine", score=100.0, enqueued_at=500.0,
+                       clinic_org_id=1, partner_org_ids=frozenset({5}), first_queued_at=100.0)
+    await broker.enqueue(first)
+    await broker.enqueue(entry(2, 200.0))
+    assert await broker.claim(1, 7) is ClaimOutcome.won
+    assert [e.consultation_id for e in await broker.queue_head("cardiology", 10)] == [2]
+    # Given back later: the caller builds the entry anew, and the first queue time still orders it.
+    back = QueueEntry(consultation_id=1, specialty="cardiology", urgency="routine", score=100.0, enqueued_at=900.0,
+                      clinic_org_id=1, partner_org_ids=frozenset({5}), first_queued_at=100.0)
+    assert await broker.requeue(1, back)
+    head = await broker.queue_head("cardiology", 10)
+    assert [e.consultation_id for e in head] == [1, 2]
+    assert head[0] == back and head[0].waiting_since == 100.0
+    assert await broker.queue_position(1) == 1

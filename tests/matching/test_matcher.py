@@ -314,3 +314,112 @@ async def test_an_emptied_broker_is_rebuilt_from_the_store(world: World) -> None
     assert await state(world, a.id) is S.queued
     assert await rebuilt.rebuild() == 0  # idempotent
     await fresh.close()
+
+
+async def rebuilt_head(w: World) -> list[tuple[int, float]]:
+    """The queue as a restarted node (a new in-process broker) or an emptied Redis rebuilds it from the
+    store: (consultation id, score), best first."""
+    fresh = await make_broker("memory" if isinstance(w.broker, MemoryBroker) else "redis")
+    await fresh.start()
+    try:
+        assert await fresh.ensure_epoch()
+        await Matcher(w.store, fresh, SETTINGS, clock=w.clock).rebuild()
+        return [(e.consultation_id, e.score) for e in await fresh.queue_head("cardiology", 10)]
+    finally:
+        await fresh.close()
+
+
+async def live_head(w: World) -> list[tuple[int, float]]:
+    return [(e.consultation_id, e.score) for e in await w.broker.queue_head("cardiology", 10)]
+
+
+async def test_a_declined_request_keeps_its_first_place_live_and_after_a_rebuild(world: World) -> None:
+    t0 = world.clock.now
+    first = await submit(world)  # nobody is available: queued at t0
+    world.clock.advance(10)
+    await available(world, "att")  # rung for the first at t0 + 10
+    second = await submit(world)  # queued at t0 + 11, while att rings
+    world.clock.advance(20)
+    await world.matcher.decline(first.id, world.users["att"], DeclineReason.busy_with_patient)
+    stored = await world.store.get_consultation(first.id)
+    assert stored is not None and stored.state is S.queued
+    assert stored.queued_at is not None and stored.queued_at.timestamp() == pytest.approx(t0 + 31, abs=1e-3)
+    assert stored.first_queued_at is not None and stored.first_queued_at.timestamp() == pytest.approx(t0, abs=1e-3)
+    expected = [(first.id, pytest.approx(t0, abs=1e-3)), (second.id, pytest.approx(t0 + 11, abs=1e-3))]
+    assert await live_head(world) == expected
+    assert await rebuilt_head(world) == expected
+
+
+async def test_a_rung_out_request_keeps_its_first_place_live_and_after_a_rebuild(world: World) -> None:
+    t0 = world.clock.now
+    first = await submit(world)
+    world.clock.advance(10)
+    await available(world, "att")
+    second = await submit(world)  # t0 + 11
+    world.clock.advance(SETTINGS.ring_timeout_s + 0.5)
+    await world.matcher.sweep()  # att let it ring out: back in the queue, att away
+    assert await state(world, first.id) is S.queued
+    expected = [(first.id, pytest.approx(t0, abs=1e-3)), (second.id, pytest.approx(t0 + 11, abs=1e-3))]
+    assert await live_head(world) == expected
+    assert await rebuilt_head(world) == expected
+
+
+async def test_a_request_ringing_at_a_crash_keeps_its_first_place_after_the_rebuild(world: World) -> None:
+    t0 = world.clock.now
+    await available(world, "att")  # t0 + 1 after this
+    first = await submit(world)  # rung to att at t0 + 1
+    world.clock.advance(5)
+    second = await submit(world)  # queued at t0 + 6
+    assert await state(world, first.id) is S.offered
+    world.clock.advance(100)  # the rebuild undoes the ring at t0 + 106
+    assert await rebuilt_head(world) == [(first.id, pytest.approx(t0 + 1, abs=1e-3)),
+                                         (second.id, pytest.approx(t0 + 6, abs=1e-3))]
+    stored = await world.store.get_consultation(first.id)
+    assert stored is not None and stored.state is S.queued
+    assert stored.first_queued_at is not None and stored.first_queued_at.timestamp() == pytest.approx(t0 + 1,
+                                                                                                     abs=1e-3)
+
+
+async def test_a_request_given_back_after_a_dropped_call_keeps_its_first_place_with_urgency_ordering(
+        world: World) -> None:
+    t0 = world.clock.now
+    await available(world, "att")
+    first = await submit(world, Urgency.routine)  # rung to att at t0 + 1
+    await world.matcher.accept(first.id, world.users["att"])
+    world.clock.advance(500)
+    urgent_soon = await submit(world, Urgency.urgent)  # t0 + 501: head start 900 -> score t0 - 399, ahead
+    world.clock.advance(500)
+    urgent_later = await submit(world, Urgency.urgent)  # t0 + 1001: score t0 + 101, behind the routine one
+    world.clock.advance(500)
+    # The call starts, drops and nobody comes back within the grace period; the specialist gives it back.
+    for target in (S.in_call, S.accepted):
+        await world.store.transition_consultation(first.id, target, actor_id=None,
+                                                  now=dt.datetime.fromtimestamp(world.clock.now, dt.UTC))
+    world.clock.advance(60)
+    await world.matcher.give_back(first.id, world.users["att"])
+    expected = [(urgent_soon.id, pytest.approx(t0 + 501 - 900, abs=1e-3)),
+                (first.id, pytest.approx(t0 + 1, abs=1e-3)),
+                (urgent_later.id, pytest.approx(t0 + 1001 - 900, abs=1e-3))]
+    assert await live_head(world) == expected
+    assert await rebuilt_head(world) == expected
+    live = await world.broker.get(first.id)
+    assert live is not None
+    # The windows and the service level count from this return; the place from the first entry.
+    assert live.entry.enqueued_at == pytest.approx(t0 + 1561, abs=1e-3)
+    assert live.entry.expires_at == pytest.approx(t0 + 1561 + SETTINGS.sla_routine_s, abs=1e-3)
+    assert live.entry.waiting_since == pytest.approx(t0 + 1, abs=1e-3)
+
+
+async def test_a_request_queued_again_after_expiry_keeps_its_first_place(world: World) -> None:
+    t0 = world.clock.now
+    c = await submit(world, Urgency.emergency)  # score t0 - 3600
+    world.clock.advance(SETTINGS.sla_emergency_s + 1)
+    await world.matcher.sweep()
+    assert await state(world, c.id) is S.expired
+    later = await submit(world, Urgency.emergency)  # score t0 + 601 - 3600
+    expired = await world.store.get_consultation(c.id)
+    assert expired is not None
+    await world.matcher.enqueue(expired, actor_id=world.users["doc"].id)
+    expected = [(c.id, pytest.approx(t0 - 3600, abs=1e-3)), (later.id, pytest.approx(t0 + 601 - 3600, abs=1e-3))]
+    assert await live_head(world) == expected
+    assert await rebuilt_head(world) == expected

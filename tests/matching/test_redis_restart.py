@@ -87,3 +87,39 @@ async def test_a_redis_restart_loses_no_consultation(node: Node, redis_process: 
     assert offer["consultation_id"] == created[0]
     accepted = await specialist.ok("offer.accept", consultation_id=created[0])
     await clinic.event("session_ready", session_id=accepted["session_id"], timeout=10)
+
+
+async def test_a_redis_restart_keeps_the_place_of_declined_and_ringing_requests(
+        node: Node, redis_process: RedisProcess) -> None:
+    clinic = await node.connect("village1")
+    first = (await clinic.ok("consultation.create", **CREATE))["consultation"]["id"]
+    second = (await clinic.ok("consultation.create", **CREATE))["consultation"]["id"]
+    broker = node.server.app[keys.BROKER]  # type: ignore[union-attr]
+
+    # The first request is declined (back in the queue, after the second was queued), then rung to another
+    # specialist, and Redis is lost while it rings.
+    attending = await node.connect("cardio.attending")
+    await attending.ok("presence.set", status="available")
+    assert (await attending.event("offer", timeout=10))["consultation_id"] == first
+    await attending.ok("offer.decline", consultation_id=first, reason="busy_with_patient")
+    chief = await node.connect("cardio.chief")
+    await chief.ok("presence.set", status="available")
+    assert (await chief.event("offer", timeout=10))["consultation_id"] == first
+    live = await broker.get(first)
+    assert live is not None and live.state.value == "offered"
+    score = live.entry.score
+
+    redis_process.stop()
+    redis_process.start()  # back, and empty
+    head = []
+    for _ in range(100):
+        try:
+            head = await broker.queue_head("cardiology", 10)
+            if len(head) == 2:
+                break
+        except Exception:
+            pass  # still reconnecting
+        await asyncio.sleep(0.1)
+    # Rebuilt from the store by the time each first entered the queue, not by the last return to it.
+    assert [e.consultation_id for e in head] == [first, second]
+    assert head[0].score == pytest.approx(score, abs=1e-3)

@@ -4,6 +4,7 @@ nothing is stored or relayed for a refused message."""
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,13 +20,14 @@ from telehealth.records.db import create_engine, migrate
 from telehealth.records.seed import DEMO_PASSWORD
 from telehealth.server import keys
 from telehealth.server.app import create_app
-from tests.conftest import csrf_from, login, make_settings
+from tests.conftest import csrf_from, logged_in_csrf, login, make_settings
 from tests.support.wsclient import Node
 
 PATIENT = {"name": "Lin Meiyu", "sex": "female", "birth_year": 1961, "local_id": ""}
 CREATE = {"patient": PATIENT, "specialty": "cardiology", "urgency": "routine", "chief_complaint": "palpitations",
           "consent": {"by": "patient", "name": "Lin Meiyu", "signature": synthetic_signature()}}
 NUMBERS = [float("nan"), float("inf"), float("-inf")]
+PNG = base64.b64decode(synthetic_signature().split(",", 1)[1])
 
 
 @pytest.fixture
@@ -124,8 +126,50 @@ async def test_query_strings_and_forms_refuse_nul(app_client: TestClient) -> Non
     resp = await app_client.post("/login", data={"username": "village1\0", "password": DEMO_PASSWORD,
                                                  "csrf_token": token}, allow_redirects=False)
     assert resp.status == 400
+    resp = await app_client.post("/language", data={"language": "en\0", "csrf_token": token},
+                                 headers={"Accept": "application/json"}, allow_redirects=False)
+    assert resp.status == 400 and (await resp.json())["error"]["code"] == "invalid_message"
     await login(app_client, "admin")
     for path in ("/admin/audit?target=%00", "/admin/audit?actor=a%00", "/admin/consultations?x%00=1"):
         resp = await app_client.get(path, headers={"Accept": "application/json"})
-        assert resp.status == 400 and (await resp.json())["error"]["code"] == "invalid_input", path
+        assert resp.status == 400 and (await resp.json())["error"]["code"] == "invalid_message", path
     assert (await app_client.get("/admin/audit?target=user:1")).status == 200
+
+
+async def test_a_form_with_a_file_refuses_them_however_it_is_authenticated(app_client: TestClient) -> None:  # type: ignore[type-arg]
+    """The consultation form with a photo of the signed consent, sent with an API token, or from the page with
+    the CSRF token in its header instead of a field: a NUL in a field or in the file's name is refused too."""
+    token = (await (await app_client.post("/api/tokens", json={"username": "village1", "password": DEMO_PASSWORD})
+                    ).json())["token"]
+    fields = {"patient_name": "Lin Meiyu", "patient_sex": "female", "patient_birth_year": "1961",
+              "specialty": "cardiology", "urgency": "routine", "chief_complaint": "palpitations",
+              "consent_by": "patient", "consent_name": "Lin Meiyu"}
+
+    def form(changes: dict[str, str], filename: str = "consent.png") -> tuple[bytes, str]:
+        """The body as a browser sends it (the client library refuses to write a NUL in a file's name)."""
+        boundary = "----form-boundary-5f3a"
+        parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"\r\n\r\n{value}\r\n'.encode()
+                 for key, value in {**fields, **changes}.items()]
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="consent_form"; filename="{filename}"'
+                     '\r\nContent-Type: image/png\r\n\r\n'.encode() + PNG + b"\r\n")
+        return b"".join([*parts, f"--{boundary}--\r\n".encode()]), f"multipart/form-data; boundary={boundary}"
+
+    async def post(changes: dict[str, str], headers: dict[str, str], filename: str = "consent.png") -> Any:
+        body, content_type = form(changes, filename)
+        return await app_client.post("/clinic/consultations", data=body, allow_redirects=False,
+                                     headers={**headers, "Content-Type": content_type})
+
+    before = await consultations(app_client)
+    by_token = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+    for changes in ({"chief_complaint": "pain\0"}, {"patient_name": "Lin\0"}):
+        resp = await post(changes, by_token)
+        assert resp.status == 400 and (await resp.json())["error"]["code"] == "invalid_message", changes
+    # A NUL in a part's header (the file's name) is already a malformed body to the multipart parser.
+    assert (await post({}, by_token, "consent\0.png")).status == 400
+    resp = await post({}, by_token)
+    assert resp.status == 303 and await consultations(app_client) == before + 1
+    await login(app_client, "village1")
+    resp = await post({"history": "a\0b"}, {"X-CSRF-Token": await logged_in_csrf(app_client),
+                                              "Accept": "application/json"})
+    assert resp.status == 400 and (await resp.json())["error"]["code"] == "invalid_message"
+    assert await consultations(app_client) == before + 1

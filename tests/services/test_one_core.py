@@ -55,6 +55,13 @@ async def test_the_websocket_create_is_audited_like_the_http_create(node: Node) 
     ws_entry, http_entry = created[f"consultation:{over_ws}"], created[f"consultation:{over_http}"]
     assert ws_entry["actor_id"] == http_entry["actor_id"] is not None
     assert ws_entry["remote"] and http_entry["remote"]
+    # Exactly alike: the same action, actor, address, details and chain version; only what is the entry's own
+    # (its number, time, target and place in the hash chain) differs.
+    own = {"id", "at", "target", "prev_hash", "hash", "seq"}
+    assert {k: v for k, v in ws_entry.items() if k not in own} == {k: v for k, v in http_entry.items() if k not in own}
+    assert ws_entry["remote"] == "127.0.0.1"
+    assert [e["action"] for e in await store.list_audit(limit=50) if e["target"] == f"consultation:{over_ws}"] == \
+        [e["action"] for e in await store.list_audit(limit=50) if e["target"] == f"consultation:{over_http}"]
 
 async def test_a_broker_failure_after_a_committed_sign_is_not_an_error(node: Node) -> None:
     cid = await accepted_consultation(node)

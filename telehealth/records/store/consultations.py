@@ -46,7 +46,7 @@ _NEW_CONSULTATION_FIELDS = (
     "clinic_org_id", "requesting_doctor_id", "accompanying_doctor_id", "specialty", "urgency", "complex_case",
     "requested_specialist_id", "min_title", "title_fallback", "reason", "purpose", "chief_complaint", "history",
     "consent_by", "consent_name", "consent_relation", "consent_at", "state", "version", "created_at",
-    "updated_at", "queued_at")
+    "updated_at", "queued_at", "first_queued_at")
 _NEW_PATIENT_FIELDS = ("organisation_id", "name", "sex", "birth_year", "local_id", "created_at")
 _NEW_ATTACHMENT_FIELDS = ("sha256", "content_type", "size", "filename", "kind", "uploaded_by", "created_at")
 
@@ -120,7 +120,7 @@ class ConsultationStore(StoreBase):
                 "consent_relation": request.consent_relation, "consent_at": consent_at,
                 "state": (ConsultationState.queued if queue else ConsultationState.requested).value,
                 "version": 1 if queue else 0, "created_at": now, "updated_at": now,
-                "queued_at": now if queue else None})).one()
+                "queued_at": now if queue else None, "first_queued_at": now if queue else None})).one()
             cid = int(row.id)
             events = [{"consultation_id": cid, "kind": "requested", "actor_id": doctor_id, "at": now,
                        "data": {"specialty": request.specialty, "urgency": request.urgency.value,
@@ -156,7 +156,7 @@ class ConsultationStore(StoreBase):
             "c_consent_relation": request.consent_relation, "c_consent_at": consent_at,
             "c_state": (ConsultationState.queued if queue else ConsultationState.requested).value,
             "c_version": 1 if queue else 0, "c_created_at": now, "c_updated_at": now,
-            "c_queued_at": now if queue else None,
+            "c_queued_at": now if queue else None, "c_first_queued_at": now if queue else None,
             "with_document": doc is not None,
             "a_sha256": doc.sha256 if doc else "", "a_content_type": doc.content_type if doc else "",
             "a_size": doc.size if doc else 0, "a_filename": doc.filename if doc else "", "a_kind": "consent",
@@ -304,6 +304,8 @@ class ConsultationStore(StoreBase):
         stamp = _STATE_STAMP.get(target)
         if stamp:
             values[stamp] = now
+        if target is ConsultationState.queued and row.first_queued_at is None:
+            values["first_queued_at"] = now  # set once: every later return to the queue keeps this place
         if assigned_specialist_id is not UNSET:
             values["assigned_specialist_id"] = assigned_specialist_id
         if consent is not None:

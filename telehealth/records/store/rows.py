@@ -50,7 +50,8 @@ def as_consultation(row: Any) -> Consultation:
         ended_at=row.ended_at, consent_at=row.consent_at, updated_at=row.updated_at, reason=row.reason,
         purpose=row.purpose, chief_complaint=row.chief_complaint, history=row.history,
         consent_by=row.consent_by, consent_name=row.consent_name, consent_relation=row.consent_relation,
-        clinic_decision=row.clinic_decision, clinic_decision_note=row.clinic_decision_note)
+        clinic_decision=row.clinic_decision, clinic_decision_note=row.clinic_decision_note,
+        first_queued_at=row.first_queued_at)
 
 
 def as_note(row: Any) -> Note:
