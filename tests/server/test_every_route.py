@@ -5,6 +5,7 @@ page or API read answers 500 to a filter out of range."""
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 
 from telehealth.records.db import create_engine, migrate
 from telehealth.records.seed import DEMO_PASSWORD
+from telehealth.server import keys
 from telehealth.signaling.commands import COMMANDS
 from tests.conftest import make_settings
 from tests.records.test_notes import accepted_consultation
@@ -31,7 +33,8 @@ OUT_OF_RANGE = [f"page={PAST_2_63}", f"limit={PAST_2_63}", f"offset=-{PAST_2_63}
                 f"clinic={PAST_2_63}", f"specialist={PAST_2_63}", "day=9999-12-31"]
 # Routes that read no JSON body: their input is the path alone, or a multipart upload.
 NO_JSON_BODY = {("POST", "/api/consultations/{consultation_id}/attachments"),
-                ("POST", "/api/referrals/{referral_id}/tasks/{task_id}/done")}
+                ("POST", "/api/referrals/{referral_id}/tasks/{task_id}/done"),
+                ("POST", "/api/admin/agreements/{agreement_id}/approve")}
 
 
 @pytest.fixture
@@ -47,6 +50,15 @@ async def node(tmp_path: Path, database_url: str) -> AsyncIterator[Node]:
 async def test_every_json_route_refuses_them_at_parsing(node: Node) -> None:
     assert not isinstance(node.server, str)
     cid = await accepted_consultation(node)
+    # An agreement in effect, between the demo's village clinic and a hospital of the other alliance, for
+    # the routes that end or decline one (its administrators may, so their bodies are read).
+    store = node.server.app[keys.STORE]
+    clinic, hospital = await store.get_user_by_username("village6"), await store.get_organisation_by_name(
+        "Songxi County People's Hospital")
+    assert clinic is not None and clinic.organisation_id is not None and hospital is not None
+    now = dt.datetime.now(dt.UTC)
+    agreement = await store.insert_agreement(clinic.organisation_id, hospital.id, valid_from=now, valid_to=None,
+                                             created_by=None, now=now)
     tokens = {}
     for username in CALLERS:
         resp = await node.http.post(node.url("/api/tokens"), json={"username": username, "password": DEMO_PASSWORD})
@@ -57,7 +69,8 @@ async def test_every_json_route_refuses_them_at_parsing(node: Node) -> None:
     assert len(routes) >= 15, routes  # the API's routes were found
     wrong: dict[str, object] = {}
     for method, route in routes:
-        url = re.sub(r"\{[a-z_]+\}", "1", route.replace("{consultation_id}", str(cid)))
+        url = re.sub(r"\{[a-z_]+\}", "1", route.replace("{consultation_id}", str(cid))
+                     .replace("{agreement_id}", str(agreement)))
         for name, body in HOSTILE.items():
             answers = []
             for token in tokens.values():
