@@ -23,6 +23,7 @@ from telehealth.server import (
     account_pages,
     admin_pages,
     api,
+    appointments_api,
     attachments_api,
     audit_pages,
     bed_pages,
@@ -121,7 +122,8 @@ async def _signaling_ctx(app: web.Application) -> AsyncIterator[None]:
     stop = asyncio.Event()
     tasks = [asyncio.create_task(matcher.run_background(stop), name="matching-sweeper"),
              asyncio.create_task(sessions.run_background(stop, lambda: matcher.rebuilt_at), name="session-keeper"),
-             asyncio.create_task(_release_slots(app[keys.SERVICES], stop), name="slot-release")]
+             asyncio.create_task(_release_slots(app[keys.SERVICES], stop), name="slot-release"),
+             asyncio.create_task(_keep_appointments(app[keys.SERVICES], stop), name="appointment-keeper")]
     try:
         yield
     finally:
@@ -165,6 +167,20 @@ async def _release_slots(services: Services, stop: asyncio.Event) -> None:
             log.warning("slot release skipped: the records store is unavailable")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), slots.release_interval_s)
+
+
+async def _keep_appointments(services: Services, stop: asyncio.Event) -> None:
+    """Booked consultations' reminders, starts and no-shows, on every node (each change is a guarded write)."""
+    interval = services.settings.appointments.sweep_interval_s
+    while not stop.is_set():
+        try:
+            await services.appointments.sweep()
+        except TelehealthError:
+            log.warning("booked consultations skipped: the records store is unavailable")
+        except Exception:
+            log.exception("booked consultations: the sweep failed")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval)
 
 
 async def _on_shutdown(app: web.Application) -> None:
@@ -232,4 +248,5 @@ def add_routes(app: web.Application) -> None:
     stats_pages.add_routes(app)
     precheck_api.add_routes(app)
     results_api.add_routes(app)
+    appointments_api.add_routes(app)
     openapi.add_routes(app)

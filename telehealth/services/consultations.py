@@ -162,30 +162,40 @@ class Consultations:
         """Record a clinic's request with its signed consent and queue it; without consent it waits as
         `requested`. `consent_document` is a form's photo of the signed paper, instead of a drawn signature."""
         s = self._s
-        doctor = actor.user
-        if doctor.role is not Role.clinic_doctor or doctor.organisation_id is None:
-            raise TelehealthError(ErrorCode.forbidden, "only a clinic doctor of an institution can ask for a "
-                                                       "consultation")
-        partners = await self._require_hospital(doctor.organisation_id)
-        if body.consent is not None and consent_document is None:
-            require(bool(body.consent.signature), "{field} is required: the signature of whoever consented, as "
-                    "a data:image/png;base64 URL", field="consent.signature")
-            consent_document = await store_signature(s.files, body.consent.signature)
-        if body.requested_specialist_id is not None:
-            await self._require_eligible_named(body.requested_specialist_id, body, partners)
-        request = body.to_request(consent_document)
+        request, _ = await self.prepare(actor, body, consent_document=consent_document)
         queue = request.consent_by is not None
         # The request is one statement by itself (patient, consultation, consent and first events), and the
         # ring follows at once; its audit entry comes right after the ring, in a transaction of its own, so
         # that the serialised audit chain is not on the path from a clinic's request to a specialist's ring.
+        clinic_org_id = actor.user.organisation_id
+        assert clinic_org_id is not None  # `prepare` refuses a doctor of no institution
         consultation = await s.store.insert_consultation(
-            request, clinic_org_id=doctor.organisation_id, doctor_id=doctor.id, now=s.now(), queue=queue)
+            request, clinic_org_id=clinic_org_id, doctor_id=actor.id, now=s.now(), queue=queue)
         if queue:
             consultation = await s.matcher.queue_live(consultation)
         await s.audit(actor, "consultation.create", f"consultation:{consultation.id}")
         return consultation, await s.matcher.status(consultation)
 
-    async def _require_hospital(self, clinic_org_id: int) -> set[int]:
+    async def prepare(self, actor: Actor, body: CreateConsultation, *,
+                      consent_document: ConsentDocument | None = None) -> tuple[NewConsultation, set[int]]:
+        """A clinic's request checked as every request is (the role, a hospital to consult, a named specialist
+        who may take it) with its consent signature stored: the request to insert, and the hospitals it may go
+        to. Used for an on-demand request and for a booked one alike."""
+        doctor = actor.user
+        if doctor.role is not Role.clinic_doctor or doctor.organisation_id is None:
+            raise TelehealthError(ErrorCode.forbidden, "only a clinic doctor of an institution can ask for a "
+                                                       "consultation")
+        partners = await self.require_hospital(doctor.organisation_id)
+        if body.consent is not None and consent_document is None:
+            require(bool(body.consent.signature), "{field} is required: the signature of whoever consented, as "
+                    "a data:image/png;base64 URL", field="consent.signature")
+            consent_document = await store_signature(self._s.files, body.consent.signature)
+        if body.requested_specialist_id is not None:
+            await self.require_eligible_named(body.requested_specialist_id, body.specialty, body.min_title,
+                                              partners)
+        return body.to_request(consent_document), partners
+
+    async def require_hospital(self, clinic_org_id: int) -> set[int]:
         """The hospitals this clinic's requests may go to (its alliance's and those of valid agreements).
         With none, a request could only wait for its time limit: it is refused at once instead."""
         _, partners = await self._s.store.get_partner_hospitals(clinic_org_id, self._s.now())
@@ -195,22 +205,24 @@ class Consultations:
                                   "remote-care agreement with one")
         return partners
 
-    async def _require_eligible_named(self, specialist_id: int, body: CreateConsultation, partners: set[int]) -> None:
+    async def require_eligible_named(self, specialist_id: int, specialty: str, min_title: Title | None,
+                                     partners: set[int]) -> User:
         """A named specialist is rung first, not let past a rule: they must meet the agreement, the specialty
         and the title like anyone else, or the name could not be honoured and the clinic is told why now."""
         named = await self._s.store.get_user(specialist_id)
         if named is None or named.role is not Role.specialist or not named.active:
             raise TelehealthError(ErrorCode.invalid_input,
                                   "`requested_specialist_id` does not name an active specialist")
-        if body.specialty not in named.specialties:
+        if specialty not in named.specialties:
             raise TelehealthError(ErrorCode.not_eligible, "the specialist you named does not practise {specialty}",
-                                  specialty=body.specialty)
+                                  specialty=specialty)
         if named.organisation_id not in partners:
             raise TelehealthError(ErrorCode.not_eligible, "the specialist you named works at a hospital your "
                                                           "institution has no valid agreement with")
-        if body.min_title is not None and (named.title is None or named.title.rank < body.min_title.rank):
+        if min_title is not None and (named.title is None or named.title.rank < min_title.rank):
             raise TelehealthError(ErrorCode.not_eligible, "the specialist you named is below the minimum title "
                                                           "you asked for")
+        return named
 
     async def authorize_consent(self, actor: Actor, consultation_id: int) -> Consultation:
         consultation = await self._s.access.participant_consultation(actor, consultation_id)
@@ -219,6 +231,9 @@ class Consultations:
         if consultation.state is not S.requested:
             raise TelehealthError(ErrorCode.invalid_transition, "the consultation is {state}: consent is recorded "
                                   "only for a request waiting for it", state=consultation.state.value)
+        if consultation.consent_at is not None:
+            # A booked consultation waits as `requested` with its consent: its time, not a consent, starts it.
+            raise TelehealthError(ErrorCode.invalid_transition, "the patient's consent is already recorded")
         return consultation
 
     async def record_consent(self, actor: Actor, consultation_id: int, body: ConsentInput, *,
@@ -227,7 +242,7 @@ class Consultations:
         kept with the consultation, which then goes into the queue."""
         s = self._s
         consultation = await self.authorize_consent(actor, consultation_id)
-        await self._require_hospital(consultation.clinic_org_id)
+        await self.require_hospital(consultation.clinic_org_id)
         if consent_document is None:
             require(bool(body.signature), "{field} is required: the signature of whoever consented, as a "
                     "data:image/png;base64 URL", field="signature")
