@@ -23,6 +23,7 @@ from telehealth.server import (
     account_pages,
     admin_pages,
     api,
+    appointment_pages,
     appointments_api,
     attachments_api,
     audit_pages,
@@ -249,4 +250,5 @@ def add_routes(app: web.Application) -> None:
     precheck_api.add_routes(app)
     results_api.add_routes(app)
     appointments_api.add_routes(app)
+    appointment_pages.add_routes(app)
     openapi.add_routes(app)

@@ -118,6 +118,7 @@ HTTP: dict[tuple[str, str], set[str]] = {
     ("POST", "/api/appointments/{b}/on-demand"): {"clinic"},
     ("GET", "/api/consultation-hours"): CLINICS | SPECIALISTS, ("POST", "/api/consultation-hours"): SPECIALISTS,
     ("DELETE", "/api/consultation-hours/{h}"): {"spec"},
+    ("GET", "/clinic/appointments"): CLINICS, ("GET", "/specialist/appointments"): SPECIALISTS,
     ("PUT", "/api/admin/desks"): ADMINS, ("POST", "/api/admin/desks/revoke"): ADMINS,
 }
 

@@ -314,3 +314,29 @@ async def test_a_no_show_is_recorded_then_booked_again_or_turned_into_an_on_dema
     assert [e["action"] for e in reversed(audit)] == [
         "appointment.book", "appointment.start", "appointment.no_show", "appointment.reschedule",
         "appointment.start", "appointment.no_show", "appointment.on_demand"]
+
+
+async def page(node: Node, path: str, user: str) -> tuple[int, str]:
+    token = await node.token(user)
+    async with node.http.get(node.url(path), headers={"Authorization": f"Bearer {token}"}) as resp:
+        return resp.status, await resp.text()
+
+
+async def test_the_pages_show_the_bookings_and_reminders_in_chinese(node: Node) -> None:
+    chief = await user_id(node, "cardio.chief")
+    await hours(node, "cardio.chief", day_after_tomorrow(9), day_after_tomorrow(12))
+    status, body = await book(node, specialist_id=chief, starts_at=local(day_after_tomorrow(10)))
+    aid = body["appointment"]["id"]
+    status, html = await page(node, "/clinic/appointments", "village1")
+    assert status == 200
+    assert "预约会诊" in html and "可预约的会诊时间" in html and "Prof. Chen Guoqiang" in html
+    assert f'data-appointment="{aid}" data-status="booked"' in html and "改期" in html
+    assert day_after_tomorrow(10).strftime("%Y-%m-%d 10:00") in html
+    status, html = await page(node, "/specialist/appointments", "cardio.chief")
+    assert status == 200 and f'data-appointment="{aid}"' in html and "发布会诊时间" in html
+    status, html = await page(node, "/specialist/appointments", "neuro.chief")
+    assert status == 200 and f'data-appointment="{aid}"' not in html
+    # A day before, the reminder is on the page too.
+    services_of(node).clock = lambda: (day_after_tomorrow(10) - dt.timedelta(hours=20)).timestamp()
+    status, html = await page(node, "/clinic/appointments", "village1")
+    assert f"预约会诊 #{aid}，时间 {day_after_tomorrow(10).strftime('%Y-%m-%d 10:00')}" in html
