@@ -340,3 +340,21 @@ async def test_the_pages_show_the_bookings_and_reminders_in_chinese(node: Node) 
     services_of(node).clock = lambda: (day_after_tomorrow(10) - dt.timedelta(hours=20)).timestamp()
     status, html = await page(node, "/clinic/appointments", "village1")
     assert f"预约会诊 #{aid}，时间 {day_after_tomorrow(10).strftime('%Y-%m-%d 10:00')}" in html
+
+
+async def test_the_statistics_count_booked_consultations_apart(node: Node) -> None:
+    chief = await user_id(node, "cardio.chief")
+    await hours(node, "cardio.chief", day_after_tomorrow(9), day_after_tomorrow(12))
+    status, body = await book(node, specialist_id=chief, starts_at=local(day_after_tomorrow(10)))
+    aid = body["appointment"]["id"]
+    clinic = await node.connect("village1")
+    await clinic.ok("consultation.create", **CARDIO)  # one on demand
+    sweep = services_of(node).appointments.sweep
+    start = day_after_tomorrow(10).astimezone(dt.UTC)
+    await sweep(start - dt.timedelta(minutes=5))
+    assert (await sweep(start + dt.timedelta(minutes=15))).no_shows == [aid]
+    status, body = await api(node, "GET", "/api/admin/statistics", "alliance.admin")
+    assert status == 200
+    booked = body["booked"]
+    assert (booked["on_demand"], booked["booked"], booked["by_status"], booked["no_shows"], booked["held"],
+            booked["no_show_share"]) == (1, 1, {"no_show": 1}, 1, 0, 1.0)

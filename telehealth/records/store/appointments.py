@@ -209,3 +209,15 @@ class AppointmentStore(StoreBase):
         async with self._tx() as conn:
             rows = (await conn.execute(query)).all()
         return [as_appointment(r) for r in rows]
+
+    async def list_appointments_of(self, consultation_ids: Iterable[int]) -> list[Appointment]:
+        """The appointments of these consultations (those booked, of a statistics period)."""
+        a = t.appointments
+        ids = list(consultation_ids)
+        out: list[Appointment] = []
+        async with self._tx() as conn:
+            for i in range(0, len(ids), 500):
+                rows = (await conn.execute(sa.select(a).where(a.c.consultation_id.in_(ids[i:i + 500]))
+                                           .order_by(a.c.id))).all()
+                out += [as_appointment(r) for r in rows]
+        return out
