@@ -5,6 +5,7 @@ again or turned into on-demand requests. On SQLite, and on PostgreSQL when confi
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -358,3 +359,15 @@ async def test_the_statistics_count_booked_consultations_apart(node: Node) -> No
     booked = body["booked"]
     assert (booked["on_demand"], booked["booked"], booked["by_status"], booked["no_shows"], booked["held"],
             booked["no_show_share"]) == (1, 1, {"no_show": 1}, 1, 0, 1.0)
+
+
+async def test_of_two_bookings_racing_for_one_time_exactly_one_wins(node: Node) -> None:
+    chief = await user_id(node, "cardio.chief")
+    await hours(node, "cardio.chief", day_after_tomorrow(9), day_after_tomorrow(12))
+    ten = local(day_after_tomorrow(10))
+    results = await asyncio.gather(book(node, specialist_id=chief, starts_at=ten),
+                                   book(node, "village2", specialist_id=chief, starts_at=ten))
+    assert sorted(status for status, _ in results) == [201, 409]
+    assert [body["error"]["code"] for status, body in results if status == 409] == ["time_taken"]
+    status, listing = await api(node, "GET", "/api/appointments", "cardio.chief")
+    assert status == 200 and len(listing["appointments"]) == 1
