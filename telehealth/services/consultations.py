@@ -14,6 +14,7 @@ from telehealth.records.consent import MAX_SIGNATURE_CHARS, store_signature
 from telehealth.records.durations import derive_durations
 from telehealth.records.models import (
     Addendum,
+    Appointment,
     Bed,
     CallSession,
     ConsentDocument,
@@ -36,6 +37,8 @@ MAX_TEXT = 4000
 # A drawn signature, as a data URL.
 MAX_SIGNATURE = MAX_SIGNATURE_CHARS
 S = ConsultationState
+# The statuses of a booking still to be held (services/appointments.py).
+OPEN_BOOKING = ("requested", "proposed", "booked", "started", "no_show")
 
 
 @dataclass(frozen=True)
@@ -140,6 +143,8 @@ class ConsultationPage:
     organisations: dict[int, Organisation]
     # The reserved inpatient bed a referral up for admission booked.
     bed: Bed | None = None
+    # The booking, for a booked consultation (docs/scheduling.md).
+    appointment: Appointment | None = None
 
 
 @dataclass(frozen=True)
@@ -255,8 +260,17 @@ class Consultations:
         consultation = await s.matcher.queue_live(consultation)
         return consultation, await s.matcher.status(consultation)
 
+    async def _require_not_booked(self, consultation_id: int) -> None:
+        """A booked consultation waiting for (or at) its time changes through its booking, which keeps the two
+        in step and takes a reason: not by the on-demand cancel or re-queue."""
+        appointment = await self._s.store.get_appointment_of(consultation_id)
+        if appointment is not None and appointment.status in OPEN_BOOKING:
+            raise TelehealthError(ErrorCode.invalid_transition, "this consultation is booked: reschedule or cancel "
+                                  "it with its reason on the booked consultations page")
+
     async def cancel(self, actor: Actor, consultation_id: int) -> Consultation:
         await self._s.access.participant_consultation(actor, consultation_id)
+        await self._require_not_booked(consultation_id)
         consultation = await self._s.matcher.cancel(consultation_id, actor.user)
         await self._s.audit(actor, "consultation.cancel", f"consultation:{consultation_id}")
         return consultation
@@ -264,6 +278,7 @@ class Consultations:
     async def requeue(self, actor: Actor, consultation_id: int) -> tuple[Consultation, QueueStatus]:
         """A clinic queues an expired request again; a specialist gives an accepted one back."""
         consultation = await self._s.access.participant_consultation(actor, consultation_id)
+        await self._require_not_booked(consultation.id)
         if actor.user.role is Role.specialist:
             consultation = await self._s.matcher.give_back(consultation.id, actor.user)
         else:
@@ -311,7 +326,8 @@ class Consultations:
             await store.get_patient_summary(consultation.patient_id), orgs.get(consultation.clinic_org_id),
             await store.get_user(consultation.assigned_specialist_id) if consultation.assigned_specialist_id
             else None, note, await store.list_addenda(note.id) if note else [],
-            await store.get_booking(consultation.id), orgs, await store.get_bed_booking(consultation.id))
+            await store.get_booking(consultation.id), orgs, await store.get_bed_booking(consultation.id),
+            await store.get_appointment_of(consultation.id))
 
     async def events(self, actor: Actor, consultation_id: int) -> list[Event]:
         consultation = await self._s.access.consultation(actor, consultation_id)

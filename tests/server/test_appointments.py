@@ -299,7 +299,9 @@ async def test_a_no_show_is_recorded_then_booked_again_or_turned_into_an_on_dema
     status, body = await api(node, "POST", f"/api/appointments/{aid}/reschedule", "village1",
                              {"starts_at": local(day_after_tomorrow(11)), "reason": "The patient missed the bus"})
     assert status == 200 and body["appointment"]["status"] == "booked"
-    # The consent cannot push a booked consultation into the on-demand queue by the back door.
+    # Neither the consent nor the on-demand cancel or re-queue changes a booked consultation by the back door.
+    assert await clinic.error("consultation.requeue", consultation_id=cid) == "invalid_transition"
+    assert await clinic.error("consultation.cancel", consultation_id=cid) == "invalid_transition"
     status, body = await api(node, "POST", f"/api/consultations/{cid}/consent", "village1", {
         "by": "patient", "name": "Hu Jun", "signature": CREATE["consent"]["signature"]})
     assert status == 409
@@ -335,6 +337,11 @@ async def test_the_pages_show_the_bookings_and_reminders_in_chinese(node: Node) 
     assert day_after_tomorrow(10).strftime("%Y-%m-%d 10:00") in html
     status, html = await page(node, "/specialist/appointments", "cardio.chief")
     assert status == 200 and f'data-appointment="{aid}"' in html and "发布会诊时间" in html
+    # The consultation's own page names the booking and asks for no consent again.
+    cid = body["appointment"]["consultation_id"]
+    status, html = await page(node, f"/clinic/consultations/{cid}", "village1")
+    assert status == 200 and f'data-booked="{aid}"' in html and "预约会诊" in html
+    assert 'id="signature-pad"' not in html
     status, html = await page(node, "/specialist/appointments", "neuro.chief")
     assert status == 200 and f'data-appointment="{aid}"' not in html
     # A day before, the reminder is on the page too.
