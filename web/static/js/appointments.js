@@ -13,7 +13,8 @@ const $ = (id) => document.getElementById(id);
 const value = (id) => ($(id) ? $(id).value.trim() : "");
 const number = (id) => (value(id) ? Number(value(id)) : null);
 
-const signal = new Signal();
+// The socket's state on the page, so that one can tell the reminders would reach it.
+const signal = new Signal({ onStatus: (status) => { page.dataset.connection = status; } });
 signal.on("appointment_reminder", (data) => {
   const li = document.createElement("li");
   li.dataset.appointment = data.appointment_id;
