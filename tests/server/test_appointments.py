@@ -165,6 +165,19 @@ async def test_a_department_booking_goes_to_an_eligible_specialist_with_the_time
     assert status == 409 and body["error"]["code"] == "time_taken"
     status, body = await book(node, hospital_org_id=city.id, starts_at=ten)
     assert status == 201 and body["appointment"]["specialist_id"] == med
+    # Withdrawn hours take no new bookings (the booked one stays).
+    status, body = await api(node, "GET", "/api/consultation-hours", "med.assoc")
+    (own,) = body["hours"]
+    status, _ = await api(node, "DELETE", f"/api/consultation-hours/{own['id']}", "cardio.chief")
+    assert status == 403
+    status, _ = await api(node, "DELETE", f"/api/consultation-hours/{own['id']}", "med.assoc")
+    assert status == 200
+    status, body = await book(node, hospital_org_id=city.id, starts_at=local(day_after_tomorrow(11)))
+    assert status == 201 and body["appointment"]["specialist_id"] == chief
+    status, body = await book(node, specialist_id=med, starts_at=local(day_after_tomorrow(11)))
+    assert status == 409 and body["error"]["code"] == "time_taken"
+    status, body = await api(node, "GET", "/api/appointments", "med.assoc")
+    assert [a["local_time"] for a in body["appointments"]] == [day_after_tomorrow(10).strftime("%Y-%m-%d 10:00")]
 
 
 async def test_the_desk_confirms_a_requested_window_or_proposes_another_time(node: Node) -> None:
@@ -224,6 +237,20 @@ async def test_the_desk_confirms_a_requested_window_or_proposes_another_time(nod
     assert sorted(a["id"] for a in body["appointments"]) == [first, second]
     status, body = await api(node, "GET", "/api/appointments", "neuro.chief")
     assert body["appointments"] == []
+    # A specialist of the department answers a window for themselves; the desk, once revoked, no more.
+    status, body = await book(node, **window)
+    third = body["appointment"]["id"]
+    status, body = await api(node, "POST", "/api/admin/desks/revoke", "alliance.admin",
+                             {"user_id": desk, "department": "cardiology"})
+    assert status == 200 and body["revoked"] is True
+    status, body = await api(node, "POST", f"/api/appointments/{third}/answer", "paeds.assoc",
+                             {"starts_at": local(day_after_tomorrow(10)), "specialist_id": chief})
+    assert status == 403
+    status, body = await api(node, "POST", f"/api/appointments/{third}/answer", "med.assoc",
+                             {"starts_at": local(day_after_tomorrow(10))})
+    assert status == 200 and body["appointment"]["specialist_id"] == await user_id(node, "med.assoc")
+    audit, _ = await store_of(node).search_audit(action="appointment.", target=f"user:{desk}")
+    assert [e["action"] for e in reversed(audit)] == ["appointment.desk_grant", "appointment.desk_revoke"]
 
 
 async def test_reschedule_and_cancel_take_reasons_on_both_sides_and_are_audited(node: Node) -> None:
@@ -282,7 +309,9 @@ async def test_a_no_show_is_recorded_then_booked_again_or_turned_into_an_on_dema
     clinic = await node.connect("village1")
     sweep = services_of(node).appointments.sweep
     start = day_after_tomorrow(10).astimezone(dt.UTC)
-    assert (await sweep(start - dt.timedelta(minutes=5))).started == [aid]
+    outcome = await sweep(start - dt.timedelta(minutes=5))
+    # First looked at five minutes before: only the soon reminder goes out, then it starts.
+    assert [r.kind for r in outcome.reminded] == ["soon"] and outcome.started == [aid]
     # Within the grace period nothing is recorded; after it, nobody having joined, the no-show.
     outcome = await sweep(start + dt.timedelta(minutes=14))
     assert outcome.no_shows == [] and outcome.held == []
