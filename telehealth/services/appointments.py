@@ -440,7 +440,12 @@ class Appointments:
         desks: list[Desk] = []
         if user.role is Role.clinic_doctor and user.organisation_id is not None:
             items = await s.store.list_appointments(clinic_org_id=user.organisation_id)
-            hours = await self.open_hours(actor)
+            try:
+                hours = await self.open_hours(actor)
+            except TelehealthError as exc:
+                if exc.code is not ErrorCode.no_agreement:
+                    raise
+                hours = []  # no hospital to consult: the page says so when the clinic tries to book
         elif user.role is Role.specialist:
             desks = await s.store.list_desks(user_id=user.id)
             kept = {(d.hospital_org_id, d.department) for d in desks}
@@ -528,8 +533,7 @@ class Appointments:
                                            reminded_day_at=a.reminded_day_at or now)
                 elif a.reminded_day_at is None and until <= cfg.remind_day_before_s:
                     a = await self._remind(a, now, "day_before", out, reminded_day_at=now)
-                if until <= cfg.join_before_s:
-                    await self._start(a, now)
+                if until <= cfg.join_before_s and await self._start(a, now):
                     out.started.append(a.id)
             except TelehealthError as exc:
                 if exc.code not in (ErrorCode.conflict, ErrorCode.invalid_transition):
@@ -549,10 +553,19 @@ class Appointments:
         out.reminded.append(Reminder(moved, kind))
         return moved
 
-    async def _start(self, a: Appointment, now: dt.datetime) -> None:
+    async def _start(self, a: Appointment, now: dt.datetime) -> bool:
         """The time has come: the consultation is accepted by the specialist it was booked with, so that both
         sides join the call from their pages as they would an on-demand one."""
         s = self._s
+        current = await s.store.get_consultation(a.consultation_id)
+        if current is not None and current.state.is_final:
+            # Closed some other way (an administrator's correction): the booking is over too, and is not
+            # looked at again on every pass.
+            async with s.unit(None, now) as unit:
+                await s.store.update_appointment(a.id, expected=[Status.booked], now=now,
+                                                 status=Status.cancelled.value, closed_at=now)
+                unit.audit("appointment.cancel", f"appointment:{a.id}", {"reason": "consultation " + current.state})
+            return False
         async with s.unit(None, now) as unit:
             moved = await s.store.update_appointment(a.id, expected=[Status.booked], now=now,
                                                      status=Status.started.value, started_at=now)
@@ -566,6 +579,7 @@ class Appointments:
                 "consultation_id": consultation.id, "state": S.accepted.value,
                 "specialist": {"id": specialist.id, "name": specialist.display_name,
                                "title": specialist.title.value if specialist.title else None} if specialist else None})
+        return True
 
     async def _settle(self, a: Appointment, now: dt.datetime, out: SweepOutcome) -> None:
         """After the grace period: a call took place (held), or nobody came (a no-show: the consultation waits

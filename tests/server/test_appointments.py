@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from aiohttp.test_utils import TestServer
 
+from telehealth.domain import ConsultationState
 from telehealth.records.db import create_engine, migrate
 from telehealth.records.store import Store
 from telehealth.server import keys
@@ -407,3 +408,20 @@ async def test_of_two_bookings_racing_for_one_time_exactly_one_wins(node: Node) 
     assert [body["error"]["code"] for status, body in results if status == 409] == ["time_taken"]
     status, listing = await api(node, "GET", "/api/appointments", "cardio.chief")
     assert status == 200 and len(listing["appointments"]) == 1
+
+
+async def test_a_booking_whose_consultation_was_closed_otherwise_ends_at_its_time(node: Node) -> None:
+    chief = await user_id(node, "cardio.chief")
+    await hours(node, "cardio.chief", day_after_tomorrow(9), day_after_tomorrow(12))
+    status, body = await book(node, specialist_id=chief, starts_at=local(day_after_tomorrow(10)))
+    assert status == 201
+    aid, cid = body["appointment"]["id"], body["appointment"]["consultation_id"]
+    store = store_of(node)
+    now = dt.datetime.now(dt.UTC)
+    await store.transition_consultation(cid, ConsultationState.cancelled, actor_id=None, now=now)
+    start = day_after_tomorrow(10).astimezone(dt.UTC)
+    outcome = await services_of(node).appointments.sweep(start - dt.timedelta(minutes=5))
+    assert outcome.started == []
+    appointment = await store.get_appointment(aid)
+    assert appointment is not None and appointment.status == "cancelled"
+    assert (await services_of(node).appointments.sweep(start)).started == []
