@@ -206,6 +206,31 @@ class SlotSettings:
 
 
 @dataclass(frozen=True)
+class AppointmentSettings:
+    """Booked consultations (docs/scheduling.md)."""
+
+    # Reminders to both sides: this many seconds before the time (the day before, and shortly before).
+    remind_day_before_s: float = 86400.0
+    remind_soon_s: float = 600.0
+    # The booked consultation becomes a call both sides may join this long before its time.
+    join_before_s: float = 600.0
+    # Nobody joined this long after the time: the no-show is recorded.
+    no_show_grace_s: float = 900.0
+    # A booked consultation's length unless the specialist's hours say otherwise.
+    duration_min: int = 30
+    # How often the server looks for reminders, starts and no-shows due.
+    sweep_interval_s: float = 15.0
+
+    def __post_init__(self) -> None:
+        _positive(self, "remind_day_before_s", "remind_soon_s", "no_show_grace_s", "duration_min",
+                  "sweep_interval_s")
+        if self.join_before_s < 0:
+            raise ConfigError("appointments.join_before_s must not be negative")
+        if not 5 <= self.duration_min <= 240:
+            raise ConfigError("appointments.duration_min must be from 5 to 240")
+
+
+@dataclass(frozen=True)
 class Settings:
     mode: str = "development"
     host: str = "127.0.0.1"
@@ -230,6 +255,7 @@ class Settings:
     audit: AuditSettings = field(default_factory=AuditSettings)
     uploads: UploadSettings = field(default_factory=UploadSettings)
     slots: SlotSettings = field(default_factory=SlotSettings)
+    appointments: AppointmentSettings = field(default_factory=AppointmentSettings)
     precheck: PrecheckSettings = field(default_factory=PrecheckSettings)
 
     def __post_init__(self) -> None:
@@ -360,7 +386,7 @@ def _read_secret(env: Mapping[str, str], name: str) -> str | None:
 
 
 def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
-    sections = {"security", "matching", "signaling", "ice", "audit", "uploads", "slots", "precheck"}
+    sections = {"security", "matching", "signaling", "ice", "audit", "uploads", "slots", "precheck", "appointments"}
     data: dict[str, Any] = {}
     for key, value in env.items():
         if not key.startswith(ENV_PREFIX) or key.endswith("_FILE") or key in SPECIAL_VARIABLES:

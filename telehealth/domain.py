@@ -101,14 +101,16 @@ S = ConsultationState
 
 # Every legal move of a consultation. Anything else is an error naming what was expected.
 TRANSITIONS: dict[ConsultationState, frozenset[ConsultationState]] = {
-    S.requested: frozenset({S.queued, S.cancelled}),
+    # requested -> accepted: a booked consultation's time has come, with the specialist it was booked with.
+    S.requested: frozenset({S.queued, S.accepted, S.cancelled}),
     # queued -> accepted: a specialist took it from the queue (pull) without a ring.
     S.queued: frozenset({S.offered, S.accepted, S.cancelled, S.expired}),
     # offered -> queued: every ring was declined or timed out.
     S.offered: frozenset({S.queued, S.accepted, S.cancelled, S.expired}),
     # accepted -> queued: the specialist gave it back; accepted -> ended: answered in writing
     # without a call (store-and-forward).
-    S.accepted: frozenset({S.in_call, S.queued, S.ended, S.cancelled}),
+    # accepted -> requested: nobody came to a booked consultation; it waits to be booked again or queued.
+    S.accepted: frozenset({S.in_call, S.queued, S.ended, S.requested, S.cancelled}),
     # in_call -> accepted: the call dropped and nobody came back within the grace period; the
     # two can join a new session, or the specialist can give it back to the queue.
     S.in_call: frozenset({S.ended, S.accepted}),

@@ -39,6 +39,7 @@ class ErrorCode(enum.StrEnum):
     note_signed = "note_signed"
     slot_taken = "slot_taken"
     bed_taken = "bed_taken"
+    time_taken = "time_taken"
     colleague_in_call = "colleague_in_call"
     no_call = "no_call"
     too_large = "too_large"
@@ -82,6 +83,7 @@ HTTP_STATUS: dict[ErrorCode, int] = {
     ErrorCode.note_signed: 409,
     ErrorCode.slot_taken: 409,
     ErrorCode.bed_taken: 409,
+    ErrorCode.time_taken: 409,
     ErrorCode.colleague_in_call: 409,
     ErrorCode.no_call: 409,
     ErrorCode.unavailable: 503,

@@ -8,14 +8,17 @@ from typing import Any
 from telehealth.matching.service import QueueStatus
 from telehealth.records.models import (
     Addendum,
+    Appointment,
     Bed,
     CallSession,
     Consultation,
+    ConsultationHours,
     Event,
     Note,
     Organisation,
     Referral,
     Slot,
+    User,
 )
 from telehealth.records.result_types import RESULT_TYPES
 from telehealth.services.organisations import AgreementRow
@@ -143,4 +146,41 @@ def agreement_view(row: AgreementRow, people: dict[int, str]) -> dict[str, Any]:
                                                     "reason": a.closed_reason},
         "your_sides": sorted(row.sides), "awaiting": sorted(row.awaiting),
         "may_approve": row.may_approve, "may_decline": row.may_decline, "may_end": row.may_end,
+    }
+
+
+def appointment_view(a: Appointment, tz: Any, people: dict[int, User] | None = None,
+                     orgs: dict[int, Organisation] | None = None) -> dict[str, Any]:
+    """A booked consultation; times also as local wall-clock time (24-hour)."""
+    def local(at: Any) -> str | None:
+        return at.astimezone(tz).strftime("%Y-%m-%d %H:%M") if at else None
+
+    specialist = (people or {}).get(a.specialist_id) if a.specialist_id else None
+    hospital = (orgs or {}).get(a.hospital_org_id)
+    clinic = (orgs or {}).get(a.clinic_org_id)
+    return {
+        "id": a.id, "consultation_id": a.consultation_id, "status": a.status, "department": a.department,
+        "clinic_org_id": a.clinic_org_id, "clinic": clinic.name if clinic else "",
+        "clinic_zh": clinic.name_zh if clinic else "",
+        "hospital_org_id": a.hospital_org_id, "hospital": hospital.name if hospital else "",
+        "hospital_zh": hospital.name_zh if hospital else "",
+        "specialist_id": a.specialist_id, "specialist": specialist.display_name if specialist else None,
+        "starts_at": a.starts_at.isoformat() if a.starts_at else None, "local_time": local(a.starts_at),
+        "duration_min": a.duration_min,
+        "window_start": a.window_start.isoformat() if a.window_start else None,
+        "window_end": a.window_end.isoformat() if a.window_end else None,
+        "window_local": f"{local(a.window_start)} – {local(a.window_end)}" if a.window_start else None,
+        "reason": a.reason, "reschedules": a.reschedules,
+        "booked_at": a.booked_at.isoformat() if a.booked_at else None,
+        "started_at": a.started_at.isoformat() if a.started_at else None,
+    }
+
+
+def hours_view(h: ConsultationHours, tz: Any, people: dict[int, User] | None = None) -> dict[str, Any]:
+    specialist = (people or {}).get(h.specialist_id)
+    return {
+        "id": h.id, "specialist_id": h.specialist_id, "specialist": specialist.display_name if specialist else None,
+        "hospital_org_id": h.hospital_org_id, "department": h.department, "starts_at": h.starts_at.isoformat(),
+        "ends_at": h.ends_at.isoformat(), "local_start": h.starts_at.astimezone(tz).strftime("%Y-%m-%d %H:%M"),
+        "local_end": h.ends_at.astimezone(tz).strftime("%Y-%m-%d %H:%M"),
     }

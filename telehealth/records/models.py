@@ -432,3 +432,61 @@ class RecognisedItem:
     type_code: str
     validity_days: int
     updated_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class ConsultationHours:
+    """A span of time a specialist gives to booked consultations."""
+
+    id: int
+    specialist_id: int
+    hospital_org_id: int
+    department: str
+    starts_at: dt.datetime
+    ends_at: dt.datetime
+    created_by: int
+    created_at: dt.datetime
+    withdrawn_at: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class Desk:
+    """An account that keeps a hospital department's remote-consultation desk."""
+
+    user_id: int
+    hospital_org_id: int
+    department: str
+    granted_by: int | None
+    granted_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class Appointment:
+    """A booked consultation: when, at which hospital department, with which specialist."""
+
+    id: int
+    consultation_id: int
+    clinic_org_id: int
+    hospital_org_id: int
+    department: str
+    specialist_id: int | None
+    starts_at: dt.datetime | None
+    duration_min: int
+    window_start: dt.datetime | None
+    window_end: dt.datetime | None
+    status: str
+    reason: str
+    booked_at: dt.datetime | None
+    reminded_day_at: dt.datetime | None
+    reminded_soon_at: dt.datetime | None
+    started_at: dt.datetime | None
+    closed_at: dt.datetime | None
+    reschedules: int
+    created_by: int
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    version: int
+
+    @property
+    def ends_at(self) -> dt.datetime | None:
+        return self.starts_at + dt.timedelta(minutes=self.duration_min) if self.starts_at else None

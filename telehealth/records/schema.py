@@ -441,3 +441,59 @@ recognised_items = sa.Table(
     sa.Column("updated_by", sa.Integer, sa.ForeignKey("users.id"), nullable=True),
     sa.Column("updated_at", UTCDateTime, nullable=False),
 )
+
+# The hours a specialist publishes for booked consultations (预约会诊): a clinic books a time inside them.
+consultation_hours = sa.Table(
+    "consultation_hours", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("specialist_id", sa.Integer, sa.ForeignKey("users.id"), nullable=False, index=True),
+    sa.Column("hospital_org_id", sa.Integer, sa.ForeignKey("organisations.id"), nullable=False, index=True),
+    sa.Column("department", sa.String(60), nullable=False),
+    sa.Column("starts_at", UTCDateTime, nullable=False, index=True),
+    sa.Column("ends_at", UTCDateTime, nullable=False),
+    sa.Column("created_by", sa.Integer, sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("withdrawn_at", UTCDateTime, nullable=True),
+)
+
+# A department's remote-consultation desk (远程会诊中心): accounts an administrator names, which publish hours
+# for the department's specialists and answer the clinics' requested windows.
+consultation_desks = sa.Table(
+    "consultation_desks", metadata,
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("users.id"), primary_key=True),
+    sa.Column("hospital_org_id", sa.Integer, sa.ForeignKey("organisations.id"), primary_key=True),
+    sa.Column("department", sa.String(60), primary_key=True),
+    sa.Column("granted_by", sa.Integer, sa.ForeignKey("users.id"), nullable=True),
+    sa.Column("granted_at", UTCDateTime, nullable=False),
+)
+
+# A booked consultation: the consultation (the same referral record) and when, with whom, it is held.
+appointments = sa.Table(
+    "appointments", metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("consultation_id", sa.Integer, sa.ForeignKey("consultations.id"), nullable=False, unique=True),
+    sa.Column("clinic_org_id", sa.Integer, sa.ForeignKey("organisations.id"), nullable=False, index=True),
+    sa.Column("hospital_org_id", sa.Integer, sa.ForeignKey("organisations.id"), nullable=False, index=True),
+    sa.Column("department", sa.String(60), nullable=False),
+    # Empty while a requested window waits for the desk's answer.
+    sa.Column("specialist_id", sa.Integer, sa.ForeignKey("users.id"), nullable=True, index=True),
+    sa.Column("starts_at", UTCDateTime, nullable=True, index=True),
+    sa.Column("duration_min", sa.Integer, nullable=False),
+    # The window a clinic asked for, when it asked for one.
+    sa.Column("window_start", UTCDateTime, nullable=True),
+    sa.Column("window_end", UTCDateTime, nullable=True),
+    # requested | proposed | booked | started | no_show | cancelled
+    sa.Column("status", sa.String(20), nullable=False, index=True),
+    # The reason given with the last proposal, reschedule or cancellation.
+    sa.Column("reason", sa.Text, nullable=False, server_default=""),
+    sa.Column("booked_at", UTCDateTime, nullable=True),
+    sa.Column("reminded_day_at", UTCDateTime, nullable=True),
+    sa.Column("reminded_soon_at", UTCDateTime, nullable=True),
+    sa.Column("started_at", UTCDateTime, nullable=True),
+    sa.Column("closed_at", UTCDateTime, nullable=True),
+    sa.Column("reschedules", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("created_by", sa.Integer, sa.ForeignKey("users.id"), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False, server_default="0"),
+)

@@ -21,6 +21,7 @@ from telehealth.records.durations import derive_durations
 from telehealth.records.models import (
     Agreement,
     Alliance,
+    Appointment,
     BedDay,
     CallSession,
     Consultation,
@@ -35,6 +36,8 @@ SENIOR_TARGET_DAYS = 3
 WORKING_DAYS = 5  # Monday to Friday
 STILL_WAITING = {ConsultationState.requested, ConsultationState.queued, ConsultationState.offered}
 ABANDONED = {ConsultationState.cancelled, ConsultationState.expired}
+# A booked consultation's call counts as punctual when it started at most this long after the booked time.
+ON_TIME_S = 300.0
 
 
 @dataclass
@@ -57,6 +60,8 @@ class StatsInput:
     scope_org_ids: set[int] = field(default_factory=set)
     alliances: Sequence[Alliance] = ()
     share_policy: quota.SharePolicy = field(default_factory=quota.SharePolicy)
+    # The booked consultations among `consultations` (a consultation has at most one).
+    appointments: Sequence[Appointment] = ()
 
 
 def percentile(values: Sequence[float], p: float) -> float | None:
@@ -100,6 +105,37 @@ def compute(data: StatsInput) -> dict[str, Any]:
         "reserved_slots": _reserved_slots(data, orgs),
         "reserved_beds": _reserved_beds(data, orgs),
         "senior_coverage": _senior_coverage(data, orgs),
+        "booked": _booked(data, events_of, sessions_of),
+    }
+
+
+def _booked(data: StatsInput, events_of: dict[int, list[Event]],
+            sessions_of: dict[int, list[CallSession]]) -> dict[str, Any]:
+    """Booked consultations apart from on-demand ones: how far ahead they were booked (from the request to
+    the time finally agreed), whether the call started on time, and the no-shows (each missed time counts,
+    also of a consultation booked again afterwards)."""
+    booked = {a.consultation_id: a for a in data.appointments}
+    ids = {c.id for c in data.consultations}
+    mine = [a for cid, a in booked.items() if cid in ids]
+    lead = [(a.starts_at - a.created_at).total_seconds() for a in mine if a.starts_at is not None]
+    offsets: list[float] = []
+    for a in mine:
+        calls = sessions_of.get(a.consultation_id, [])
+        if a.starts_at is not None and calls and a.status == "held":
+            offsets.append((min(s.started_at for s in calls) - a.starts_at).total_seconds())
+    no_shows = sum(1 for a in mine for e in events_of.get(a.consultation_id, []) if e.kind == "no_show")
+    held = sum(1 for a in mine if a.status == "held")
+    on_time = sum(1 for v in offsets if v <= ON_TIME_S)
+    p50, p90 = percentile(lead, 50), percentile(lead, 90)
+    late50 = percentile(offsets, 50)
+    return {
+        "on_demand": len(ids) - len(mine), "booked": len(mine),
+        "by_status": dict(sorted(Counter(a.status for a in mine).items())),
+        "lead_time_p50_s": round(p50, 1) if p50 is not None else None,
+        "lead_time_p90_s": round(p90, 1) if p90 is not None else None,
+        "held": held, "started_on_time": on_time, "on_time_share": _share(on_time, len(offsets)),
+        "start_offset_p50_s": round(late50, 1) if late50 is not None else None, "on_time_s": ON_TIME_S,
+        "no_shows": no_shows, "no_show_share": _share(no_shows, held + no_shows),
     }
 
 

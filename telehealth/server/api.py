@@ -92,6 +92,7 @@ NO_SUCH = {
     "user_id": "no such user", "org_id": "no such organisation", "agreement_id": "no such agreement",
     "attachment_id": "no such attachment", "duty_id": "no such duty day", "session_id": "no such session",
     "slot_id": "no such slot", "patient_id": "no such patient", "alliance_id": "no such alliance",
+    "appointment_id": "no such booked consultation", "hours_id": "no such consultation hours",
 }
 
 

@@ -24,6 +24,8 @@ from telehealth.server import (
     admin_pages,
     agreements_api,
     api,
+    appointment_pages,
+    appointments_api,
     attachments_api,
     audit_pages,
     bed_pages,
@@ -122,7 +124,8 @@ async def _signaling_ctx(app: web.Application) -> AsyncIterator[None]:
     stop = asyncio.Event()
     tasks = [asyncio.create_task(matcher.run_background(stop), name="matching-sweeper"),
              asyncio.create_task(sessions.run_background(stop, lambda: matcher.rebuilt_at), name="session-keeper"),
-             asyncio.create_task(_release_slots(app[keys.SERVICES], stop), name="slot-release")]
+             asyncio.create_task(_release_slots(app[keys.SERVICES], stop), name="slot-release"),
+             asyncio.create_task(_keep_appointments(app[keys.SERVICES], stop), name="appointment-keeper")]
     try:
         yield
     finally:
@@ -166,6 +169,20 @@ async def _release_slots(services: Services, stop: asyncio.Event) -> None:
             log.warning("slot release skipped: the records store is unavailable")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), slots.release_interval_s)
+
+
+async def _keep_appointments(services: Services, stop: asyncio.Event) -> None:
+    """Booked consultations' reminders, starts and no-shows, on every node (each change is a guarded write)."""
+    interval = services.settings.appointments.sweep_interval_s
+    while not stop.is_set():
+        try:
+            await services.appointments.sweep()
+        except TelehealthError:
+            log.warning("booked consultations skipped: the records store is unavailable")
+        except Exception:
+            log.exception("booked consultations: the sweep failed")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), interval)
 
 
 async def _on_shutdown(app: web.Application) -> None:
@@ -234,4 +251,6 @@ def add_routes(app: web.Application) -> None:
     precheck_api.add_routes(app)
     results_api.add_routes(app)
     agreements_api.add_routes(app)
+    appointments_api.add_routes(app)
+    appointment_pages.add_routes(app)
     openapi.add_routes(app)

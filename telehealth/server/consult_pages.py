@@ -21,7 +21,7 @@ from telehealth.server.forms import parse_consultation_form, read_form, text, wo
 from telehealth.server.pages import render, translator
 from telehealth.services.consultations import ConsentInput
 from telehealth.services.results import RecordResult
-from telehealth.views import bed_view, result_view, slot_view
+from telehealth.views import appointment_view, bed_view, result_view, slot_view
 
 
 async def _specialist_choices(request: web.Request) -> list[dict[str, Any]]:
@@ -148,6 +148,8 @@ async def _call_context(request: web.Request) -> dict[str, Any]:
         "specialist": view.specialist, "status": view.status, "note": view.note, "addenda": view.addenda,
         "booking": slot_view(booking, view.organisations, request.app[keys.SETTINGS].slots.tz) if booking else None,
         "bed": bed_view(view.bed, view.organisations) if view.bed else None,
+        "appointment": appointment_view(view.appointment, request.app[keys.SETTINGS].slots.tz)
+        if view.appointment else None,
     }
 
 

@@ -15,6 +15,15 @@ from telehealth import __version__
 from telehealth.domain import SPECIALTIES, Title, Urgency
 from telehealth.schema import json_schema
 from telehealth.server.auth import public
+from telehealth.services.appointments import (
+    AnswerInput,
+    BookInput,
+    CancelInput,
+    DeskInput,
+    HoursInput,
+    RescheduleInput,
+    Status,
+)
 from telehealth.services.organisations import AgreementInput, ReasonInput
 from telehealth.services.results import RecognisedItemsInput, RecordResult
 
@@ -47,6 +56,15 @@ SCHEMAS: dict[str, Any] = {
     "Note": {"type": "object", "nullable": True, "properties": {
         "assessment": STR, "plan": STR, "signed_at": NULLABLE_STR, "diagnoses": {"type": "array"}}},
     "Slot": _obj({"id": INT, "hospital_org_id": INT, "department": STR, "starts_at": STR}, ("id", "starts_at")),
+    "Appointment": _obj({"id": INT, "consultation_id": INT, "status": {"type": "string", "enum": [s.value for s in Status]},
+                         "department": STR, "hospital_org_id": INT,
+                         "specialist_id": {"type": "integer", "nullable": True}, "starts_at": NULLABLE_STR,
+                         "local_time": NULLABLE_STR, "duration_min": INT, "window_start": NULLABLE_STR,
+                         "window_end": NULLABLE_STR, "reason": STR, "reschedules": INT},
+                        ("id", "consultation_id", "status", "department", "starts_at")),
+    "ConsultationHours": _obj({"id": INT, "specialist_id": INT, "hospital_org_id": INT, "department": STR,
+                               "starts_at": STR, "ends_at": STR, "local_start": STR, "local_end": STR},
+                              ("id", "specialist_id", "starts_at", "ends_at")),
     "Bed": _obj({"id": INT, "hospital_org_id": INT, "ward": STR, "day": STR, "number": INT}, ("id", "day")),
     "Referral": _obj({"id": INT, "direction": STR, "status": STR, "bed_id": {"type": "integer", "nullable": True}},
                      ("id",)),
@@ -155,6 +173,8 @@ P = [_path_param("patient_id")]
 A = [_path_param("alliance_id")]
 R = [_path_param("referral_id"), _path_param("task_id")]
 G = [_path_param("agreement_id")]
+B = [_path_param("appointment_id")]
+ONE_APPOINTMENT = _obj({"appointment": _ref("Appointment")}, ("appointment",))
 
 
 def document() -> dict[str, Any]:
@@ -323,6 +343,48 @@ def document() -> dict[str, Any]:
             "node (calls in progress go on); audited", "200",
             _obj({"agreement": _ref("Agreement")}, ("agreement",)), params=G,
             body=json_schema(ReasonInput, components))},
+        "/api/appointments": {
+            "get": _op("Booked consultations: the clinic's (with the hours it may book), or a specialist's with those "
+                       "of the desks they keep and their department's requested windows (docs/scheduling.md)", "200",
+                       _obj({"appointments": {"type": "array", "items": _ref("Appointment")},
+                             "hours": {"type": "array", "items": _ref("ConsultationHours")},
+                             "desks": {"type": "array"}}, ("appointments", "hours"))),
+            "post": _op("Book a consultation (clinic doctors): a time with a named specialist or a department, or a "
+                        "window for the desk to answer; the request carries the patient's consent", "201",
+                        ONE_APPOINTMENT, body=json_schema(BookInput, components))},
+        "/api/appointments/{appointment_id}/answer": {"post": _op(
+            "Answer a requested window (the department's desk or a specialist of it): a time inside books it, "
+            "another time with a reason is a proposal", "200", ONE_APPOINTMENT, params=B,
+            body=json_schema(AnswerInput, components))},
+        "/api/appointments/{appointment_id}/accept": {"post": _op(
+            "The clinic accepts the proposed time", "200", ONE_APPOINTMENT, params=B)},
+        "/api/appointments/{appointment_id}/reschedule": {"post": _op(
+            "A new time, with the reason (either side; the clinic also books a missed one again)", "200",
+            ONE_APPOINTMENT, params=B, body=json_schema(RescheduleInput, components))},
+        "/api/appointments/{appointment_id}/cancel": {"post": _op(
+            "Cancel, with the reason (either side); the consultation is cancelled too", "200", ONE_APPOINTMENT,
+            params=B, body=json_schema(CancelInput, components))},
+        "/api/appointments/{appointment_id}/on-demand": {"post": _op(
+            "Turn a missed booked consultation into an on-demand request (the clinic)", "200", ONE_APPOINTMENT,
+            params=B)},
+        "/api/consultation-hours": {
+            "get": _op("Consultation hours from now on: at the clinic's partner hospitals (`department` narrows "
+                       "them), or the specialist's own", "200",
+                       _obj({"hours": {"type": "array", "items": _ref("ConsultationHours")}}, ("hours",)),
+                       params=[{"name": "department", "in": "query", "required": False,
+                                "schema": {"type": "string", "enum": list(SPECIALTIES)}}]),
+            "post": _op("Publish consultation hours (a specialist; the department's desk for one of its "
+                        "specialists)", "201", _obj({"hours": _ref("ConsultationHours")}, ("hours",)),
+                        body=json_schema(HoursInput, components))},
+        "/api/consultation-hours/{hours_id}": {"delete": _op(
+            "Withdraw consultation hours (booked times stay booked)", "200",
+            _obj({"withdrawn": {"type": "boolean"}}, ("withdrawn",)), params=[_path_param("hours_id")])},
+        "/api/admin/desks": {"put": _op(
+            "Name an account of a managed hospital to a department's remote-consultation desk; audited", "200",
+            _obj({"granted": {"type": "boolean"}}, ("granted",)), body=json_schema(DeskInput, components))},
+        "/api/admin/desks/revoke": {"post": _op(
+            "Take an account off a department's desk; audited", "200",
+            _obj({"revoked": {"type": "boolean"}}, ("revoked",)), body=json_schema(DeskInput, components))},
         "/healthz": {"get": _op("The process answers", "200", _obj({"status": STR}, ("status",)), auth=False)},
         "/readyz": {"get": _op("Database and broker reachable (503 otherwise)", "200",
                                _obj({"status": STR, "checks": {"type": "object"}}, ("status",)), auth=False)},

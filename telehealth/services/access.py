@@ -1,6 +1,6 @@
 """The access policy: who may see or act on a consultation, its record, its referrals and the test results in
-the patient's record, and which side of a remote-care agreement an administrator speaks for. Every edge asks
-here, through the service operations; nothing else decides."""
+the patient's record, which side of a remote-care agreement an administrator speaks for, and booked
+consultations. Every edge asks here, through the service operations; nothing else decides."""
 
 from __future__ import annotations
 
@@ -8,7 +8,15 @@ from typing import TYPE_CHECKING
 
 from telehealth.domain import AgreementSide, Role
 from telehealth.errors import ErrorCode, TelehealthError
-from telehealth.records.models import Agreement, Consultation, Organisation, Patient, Referral, User
+from telehealth.records.models import (
+    Agreement,
+    Appointment,
+    Consultation,
+    Organisation,
+    Patient,
+    Referral,
+    User,
+)
 
 if TYPE_CHECKING:
     from telehealth.services.context import Actor, Services
@@ -149,3 +157,83 @@ class AccessPolicy:
             return patient
         await self._services.audit(actor, "result.view_denied", f"patient:{patient.id}")
         raise TelehealthError(ErrorCode.forbidden, "this patient's record is not shared with your institution")
+
+    # Booked consultations (services/appointments.py)
+
+    async def keeps_desk(self, user: User, hospital_org_id: int, department: str) -> bool:
+        """Whether the account keeps this hospital department's remote-consultation desk."""
+        if user.role is not Role.specialist or not user.active:
+            return False
+        return bool(await self._services.store.list_desks(user_id=user.id, hospital_org_id=hospital_org_id,
+                                                          department=department))
+
+    async def hours_keeper(self, actor: Actor, specialist_id: int | None, department: str) -> User:
+        """Whose consultation hours the actor publishes: their own, or (as the department's desk) those of a
+        specialist of the department."""
+        user = actor.user
+        if user.role is not Role.specialist or user.organisation_id is None:
+            raise TelehealthError(ErrorCode.forbidden, "only a specialist or their department's desk publishes "
+                                                       "consultation hours")
+        specialist = user
+        if specialist_id is not None and specialist_id != user.id:
+            if not await self.keeps_desk(user, user.organisation_id, department):
+                raise TelehealthError(ErrorCode.forbidden, "only the department's desk publishes hours for "
+                                                           "another specialist")
+            other = await self._services.store.get_user(specialist_id)
+            if other is None or other.role is not Role.specialist or not other.active \
+                    or other.organisation_id != user.organisation_id:
+                raise TelehealthError(ErrorCode.invalid_input, "`specialist_id` does not name an active specialist "
+                                      "of your hospital")
+            specialist = other
+        if department not in specialist.specialties:
+            raise TelehealthError(ErrorCode.invalid_input, "the specialist does not practise {department}",
+                                  department=department)
+        return specialist
+
+    async def _appointment(self, appointment_id: int) -> tuple[Appointment, Consultation]:
+        store = self._services.store
+        appointment = await store.get_appointment(appointment_id)
+        consultation = await store.get_consultation(appointment.consultation_id) if appointment else None
+        if appointment is None or consultation is None:
+            raise TelehealthError(ErrorCode.not_found, "no such booked consultation")
+        return appointment, consultation
+
+    async def _is_hospital_side(self, user: User, appointment: Appointment) -> bool:
+        """The specialist it is booked with; the department's desk; while a window waits for its answer, a
+        specialist of the department."""
+        if user.role is not Role.specialist:
+            return False
+        if appointment.specialist_id == user.id:
+            return True
+        if appointment.status == "requested" and user.organisation_id == appointment.hospital_org_id \
+                and appointment.department in user.specialties:
+            return True
+        return await self.keeps_desk(user, appointment.hospital_org_id, appointment.department)
+
+    async def _deny(self, actor: Actor, appointment: Appointment) -> None:
+        await self._services.audit(actor, "appointment.view_denied", f"appointment:{appointment.id}")
+        raise TelehealthError(ErrorCode.forbidden, "this booked consultation is not yours")
+
+    async def appointment_clinic(self, actor: Actor, appointment_id: int) -> tuple[Appointment, Consultation]:
+        """A booked consultation of the actor's own clinic."""
+        appointment, consultation = await self._appointment(appointment_id)
+        user = actor.user
+        if user.role is not Role.clinic_doctor or user.organisation_id != appointment.clinic_org_id:
+            await self._deny(actor, appointment)
+        return appointment, consultation
+
+    async def appointment_hospital(self, actor: Actor, appointment_id: int) -> tuple[Appointment, Consultation]:
+        """A booked consultation the actor answers for at the hospital."""
+        appointment, consultation = await self._appointment(appointment_id)
+        if not await self._is_hospital_side(actor.user, appointment):
+            await self._deny(actor, appointment)
+        return appointment, consultation
+
+    async def appointment_party(self, actor: Actor, appointment_id: int) -> tuple[Appointment, Consultation]:
+        """The clinic's side or the hospital's."""
+        appointment, consultation = await self._appointment(appointment_id)
+        user = actor.user
+        clinic = user.role is Role.clinic_doctor and user.organisation_id == appointment.clinic_org_id
+        if not clinic and not await self._is_hospital_side(user, appointment):
+            await self._deny(actor, appointment)
+        return appointment, consultation

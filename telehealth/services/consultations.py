@@ -14,6 +14,7 @@ from telehealth.records.consent import MAX_SIGNATURE_CHARS, store_signature
 from telehealth.records.durations import derive_durations
 from telehealth.records.models import (
     Addendum,
+    Appointment,
     Bed,
     CallSession,
     ConsentDocument,
@@ -36,6 +37,8 @@ MAX_TEXT = 4000
 # A drawn signature, as a data URL.
 MAX_SIGNATURE = MAX_SIGNATURE_CHARS
 S = ConsultationState
+# The statuses of a booking still to be held (services/appointments.py).
+OPEN_BOOKING = ("requested", "proposed", "booked", "started", "no_show")
 
 
 @dataclass(frozen=True)
@@ -140,6 +143,8 @@ class ConsultationPage:
     organisations: dict[int, Organisation]
     # The reserved inpatient bed a referral up for admission booked.
     bed: Bed | None = None
+    # The booking, for a booked consultation (docs/scheduling.md).
+    appointment: Appointment | None = None
 
 
 @dataclass(frozen=True)
@@ -162,30 +167,40 @@ class Consultations:
         """Record a clinic's request with its signed consent and queue it; without consent it waits as
         `requested`. `consent_document` is a form's photo of the signed paper, instead of a drawn signature."""
         s = self._s
-        doctor = actor.user
-        if doctor.role is not Role.clinic_doctor or doctor.organisation_id is None:
-            raise TelehealthError(ErrorCode.forbidden, "only a clinic doctor of an institution can ask for a "
-                                                       "consultation")
-        partners = await self._require_hospital(doctor.organisation_id)
-        if body.consent is not None and consent_document is None:
-            require(bool(body.consent.signature), "{field} is required: the signature of whoever consented, as "
-                    "a data:image/png;base64 URL", field="consent.signature")
-            consent_document = await store_signature(s.files, body.consent.signature)
-        if body.requested_specialist_id is not None:
-            await self._require_eligible_named(body.requested_specialist_id, body, partners)
-        request = body.to_request(consent_document)
+        request, _ = await self.prepare(actor, body, consent_document=consent_document)
         queue = request.consent_by is not None
         # The request is one statement by itself (patient, consultation, consent and first events), and the
         # ring follows at once; its audit entry comes right after the ring, in a transaction of its own, so
         # that the serialised audit chain is not on the path from a clinic's request to a specialist's ring.
+        clinic_org_id = actor.user.organisation_id
+        assert clinic_org_id is not None  # `prepare` refuses a doctor of no institution
         consultation = await s.store.insert_consultation(
-            request, clinic_org_id=doctor.organisation_id, doctor_id=doctor.id, now=s.now(), queue=queue)
+            request, clinic_org_id=clinic_org_id, doctor_id=actor.id, now=s.now(), queue=queue)
         if queue:
             consultation = await s.matcher.queue_live(consultation)
         await s.audit(actor, "consultation.create", f"consultation:{consultation.id}")
         return consultation, await s.matcher.status(consultation)
 
-    async def _require_hospital(self, clinic_org_id: int) -> set[int]:
+    async def prepare(self, actor: Actor, body: CreateConsultation, *,
+                      consent_document: ConsentDocument | None = None) -> tuple[NewConsultation, set[int]]:
+        """A clinic's request checked as every request is (the role, a hospital to consult, a named specialist
+        who may take it) with its consent signature stored: the request to insert, and the hospitals it may go
+        to. Used for an on-demand request and for a booked one alike."""
+        doctor = actor.user
+        if doctor.role is not Role.clinic_doctor or doctor.organisation_id is None:
+            raise TelehealthError(ErrorCode.forbidden, "only a clinic doctor of an institution can ask for a "
+                                                       "consultation")
+        partners = await self.require_hospital(doctor.organisation_id)
+        if body.consent is not None and consent_document is None:
+            require(bool(body.consent.signature), "{field} is required: the signature of whoever consented, as "
+                    "a data:image/png;base64 URL", field="consent.signature")
+            consent_document = await store_signature(self._s.files, body.consent.signature)
+        if body.requested_specialist_id is not None:
+            await self.require_eligible_named(body.requested_specialist_id, body.specialty, body.min_title,
+                                              partners)
+        return body.to_request(consent_document), partners
+
+    async def require_hospital(self, clinic_org_id: int) -> set[int]:
         """The hospitals this clinic's requests may go to (its alliance's and those of valid agreements).
         With none, a request could only wait for its time limit: it is refused at once instead."""
         _, partners = await self._s.store.get_partner_hospitals(clinic_org_id, self._s.now())
@@ -195,22 +210,24 @@ class Consultations:
                                   "remote-care agreement with one")
         return partners
 
-    async def _require_eligible_named(self, specialist_id: int, body: CreateConsultation, partners: set[int]) -> None:
+    async def require_eligible_named(self, specialist_id: int, specialty: str, min_title: Title | None,
+                                     partners: set[int]) -> User:
         """A named specialist is rung first, not let past a rule: they must meet the agreement, the specialty
         and the title like anyone else, or the name could not be honoured and the clinic is told why now."""
         named = await self._s.store.get_user(specialist_id)
         if named is None or named.role is not Role.specialist or not named.active:
             raise TelehealthError(ErrorCode.invalid_input,
                                   "`requested_specialist_id` does not name an active specialist")
-        if body.specialty not in named.specialties:
+        if specialty not in named.specialties:
             raise TelehealthError(ErrorCode.not_eligible, "the specialist you named does not practise {specialty}",
-                                  specialty=body.specialty)
+                                  specialty=specialty)
         if named.organisation_id not in partners:
             raise TelehealthError(ErrorCode.not_eligible, "the specialist you named works at a hospital your "
                                                           "institution has no valid agreement with")
-        if body.min_title is not None and (named.title is None or named.title.rank < body.min_title.rank):
+        if min_title is not None and (named.title is None or named.title.rank < min_title.rank):
             raise TelehealthError(ErrorCode.not_eligible, "the specialist you named is below the minimum title "
                                                           "you asked for")
+        return named
 
     async def authorize_consent(self, actor: Actor, consultation_id: int) -> Consultation:
         consultation = await self._s.access.participant_consultation(actor, consultation_id)
@@ -219,6 +236,9 @@ class Consultations:
         if consultation.state is not S.requested:
             raise TelehealthError(ErrorCode.invalid_transition, "the consultation is {state}: consent is recorded "
                                   "only for a request waiting for it", state=consultation.state.value)
+        if consultation.consent_at is not None:
+            # A booked consultation waits as `requested` with its consent: its time, not a consent, starts it.
+            raise TelehealthError(ErrorCode.invalid_transition, "the patient's consent is already recorded")
         return consultation
 
     async def record_consent(self, actor: Actor, consultation_id: int, body: ConsentInput, *,
@@ -227,7 +247,7 @@ class Consultations:
         kept with the consultation, which then goes into the queue."""
         s = self._s
         consultation = await self.authorize_consent(actor, consultation_id)
-        await self._require_hospital(consultation.clinic_org_id)
+        await self.require_hospital(consultation.clinic_org_id)
         if consent_document is None:
             require(bool(body.signature), "{field} is required: the signature of whoever consented, as a "
                     "data:image/png;base64 URL", field="signature")
@@ -240,8 +260,17 @@ class Consultations:
         consultation = await s.matcher.queue_live(consultation)
         return consultation, await s.matcher.status(consultation)
 
+    async def _require_not_booked(self, consultation_id: int) -> None:
+        """A booked consultation waiting for (or at) its time changes through its booking, which keeps the two
+        in step and takes a reason: not by the on-demand cancel or re-queue."""
+        appointment = await self._s.store.get_appointment_of(consultation_id)
+        if appointment is not None and appointment.status in OPEN_BOOKING:
+            raise TelehealthError(ErrorCode.invalid_transition, "this consultation is booked: reschedule or cancel "
+                                  "it with its reason on the booked consultations page")
+
     async def cancel(self, actor: Actor, consultation_id: int) -> Consultation:
         await self._s.access.participant_consultation(actor, consultation_id)
+        await self._require_not_booked(consultation_id)
         consultation = await self._s.matcher.cancel(consultation_id, actor.user)
         await self._s.audit(actor, "consultation.cancel", f"consultation:{consultation_id}")
         return consultation
@@ -249,6 +278,7 @@ class Consultations:
     async def requeue(self, actor: Actor, consultation_id: int) -> tuple[Consultation, QueueStatus]:
         """A clinic queues an expired request again; a specialist gives an accepted one back."""
         consultation = await self._s.access.participant_consultation(actor, consultation_id)
+        await self._require_not_booked(consultation.id)
         if actor.user.role is Role.specialist:
             consultation = await self._s.matcher.give_back(consultation.id, actor.user)
         else:
@@ -296,7 +326,8 @@ class Consultations:
             await store.get_patient_summary(consultation.patient_id), orgs.get(consultation.clinic_org_id),
             await store.get_user(consultation.assigned_specialist_id) if consultation.assigned_specialist_id
             else None, note, await store.list_addenda(note.id) if note else [],
-            await store.get_booking(consultation.id), orgs, await store.get_bed_booking(consultation.id))
+            await store.get_booking(consultation.id), orgs, await store.get_bed_booking(consultation.id),
+            await store.get_appointment_of(consultation.id))
 
     async def events(self, actor: Actor, consultation_id: int) -> list[Event]:
         consultation = await self._s.access.consultation(actor, consultation_id)

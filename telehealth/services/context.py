@@ -20,6 +20,7 @@ from telehealth.records.models import User
 from telehealth.records.store import Store
 from telehealth.services.access import AccessPolicy
 from telehealth.services.accounts import Accounts
+from telehealth.services.appointments import Appointments
 from telehealth.services.beds import Beds
 from telehealth.services.consultations import Consultations
 from telehealth.services.notes import Notes
@@ -89,6 +90,7 @@ class Services:
         self.prechecks: Prechecks = Prechecks(self)
         self.results: Results = Results(self)
         self.records: Records = Records(self)
+        self.appointments: Appointments = Appointments(self)
 
     def now(self) -> dt.datetime:
         return dt.datetime.fromtimestamp(self.clock(), dt.UTC)

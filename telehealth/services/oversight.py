@@ -241,7 +241,8 @@ class Oversight:
             presence_days=await store.list_presence_days(start, end),
             slot_days=await store.list_slot_days(hospital_org_ids=hospitals, start=start_at, end=end_at, tz=tz),
             bed_days=await store.list_bed_days(hospital_org_ids=hospitals, start=start, end=end),
-            scope_org_ids=scope, alliances=await store.list_alliances(), share_policy=settings.slots.share_policy)
+            scope_org_ids=scope, alliances=await store.list_alliances(), share_policy=settings.slots.share_policy,
+            appointments=await store.list_appointments_of(c.id for c in consultations))
         figures = stats.compute(data)
         await self._s.audit(actor, "admin.statistics", "statistics", {
             "from": figures["period"]["from"], "to": figures["period"]["to"], "format": shown_as})

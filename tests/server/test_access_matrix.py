@@ -114,6 +114,16 @@ HTTP: dict[tuple[str, str], set[str]] = {
     ("POST", "/account/second-factor/recovery-codes"): ANY_USER,
     ("POST", "/admin/users/{u}/second-factor/reset"): {"admin"},
     ("DELETE", "/api/admin/users/{u}/second-factor"): {"admin"},
+    # Booked consultations: {b} is one of the clinic's booked with the specialist; {h} the specialist's hours.
+    ("GET", "/api/appointments"): CLINICS | SPECIALISTS, ("POST", "/api/appointments"): CLINICS,
+    ("POST", "/api/appointments/{b}/answer"): {"spec"}, ("POST", "/api/appointments/{b}/accept"): {"clinic"},
+    ("POST", "/api/appointments/{b}/reschedule"): {"clinic", "spec"},
+    ("POST", "/api/appointments/{b}/cancel"): {"clinic", "spec"},
+    ("POST", "/api/appointments/{b}/on-demand"): {"clinic"},
+    ("GET", "/api/consultation-hours"): CLINICS | SPECIALISTS, ("POST", "/api/consultation-hours"): SPECIALISTS,
+    ("DELETE", "/api/consultation-hours/{h}"): {"spec"},
+    ("GET", "/clinic/appointments"): CLINICS, ("GET", "/specialist/appointments"): SPECIALISTS,
+    ("PUT", "/api/admin/desks"): ADMINS, ("POST", "/api/admin/desks/revoke"): ADMINS,
 }
 
 # WebSocket commands: callers allowed, and whether the command is about the consultation (own vs other).
@@ -179,10 +189,23 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
         await node.token("village1")
         spare = sorted(t.id for t in await store.list_api_tokens(clinic.id, ttl=dt.timedelta(days=1)))[-2:]
         group = await store.get_alliance_by_name(ALLIANCE_NAME)
+        later = now + dt.timedelta(days=3)
+        hours = await store.insert_consultation_hours(
+            specialist_id=chief.id, hospital_org_id=chief.organisation_id, department="cardiology", starts_at=later,
+            ends_at=later + dt.timedelta(hours=2), created_by=chief.id, now=now)
+        booked = await store.insert_consultation(NewConsultation(
+            patient_name="Ma Li", patient_sex="female", patient_birth_year=1960, patient_local_id="",
+            specialty="cardiology", urgency=Urgency.routine, chief_complaint="palpitations", consent_by="patient",
+            consent_name="Ma Li", consent_document=document), clinic_org_id=clinic.organisation_id,
+            doctor_id=clinic.id, now=now)
+        appointment = await store.insert_appointment(
+            consultation_id=booked.id, clinic_org_id=clinic.organisation_id, hospital_org_id=chief.organisation_id,
+            department="cardiology", specialist_id=chief.id, starts_at=later, duration_min=30, window=None,
+            status="booked", created_by=clinic.id, now=now)
         ids = {"c": consultation.id, "a": attachment["id"], "r": 999_999, "t": 1, "u": clinic.id, "o": city.id,
                "n": consultation.patient_id, "l": group.id,
                "g": agreement, "d": duty_day.id, "p": "0" * 32,
-               "k": 999_999, "j": spare[0], "i": spare[1]}
+               "k": 999_999, "j": spare[0], "i": spare[1], "b": appointment.id, "h": hours.id}
         yield World(node, tokens, ids)
 
 
@@ -213,7 +236,7 @@ async def test_every_route_for_every_caller(world: World) -> None:
              .replace("{o}", "{org_id}").replace("{g}", "{agreement_id}").replace("{d}", "{duty_id}")
              .replace("{p}", "{check_id}").replace("{k}", "{token_id}")
              .replace("{j}", "{token_id}").replace("{i}", "{token_id}").replace("{n}", "{patient_id}")
-             .replace("{l}", "{alliance_id}"))
+             .replace("{l}", "{alliance_id}").replace("{b}", "{appointment_id}").replace("{h}", "{hours_id}"))
             for m, p in HTTP}
     assert routes == spec, ("routes without a row", routes - spec, "rows without a route", spec - routes)
 

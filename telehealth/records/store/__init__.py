@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from telehealth.config import Settings, audit_key_of
 from telehealth.records.anchor import AuditAnchor
 from telehealth.records.store.accounts import AccountStore
+from telehealth.records.store.appointments import AppointmentStore
 from telehealth.records.store.attachments import AttachmentStore
 from telehealth.records.store.audit import (
     GENESIS_HASH,
@@ -39,7 +40,7 @@ __all__ = ["CONFLICT_RETRIES", "GENESIS_HASH", "NOTE_FIELDS", "AuditChainCheck",
 
 class Store(OrganisationStore, AccountStore, CallSessionStore, NoteStore, ConsultationStore, ReferralStore,
             EventLogStore, SlotStore, BedStore, AttachmentStore, AuditStore, PrecheckStore, ResultStore, StatisticsStore,
-            SecondFactorStore,
+            SecondFactorStore, AppointmentStore,
             StoreBase):
     """All durable reads and writes. Methods take `now` where time matters; none reads a clock."""
 

@@ -21,7 +21,9 @@ function setState(state) {
   const el = document.getElementById("state");
   el.dataset.state = state;
   el.textContent = t(state);
-  document.getElementById("btn-cancel").hidden = !["requested", "queued", "offered", "expired"].includes(state);
+  // A booked consultation is cancelled with its reason on the booked consultations page.
+  document.getElementById("btn-cancel").hidden = Boolean(page.dataset.booked)
+    || !["requested", "queued", "offered", "expired"].includes(state);
   document.getElementById("btn-requeue").hidden = state !== "expired";
   if (state !== "in_call") document.getElementById("ready-banner").hidden = true;
   // A call to join, or to join again until the report is signed; the stage has its own button after a call.
