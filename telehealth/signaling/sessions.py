@@ -271,7 +271,11 @@ class SessionManager:
     # -- during the call ------------------------------------------------------------------------
 
     async def relay(self, conn: Connection, session_id: int, kind: str, payload: dict[str, Any]) -> None:
-        session = await self._session_for(conn.user, session_id)
+        # Every signal of a call passes here: an open session this node knows, with the sender in it, is taken
+        # as it is, without the awaits of the general path (which also answers every refusal).
+        session = self._cache.get(session_id)
+        if session is None or session.ended_at is not None or conn.user.id not in session.participants():
+            session = await self._session_for(conn.user, session_id)
         if session_id not in conn.joined_sessions:
             raise TelehealthError(ErrorCode.not_in_session, "join the session before signaling in it")
         if kind not in SIGNAL_KINDS:
@@ -280,8 +284,8 @@ class SessionManager:
         peer = session.peer_of(conn.user.id)
         event = {"session_id": session_id, "kind": kind, "payload": payload, "from": conn.user.id,
                  "id": f"{self._signal_prefix}{next(self._signal_ids):x}"}
-        if not await self._keep_for_pending(session_id, peer, event):
-            await self._emit(peer, "signal", event)
+        if peer in self._joined_once.get(session_id, ()) or not await self._keep_for_pending(session_id, peer, event):
+            await self.broker.publish(user_channel(peer), encode_event("signal", event))
         self.relayed += 1
         if kind in ("offer", "answer"):
             restart = bool(payload.get("ice_restart"))
