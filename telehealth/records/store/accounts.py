@@ -15,6 +15,16 @@ from telehealth.records.models import ApiToken, User, WebSession
 from telehealth.records.store.base import StoreBase, new_id
 from telehealth.records.store.rows import as_user
 
+# The lookups every request and every WebSocket connect makes, built once (building a statement and its cache
+# key costs more than running it on SQLite).
+_USER = sa.select(t.users).where(t.users.c.id == sa.bindparam("w_id"))
+_WEB_SESSION = sa.select(t.web_sessions).where(t.web_sessions.c.token_hash == sa.bindparam("w_hash"),
+                                               t.web_sessions.c.expires_at > sa.bindparam("w_now"))
+_TOKEN_OWNER = sa.select(t.users, t.api_tokens.c.created_at.label("token_created_at")).join(
+    t.api_tokens, t.api_tokens.c.user_id == t.users.c.id).where(
+    t.api_tokens.c.token_hash == sa.bindparam("w_hash"), t.api_tokens.c.revoked_at.is_(None),
+    t.users.c.active.is_(True), t.api_tokens.c.created_at > sa.bindparam("w_after"))
+
 
 class AccountStore(StoreBase):
     """Users, web sessions and API tokens."""
@@ -42,7 +52,7 @@ class AccountStore(StoreBase):
         return user
 
     async def get_user(self, user_id: int) -> User | None:
-        row = await self._first(sa.select(t.users).where(t.users.c.id == user_id))
+        row = await self._first(_USER, {"w_id": user_id})
         return as_user(row) if row else None
 
     async def get_user_by_username(self, username: str) -> User | None:
@@ -111,9 +121,7 @@ class AccountStore(StoreBase):
                 expires_at=now + ttl))
 
     async def get_web_session(self, token_hash: str, now: dt.datetime) -> WebSession | None:
-        ws = t.web_sessions
-        row = await self._first(sa.select(ws).where(ws.c.token_hash == token_hash,
-                                                          ws.c.expires_at > now))
+        row = await self._first(_WEB_SESSION, {"w_hash": token_hash, "w_now": now})
         return WebSession(row.user_id, row.csrf_token, row.expires_at) if row else None
 
     async def delete_web_session(self, token_hash: str) -> None:
@@ -136,11 +144,7 @@ class AccountStore(StoreBase):
     async def get_api_token_owner(self, token_hash: str, *,
                                   issued_after: dt.datetime) -> tuple[User, dt.datetime] | None:
         """The active owner of a token not revoked and issued after `issued_after`, with when it was issued."""
-        a, u = t.api_tokens, t.users
-        query = sa.select(u, a.c.created_at.label("token_created_at")).join(a, a.c.user_id == u.c.id).where(
-            a.c.token_hash == token_hash, a.c.revoked_at.is_(None), u.c.active.is_(True),
-            a.c.created_at > issued_after)
-        row = await self._first(query)
+        row = await self._first(_TOKEN_OWNER, {"w_hash": token_hash, "w_after": issued_after})
         return (as_user(row), row.token_created_at) if row else None
 
     # Ending access: a new password, a deactivation, a revoked token.
