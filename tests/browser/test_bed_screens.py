@@ -61,7 +61,8 @@ async def test_specialist_refers_up_for_admission_with_a_reserved_bed(browsers: 
     # The clinic sees the bed on its consultation page and on the record.
     await clinic.page.wait_for_selector("#bed", timeout=15_000)
     bed = await clinic.page.inner_text("#bed")
-    assert day.isoformat() in bed and CITY in bed and f"bed {held.number}" in bed
+    # The record page writes the day as its reader does (this page is in English).
+    assert f"{day.day} {day:%b} {day.year}" in bed and CITY in bed and f"bed {held.number}" in bed
     await clinic.shot("bed")
     await clinic.page.click("text=The full record")
     await clinic.page.wait_for_url(f"**/records/{cid}")

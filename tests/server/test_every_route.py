@@ -34,7 +34,9 @@ OUT_OF_RANGE = [f"page={PAST_2_63}", f"limit={PAST_2_63}", f"offset=-{PAST_2_63}
 # Routes that read no JSON body: their input is the path alone, or a multipart upload.
 NO_JSON_BODY = {("POST", "/api/consultations/{consultation_id}/attachments"),
                 ("POST", "/api/referrals/{referral_id}/tasks/{task_id}/done"),
-                ("POST", "/api/admin/agreements/{agreement_id}/approve")}
+                ("POST", "/api/admin/agreements/{agreement_id}/approve"),
+                ("POST", "/api/appointments/{appointment_id}/accept"),
+                ("POST", "/api/appointments/{appointment_id}/on-demand")}
 
 
 @pytest.fixture
