@@ -4,9 +4,7 @@ grassroots members; unbooked reserved beds go back at the cut-off. The pool is s
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
-import io
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -15,11 +13,11 @@ from telehealth.errors import ErrorCode, TelehealthError
 from telehealth.records import quota
 from telehealth.records.models import BedDay, Organisation
 from telehealth.schema import Range, Text, require
+from telehealth.services.slots import hospital_rows
 
 if TYPE_CHECKING:
     from telehealth.services.context import Actor, Services
 
-MAX_CSV_ROWS = 20_000
 CSV_COLUMNS = ("hospital", "ward", "date", "beds")
 MAX_BEDS = 500  # in one ward on one day
 POOL_DAYS = 15
@@ -66,21 +64,7 @@ def parse_bed_table(text: str, hospitals: dict[int, Organisation]) -> BedTable:
     """Check every row of a CSV bed table (columns hospital, ward, date, beds); hospital by name, English or
     Chinese. Problems name their line."""
     out = BedTable()
-    by_name = {name.strip().lower(): o.id for o in hospitals.values() for name in (o.name, o.name_zh) if name}
-    reader = csv.DictReader(io.StringIO(text))
-    missing = [c for c in CSV_COLUMNS if c not in (reader.fieldnames or [])]
-    if missing:
-        out.problems.append(("line {line}: the header needs the columns {columns} (missing: {missing})",
-                             {"line": 1, "columns": ", ".join(CSV_COLUMNS), "missing": ", ".join(missing)}))
-        return out
-    for line, row in enumerate(reader, start=2):
-        if line - 1 > MAX_CSV_ROWS:
-            out.problems.append(("more than {max} rows: split the timetable", {"max": MAX_CSV_ROWS}))
-            break
-        problems: list[Problem] = []
-        hospital = by_name.get((row.get("hospital") or "").strip().lower())
-        if hospital is None:
-            problems.append(("line {line}: unknown hospital (or not in your alliance)", {"line": line}))
+    for line, row, hospital, problems in hospital_rows(text, hospitals, CSV_COLUMNS, out.problems):
         ward = (row.get("ward") or "").strip()
         if ward not in SPECIALTIES:
             problems.append(("line {line}: the ward must be one of {allowed}",

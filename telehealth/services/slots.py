@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -85,25 +86,34 @@ class Timetable:
     problems: list[Problem] = field(default_factory=list)
 
 
-def parse_timetable(text: str, hospitals: dict[int, Organisation], tz: Any) -> Timetable:
-    """Check every row of a CSV timetable (columns hospital, department, date, time, and optionally
-    duration_min and location); hospital by name, English or Chinese. Problems name their line."""
-    out = Timetable()
+def hospital_rows(text: str, hospitals: dict[int, Organisation], columns: tuple[str, ...],
+                  problems_out: list[Problem]) -> Iterator[tuple[int, dict[str, str], int | None, list[Problem]]]:
+    """The rows of a CSV table published per hospital (slots, beds): each as (line, row, the hospital's id by
+    its English or Chinese name or None, the row's problems so far). A header without `columns` or a table past
+    `MAX_CSV_ROWS` puts its problem in `problems_out` and stops."""
     by_name = {name.strip().lower(): o.id for o in hospitals.values() for name in (o.name, o.name_zh) if name}
     reader = csv.DictReader(io.StringIO(text))
-    missing = [c for c in CSV_COLUMNS if c not in (reader.fieldnames or [])]
+    missing = [c for c in columns if c not in (reader.fieldnames or [])]
     if missing:
-        out.problems.append(("line {line}: the header needs the columns {columns} (missing: {missing})",
-                             {"line": 1, "columns": ", ".join(CSV_COLUMNS), "missing": ", ".join(missing)}))
-        return out
+        problems_out.append(("line {line}: the header needs the columns {columns} (missing: {missing})",
+                             {"line": 1, "columns": ", ".join(columns), "missing": ", ".join(missing)}))
+        return
     for line, row in enumerate(reader, start=2):
         if line - 1 > MAX_CSV_ROWS:
-            out.problems.append(("more than {max} rows: split the timetable", {"max": MAX_CSV_ROWS}))
-            break
+            problems_out.append(("more than {max} rows: split the timetable", {"max": MAX_CSV_ROWS}))
+            return
         problems: list[Problem] = []
         hospital = by_name.get((row.get("hospital") or "").strip().lower())
         if hospital is None:
             problems.append(("line {line}: unknown hospital (or not in your alliance)", {"line": line}))
+        yield line, row, hospital, problems
+
+
+def parse_timetable(text: str, hospitals: dict[int, Organisation], tz: Any) -> Timetable:
+    """Check every row of a CSV timetable (columns hospital, department, date, time, and optionally
+    duration_min and location); hospital by name, English or Chinese. Problems name their line."""
+    out = Timetable()
+    for line, row, hospital, problems in hospital_rows(text, hospitals, CSV_COLUMNS, out.problems):
         department = (row.get("department") or "").strip()
         if department not in SPECIALTIES:
             problems.append(("line {line}: the department must be one of {allowed}",
